@@ -1,0 +1,137 @@
+"""The one settings loader: every process (web, worker, scheduler, CLI) reads its configuration here.
+
+Names are exactly the environment variables a deployment sets. A missing or malformed required
+setting stops start-up with a `SettingsError` that names it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'liaison.sqlite3'}"
+WECHAT_DEFAULT_API_BASE_URL = "https://api.weixin.qq.com"
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. `database_url`/`redis_url` decide embedded versus production mode."""
+
+    secret_key: str
+    wechat_token: str
+    wechat_app_id: str
+    wechat_app_secret: str
+    database_url: str = DEFAULT_SQLITE_URL
+    redis_url: str | None = None
+    wechat_encoding_aes_key: str | None = None
+    wechat_previous_encoding_aes_key: str | None = None
+    wechat_api_base_url: str = WECHAT_DEFAULT_API_BASE_URL
+    miniprogram_app_id: str | None = None
+    miniprogram_app_secret: str | None = None
+    # Tunables with field defaults; documented in the README.
+    webhook_max_body_bytes: int = 64 * 1024
+    webhook_max_clock_skew_seconds: int = 300
+    message_join_window_seconds: int = 600
+    session_token_max_age_seconds: int = 7 * 24 * 3600
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: jobs run on an in-process queue."""
+        return self.redis_url is None
+
+    @property
+    def wechat_encrypted(self) -> bool:
+        return bool(self.wechat_encoding_aes_key)
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required but not set")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    return value or None
+
+
+def _check_aes_key(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 43:
+        raise SettingsError(f"{name} must be 43 characters (WeChat EncodingAESKey), got {len(value)}")
+    try:
+        if len(base64.b64decode(value + "=", validate=True)) != 32:
+            raise ValueError
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} is not valid base64 for a 32-byte key") from None
+    return value
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme.split("+")[0] not in schemes or not (parsed.netloc or parsed.path):
+        raise SettingsError(f"{name} is malformed: expected a {'/'.join(schemes)} URL")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    database_url = _optional(env, "DATABASE_URL") or DEFAULT_SQLITE_URL
+    if database_url.startswith("postgres://"):  # Heroku-style alias SQLAlchemy does not accept
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    _check_url("DATABASE_URL", database_url, ("sqlite", "postgresql"))
+    redis_url = _optional(env, "REDIS_URL")
+    if redis_url is not None:
+        _check_url("REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+    base_url = (_optional(env, "WECHAT_API_BASE_URL") or WECHAT_DEFAULT_API_BASE_URL).rstrip("/")
+    _check_url("WECHAT_API_BASE_URL", base_url, ("http", "https"))
+    mp_id, mp_secret = _optional(env, "MINIPROGRAM_APP_ID"), _optional(env, "MINIPROGRAM_APP_SECRET")
+    if bool(mp_id) != bool(mp_secret):
+        raise SettingsError("MINIPROGRAM_APP_ID and MINIPROGRAM_APP_SECRET must be set together")
+    return Settings(
+        secret_key=_require(env, "SECRET_KEY"),
+        wechat_token=_require(env, "WECHAT_TOKEN"),
+        wechat_app_id=_require(env, "WECHAT_APP_ID"),
+        wechat_app_secret=_require(env, "WECHAT_APP_SECRET"),
+        database_url=database_url,
+        redis_url=redis_url,
+        wechat_encoding_aes_key=_check_aes_key(
+            "WECHAT_ENCODING_AES_KEY", _optional(env, "WECHAT_ENCODING_AES_KEY")),
+        wechat_previous_encoding_aes_key=_check_aes_key(
+            "WECHAT_PREVIOUS_ENCODING_AES_KEY", _optional(env, "WECHAT_PREVIOUS_ENCODING_AES_KEY")),
+        wechat_api_base_url=base_url,
+        miniprogram_app_id=mp_id,
+        miniprogram_app_secret=mp_secret,
+        webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 64 * 1024),
+        webhook_max_clock_skew_seconds=_int(env, "WEBHOOK_MAX_CLOCK_SKEW_SECONDS", 300),
+        message_join_window_seconds=_int(env, "MESSAGE_JOIN_WINDOW_SECONDS", 600),
+        session_token_max_age_seconds=_int(env, "SESSION_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600),
+    )

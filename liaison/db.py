@@ -1,0 +1,91 @@
+"""Engine and session handling for the domain; no Flask here.
+
+Every process calls `init_engine(url)` once at start-up; units of work use `session_scope()`.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+
+_engine: Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+_after_commit_hooks: list[Callable[[Session], None]] = []
+
+
+def init_engine(url: str, **kwargs) -> Engine:
+    """Create the process-wide engine (replacing any earlier one) and return it."""
+    global _engine, _session_factory
+    if _engine is not None:
+        _engine.dispose()
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+    _engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        @event.listens_for(_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(_engine, "begin")
+        def _sqlite_begin_immediate(conn):
+            # pysqlite defers BEGIN; an explicit IMMEDIATE begin makes writers queue on the lock
+            # instead of failing with "database is locked" on upgrade from read to write.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
+    return _engine
+
+
+def get_engine() -> Engine:
+    if _engine is None:
+        raise RuntimeError("database engine not initialised: call liaison.db.init_engine first")
+    return _engine
+
+
+def new_session() -> Session:
+    if _session_factory is None:
+        raise RuntimeError("database engine not initialised: call liaison.db.init_engine first")
+    return _session_factory()
+
+
+def on_after_commit(hook: Callable[[Session], None]) -> None:
+    """Register a hook run after every successful `session_scope` commit (e.g. outbox kick)."""
+    _after_commit_hooks.append(hook)
+
+
+def clear_after_commit_hooks() -> None:
+    _after_commit_hooks.clear()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on error, always close."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    else:
+        for hook in list(_after_commit_hooks):
+            hook(session)
+    finally:
+        session.close()

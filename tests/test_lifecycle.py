@@ -1,0 +1,50 @@
+"""The transition table: every legal move, and every illegal one refused."""
+import itertools
+
+import pytest
+
+from liaison import lifecycle
+from liaison.lifecycle import IllegalTransition, Status, TRANSITIONS
+
+ALL_STATUSES = [v for k, v in vars(Status).items() if not k.startswith("_")]
+
+
+def test_the_closed_loop_path_is_legal():
+    path = [("assign", Status.ASSIGNED), ("accept", Status.ACCEPTED), ("dispatch", Status.TRANSFERRED),
+            ("accept", Status.ACCEPTED), ("reply", Status.REPLIED), ("close", Status.CLOSED),
+            ("rate_unsatisfied", Status.REOPENED), ("accept", Status.ACCEPTED), ("close", Status.CLOSED),
+            ("rate_satisfied", Status.ARCHIVED)]
+    status = Status.SUBMITTED
+    for action, expected in path:
+        status = lifecycle.check(action, status).target
+        assert status == expected
+
+
+@pytest.mark.parametrize("action,status", [
+    (a, s) for a, s in itertools.product(TRANSITIONS, ALL_STATUSES) if s not in TRANSITIONS[a].sources])
+def test_every_move_outside_the_table_is_refused(action, status):
+    with pytest.raises(IllegalTransition):
+        lifecycle.check(action, status, reason="有理由")
+
+
+def test_final_statuses_allow_nothing():
+    for status in lifecycle.FINAL_STATUSES:
+        assert lifecycle.allowed_actions(status) == []
+
+
+@pytest.mark.parametrize("action", ["return", "reject"])
+def test_return_and_reject_need_a_reason(action):
+    source = next(iter(TRANSITIONS[action].sources))
+    with pytest.raises(IllegalTransition, match="reason"):
+        lifecycle.check(action, source, reason="  ")
+    assert lifecycle.check(action, source, reason="职能不符").target == TRANSITIONS[action].target
+
+
+def test_only_a_rating_archives():
+    archiving = [t.action for t in TRANSITIONS.values() if t.target == Status.ARCHIVED]
+    assert archiving == ["rate_satisfied"]
+
+
+def test_unknown_action_is_refused():
+    with pytest.raises(IllegalTransition, match="unknown"):
+        lifecycle.check("teleport", Status.ASSIGNED)
