@@ -1,0 +1,183 @@
+"""Webhook benchmark: the full pipeline versus a bare wechatpy echo endpoint, same gunicorn set-up.
+
+Both servers run under gunicorn with the same workers/threads; the same client sends distinct
+safe-mode (AES) text messages from distinct residents, pre-encrypted so the client's own crypto is
+not measured. The full pipeline classifies, routes, stores the case in PostgreSQL and enqueues the
+outbox kick on Redis. Prints messages/s and p50/p99 for both and their ratio.
+
+Target (issue 2): full ≥ 0.5 × echo throughput, full p99 < 100 ms.
+
+    python bench/bench_webhook.py [--requests 3000] [--concurrency 8] [--workers 2] [--threads 4]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN, APP_ID, SECRET = "bench-token", "wx_bench_app", "bench-secret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liaison_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+TEXTS = ["幸福里小区{i}号楼门口的路灯坏了", "东关街有人占道经营，晚上噪音很大{i}", "公司拖欠工资{i}个月了",
+         "青山村的自来水停了{i}天", "学校门口交通拥堵，第{i}天了", "小区楼道里有人飞线充电{i}",
+         "工厂排放污水，河水发臭{i}", "医院挂号难，排队{i}小时"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def prepare_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    from liaison import db, demo, schema
+
+    admin = create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    name = DB_URL.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    schema.upgrade(DB_URL)
+    db.init_engine(DB_URL)
+    with db.session_scope() as session:
+        demo.seed_demo(session)
+
+
+def build_requests(n: int, offset: int) -> list[tuple[str, bytes]]:
+    from wechat_fake.simulator import WeChatSimulator
+
+    sim = WeChatSimulator(url="http://unused/wechat", token=TOKEN, appid=APP_ID,
+                          encoding_aes_key=AES_KEY, mode="safe")
+    out = []
+    for i in range(n):
+        k = offset + i
+        xml = sim.build_text(f"o_bench_{k}", TEXTS[k % len(TEXTS)].format(i=k % 97 + 1), msg_id=10_000_000 + k)
+        query, body = sim.envelope(xml)
+        out.append(("/wechat?" + urlencode(query), body.encode()))
+    return out
+
+
+def run_load(port: int, reqs: list[tuple[str, bytes]], concurrency: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    index = iter(range(len(reqs)))
+
+    def client():
+        nonlocal errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine, bad = [], 0
+        while True:
+            with lock:
+                i = next(index, None)
+            if i is None:
+                break
+            path, body = reqs[i]
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
+            response = conn.getresponse()
+            payload = response.read()
+            mine.append(time.perf_counter() - started)
+            if response.status != 200 or b"<Encrypt>" not in payload:
+                bad += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return len(reqs) / elapsed, latencies, errors
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def gunicorn(app_spec: str, port: int, env: dict, workers: int, threads: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+           "--threads", str(threads), "--log-level", "warning", app_spec]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    wait_port(port)
+    return proc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    from wechat_fake.server import FakeWeChatServer
+
+    prepare_database()
+    fake = FakeWeChatServer(appid=APP_ID, secret=SECRET).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL,
+           "SECRET_KEY": "bench", "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID,
+           "WECHAT_APP_SECRET": SECRET, "WECHAT_ENCODING_AES_KEY": AES_KEY,
+           "WECHAT_API_BASE_URL": fake.base_url}
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    results = {}
+    total = args.warmup + args.requests
+    for name, spec in (("echo", "bench.echo_app:app"), ("full", "webapp:create_app()")):
+        port = free_port()
+        proc = gunicorn(spec, port, env, args.workers, args.threads)
+        try:
+            offset = 0 if name == "echo" else total
+            reqs = build_requests(total, offset)
+            run_load(port, reqs[:args.warmup], args.concurrency)
+            throughput, latencies, errors = run_load(port, reqs[args.warmup:], args.concurrency)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        results[name] = (throughput, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000, errors)
+        print(f"{name:5s}: {throughput:8.1f} msg/s  p50 {results[name][1]:6.2f} ms  "
+              f"p99 {results[name][2]:6.2f} ms  errors {errors}")
+    fake.stop()
+    ratio = results["full"][0] / results["echo"][0]
+    print(f"ratio full/echo throughput: {ratio:.2f}  (target >= 0.50)")
+    print(f"full p99: {results['full'][2]:.1f} ms  (target < 100 ms)")
+    print(f"settings: {args.requests} distinct messages, concurrency {args.concurrency}, "
+          f"gunicorn -w {args.workers} --threads {args.threads}, safe mode (AES)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

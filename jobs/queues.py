@@ -1,0 +1,99 @@
+"""Where jobs go: RQ on Redis in production, an in-process queue in the embedded default.
+
+Queues: `urgent` (messages to people), `default` (sweeps), `bulk` (broadcasts, exports), so bulk work
+never delays a resident's reply.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable
+
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
+QUEUE_NAMES = (URGENT, DEFAULT, BULK)
+
+
+class RQJobQueue:
+    """Enqueue onto RQ with job ids unique per outbox attempt (a re-enqueue of the same attempt is
+    harmless: the job claims its row before sending)."""
+
+    def __init__(self, redis_client):
+        from rq import Queue
+
+        self.redis = redis_client
+        self.queues = {name: Queue(name, connection=redis_client) for name in QUEUE_NAMES}
+
+    def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None, **kwargs):
+        return self.queues[queue_name].enqueue(func, *args, job_id=job_id, result_ttl=3600,
+                                               failure_ttl=7 * 24 * 3600, **kwargs)
+
+    def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
+        self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
+
+
+class LocalJobQueue:
+    """The embedded default: one daemon thread runs jobs in order, in this process."""
+
+    def __init__(self):
+        self._queue: queue.Queue[tuple[Callable, tuple]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="local-jobs", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            func, args = self._queue.get()
+            try:
+                func(*args)
+            except Exception:  # keep the worker alive; the outbox keeps the retry state
+                log.exception("local job %s failed", getattr(func, "__name__", func))
+            finally:
+                self._queue.task_done()
+
+    def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None, **kwargs):
+        module, _, name = func.rpartition(".")
+        import importlib
+
+        self._queue.put((getattr(importlib.import_module(module), name), args))
+
+    def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
+        self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id)
+
+    def join(self) -> None:
+        """Wait until every queued job ran (tests and the CLI use it)."""
+        self._queue.join()
+
+
+_current = None
+
+
+def install(settings: Settings, redis_client=None):
+    """Create this process's queue and make every committed outbox row go to it at once."""
+    global _current
+    from liaison import db, outbox
+
+    _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
+
+    def kick(session) -> None:
+        ids = session.info.pop("outbox_ids", None)
+        if not ids:
+            return
+        try:
+            with db.session_scope() as relay_session:
+                outbox.enqueue_ids(relay_session, ids, _current.enqueue_outbox)
+        except Exception:  # Redis down: the rows stay pending and the scheduler's relay retries
+            log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
+
+    db.clear_after_commit_hooks()
+    db.on_after_commit(kick)
+    return _current
+
+
+def current_queue():
+    if _current is None:
+        raise RuntimeError("jobs.queues.install(settings) has not been called in this process")
+    return _current

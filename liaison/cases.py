@@ -1,0 +1,374 @@
+"""Case services: opening, routing and working a case. Every status change goes through `_transition`,
+which checks the lifecycle table and writes the timeline entry and the side effects in the caller's
+transaction.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from liaison import lifecycle, outbox
+from liaison.lifecycle import IllegalTransition, Status
+from liaison.models import (
+    DEPUTY_LEVEL_NAMES, Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, DeputyGrid,
+    Grid, Rating, Resident, utcnow,
+)
+from liaison.workcalendar import add_working_days
+
+DEADLINES_FILE = Path(__file__).parent / "data" / "deadlines.json"
+RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+DUPLICATE_WINDOW = timedelta(days=7)
+
+
+class NotFound(Exception):
+    """The referenced case, department or deputy does not exist (or is not visible to the caller)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a case: resident | deputy | department | staff | system, with their row id."""
+
+    kind: str
+    id: int | None = None
+
+    @staticmethod
+    def system() -> Actor:
+        return Actor("system")
+
+
+@lru_cache(maxsize=1)
+def _deadline_table() -> dict[str, Any]:
+    return json.loads(DEADLINES_FILE.read_text(encoding="utf-8"))
+
+
+def deadline_days(category: str | None, kind: str = "reply") -> int:
+    """Working days allowed for `kind` (accept | reply | finish) in `category`."""
+    table = _deadline_table()
+    limits = table["categories"].get(category or "", table["default"])
+    return int(limits.get(kind, table["default"][kind]))
+
+
+def next_case_number(session: Session, now: datetime) -> str:
+    """Allocate the next human-readable number for the year, e.g. 2026-000123 (gap-free per commit)."""
+    year = now.year
+    for _ in range(3):
+        value = session.execute(
+            update(CaseCounter).where(CaseCounter.year == year)
+            .values(value=CaseCounter.value + 1).returning(CaseCounter.value)).scalar_one_or_none()
+        if value is not None:
+            return f"{year}-{value:06d}"
+        try:
+            with session.begin_nested():
+                session.execute(insert(CaseCounter).values(year=year, value=0))
+        except IntegrityError:
+            pass  # another transaction created the year's row first; the update now finds it
+    raise RuntimeError("could not allocate a case number")
+
+
+def lead_deputy(session: Session, grid_id: int) -> Deputy | None:
+    """The grid's lead (主) deputy, else any assisting deputy."""
+    links = session.scalars(select(DeputyGrid).where(DeputyGrid.grid_id == grid_id)).all()
+    links.sort(key=lambda link: (link.role != "lead", link.deputy_id))
+    return links[0].deputy if links else None
+
+
+def find_grid_in_text(session: Session, text: str) -> Grid | None:
+    """A grid whose name or alias (community name) appears in the text, longest match first."""
+    best, best_len = None, 0
+    for grid in session.scalars(select(Grid)).all():
+        for name in [grid.name, *(grid.aliases or [])]:
+            if name and name in text and len(name) > best_len:
+                best, best_len = grid, len(name)
+    return best
+
+
+def handler_label(case: Case) -> str:
+    """Who handles the case, as shown to the resident."""
+    if case.handler_kind == "department" and case.department is not None:
+        return case.department.name
+    if case.handler_kind == "deputy" and case.deputy is not None:
+        level = DEPUTY_LEVEL_NAMES.get(case.deputy.level, "")
+        return f"网格代表 {case.deputy.name}（{level}人大代表）"
+    return "人大代表联络工作室（分派中）"
+
+
+def _event(session: Session, case: Case, actor: Actor, action: str, from_status: str | None,
+           to_status: str | None, **detail: Any) -> CaseEvent:
+    entry = CaseEvent(case_id=case.id, actor_kind=actor.kind, actor_id=actor.id, action=action,
+                      from_status=from_status, to_status=to_status, detail=detail, at=utcnow())
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _transition(session: Session, case: Case, action: str, actor: Actor, *,
+                reason: str | None = None, **detail: Any) -> CaseEvent:
+    """Apply one row of the lifecycle table: check, change status, write the timeline entry."""
+    transition = lifecycle.check(action, case.status, reason)
+    before = case.status
+    case.status = transition.target
+    case.updated_at = utcnow()
+    if reason:
+        detail["reason"] = reason
+    return _event(session, case, actor, action, before, transition.target, **detail)
+
+
+def _recipients(session: Session, case: Case) -> list[int]:
+    followers = session.scalars(select(CaseFollower.resident_id).where(
+        CaseFollower.case_id == case.id)).all()
+    return [case.resident_id, *[r for r in followers if r != case.resident_id]]
+
+
+def _notify_residents(session: Session, case: Case, entry: CaseEvent, text: str) -> None:
+    for resident_id in _recipients(session, case):
+        outbox.add(session, "resident_text", f"event:{entry.id}:resident:{resident_id}",
+                   {"text": text, "case_number": case.number}, case_id=case.id,
+                   resident_id=resident_id)
+
+
+def _route(session: Session, case: Case, text: str) -> None:
+    """Classify and route: fill category, routing decision with reasons, and the handler."""
+    from classifiers import get_classifier, route, signature
+
+    decision = get_classifier().classify(text)
+    routed = route(decision, text)
+    reasons = list(routed.reasons)
+    case.category = decision.category
+    case.confidence = decision.confidence
+    case.signature = sorted(signature(text))
+    case.handler_kind, case.deputy_id, case.department_id = None, None, None
+    department = None
+    if routed.target == "department" and routed.department_code:
+        department = session.scalar(select(Department).where(Department.code == routed.department_code))
+        if department is None:
+            reasons.append(f"未配置部门 {routed.department_code}，交网格代表分办")
+    if department is not None:
+        case.handler_kind, case.department_id = "department", department.id
+    else:
+        deputy = lead_deputy(session, case.grid_id) if case.grid_id else None
+        if deputy is not None:
+            case.handler_kind, case.deputy_id = "deputy", deputy.id
+        else:
+            case.handler_kind = "office"
+            reasons.append("未能确定所在网格，由联络工作室分派")
+    case.routing = {"decision": decision.to_dict(), "route": routed.to_dict(), "reasons": reasons}
+    session.flush()
+    session.refresh(case)
+
+
+def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",
+              now: datetime | None = None, grid: Grid | None = None) -> Case:
+    """A resident's message becomes a routed case (status `assigned`) with a deadline."""
+    now = now or utcnow()
+    grid = grid or resident.grid or find_grid_in_text(session, text)
+    case = Case(number=next_case_number(session, now), resident_id=resident.id, text=text,
+                status=Status.SUBMITTED, grid_id=grid.id if grid else None, created_at=now,
+                last_message_at=now, round=1)
+    session.add(case)
+    session.flush()
+    _event(session, case, Actor("resident", resident.id), "submit", None, Status.SUBMITTED,
+           channel=channel, text=text)
+    _route(session, case, text)
+    case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
+    _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
+                category=case.category, reasons=case.routing["reasons"])
+    return case
+
+
+def find_duplicate(session: Session, text: str, grid_id: int | None, *,
+                   exclude_resident_id: int | None = None, now: datetime | None = None) -> Case | None:
+    """An open case in the same grid about the same problem, recent enough to merge into (并单)."""
+    from classifiers import signature, similarity, similarity_threshold
+
+    if grid_id is None:
+        return None
+    now = now or utcnow()
+    mine = signature(text)
+    if not mine:
+        return None
+    candidates = session.scalars(select(Case).where(
+        Case.grid_id == grid_id, Case.status.in_(lifecycle.OPEN_STATUSES),
+        Case.created_at >= now - DUPLICATE_WINDOW)).all()
+    best, best_score = None, 0.0
+    for candidate in candidates:
+        if exclude_resident_id is not None and candidate.resident_id == exclude_resident_id:
+            continue
+        score = similarity(mine, frozenset(candidate.signature or []))
+        if score > best_score:
+            best, best_score = candidate, score
+    return best if best is not None and best_score >= similarity_threshold() else None
+
+
+def follow_case(session: Session, case: Case, resident: Resident, text: str) -> None:
+    """并单: the resident's message joins an open case; they become a follower and get its updates."""
+    exists = session.get(CaseFollower, (case.id, resident.id))
+    if exists is None:
+        session.add(CaseFollower(case_id=case.id, resident_id=resident.id))
+    _event(session, case, Actor("resident", resident.id), "follow", case.status, case.status, text=text)
+
+
+def add_information(session: Session, case: Case, actor: Actor, text: str, *,
+                    reroute: bool = False) -> CaseEvent:
+    """The resident adds to an open case (a follow-up chat message or the mini-program).
+
+    With `reroute`, a case nobody has accepted yet is classified again on the whole text.
+    """
+    if case.status in lifecycle.FINAL_STATUSES or case.status == Status.CLOSED:
+        raise IllegalTransition("add_information", case.status)
+    case.text = f"{case.text}\n{text}"
+    case.last_message_at = utcnow()
+    entry = _event(session, case, actor, "add_information", case.status, case.status, text=text)
+    if reroute and case.status == Status.ASSIGNED:
+        before = (case.handler_kind, case.deputy_id, case.department_id)
+        _route(session, case, case.text)
+        if (case.handler_kind, case.deputy_id, case.department_id) != before:
+            _event(session, case, Actor.system(), "reroute", case.status, case.status,
+                   handler=handler_label(case), category=case.category,
+                   reasons=case.routing["reasons"])
+    return entry
+
+
+def accept(session: Session, case: Case, actor: Actor) -> CaseEvent:
+    """受理. A department accepting a dispatched case becomes its handler."""
+    return _transition(session, case, "accept", actor)
+
+
+def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
+    """答复: the handler's answer, delivered to the resident (and followers) by a worker."""
+    if not text.strip():
+        raise ValueError("reply text is empty")
+    entry = _transition(session, case, "reply", actor, text=text)
+    _notify_residents(session, case, entry, f"【诉求 {case.number} 答复】\n{text.strip()}")
+    return entry
+
+
+def dispatch(session: Session, case: Case, actor: Actor, department: Department, *,
+             working_days: int | None = None, note: str | None = None) -> CaseEvent:
+    """派单/转办 to a department with a deadline in working days."""
+    days = working_days or deadline_days(case.category, "reply")
+    case.deadline = add_working_days(utcnow(), days)
+    case.handler_kind, case.department_id = "department", department.id
+    entry = _transition(session, case, "dispatch", actor, department=department.name,
+                        department_code=department.code, deadline=case.deadline.isoformat(),
+                        note=note)
+    _notify_residents(session, case, entry,
+                      f"您的诉求 {case.number} 已转交{department.name}办理，我们会持续跟进督办。")
+    return entry
+
+
+def return_case(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:
+    """退单: the department sends the case back to the grid deputy, with a reason."""
+    department_name = case.department.name if case.department else None
+    case.handler_kind, case.department_id = "deputy" if case.deputy_id else "office", None
+    return _transition(session, case, "return", actor, reason=reason, department=department_name)
+
+
+def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | None = None,
+             department: Department | None = None, category: str | None = None,
+             reason: str | None = None) -> CaseEvent:
+    """改派: staff or a deputy moves the case to another handler and/or corrects its category."""
+    if deputy is None and department is None and category is None:
+        raise ValueError("reassign needs a deputy, a department or a category")
+    if category is not None:
+        case.category = category
+    if department is not None:
+        case.handler_kind, case.department_id = "department", department.id
+    elif deputy is not None:
+        case.handler_kind, case.deputy_id, case.department_id = "deputy", deputy.id, None
+    return _transition(session, case, "reassign", actor, reason=reason, category=case.category,
+                       handler=handler_label(case))
+
+
+def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent:
+    """办结 with a summary of what was done; asks the resident (and followers) for a rating."""
+    if not summary.strip():
+        raise ValueError("a closing summary is required")
+    case.summary = summary.strip()
+    case.closed_at = utcnow()
+    entry = _transition(session, case, "close", actor, summary=case.summary)
+    for resident_id in _recipients(session, case):
+        outbox.add(session, "rating_prompt", f"rate:{case.id}:{case.round}:resident:{resident_id}",
+                   {"case_number": case.number, "round": case.round, "summary": case.summary},
+                   case_id=case.id, resident_id=resident_id)
+    return entry
+
+
+def rate(session: Session, case: Case, resident: Resident, value: str, *, channel: str,
+         comment: str | None = None) -> CaseEvent:
+    """评价 a closed case. 满意/基本满意 → 销号; 不满意 → second round with a fresh deadline.
+
+    Only the case's resident decides the outcome; a follower's rating is recorded without moving it.
+    """
+    if value not in RATING_VALUES:
+        raise ValueError(f"unknown rating {value!r}")
+    if case.status != Status.CLOSED:
+        raise IllegalTransition("rate", case.status)
+    if resident.id not in _recipients(session, case):
+        raise NotFound("case")
+    existing = session.scalar(select(Rating).where(
+        Rating.case_id == case.id, Rating.round == case.round, Rating.resident_id == resident.id))
+    if existing is not None:
+        raise IllegalTransition("rate", case.status, "this round is already rated")
+    session.add(Rating(case_id=case.id, round=case.round, resident_id=resident.id, value=value,
+                       comment=comment, channel=channel))
+    actor = Actor("resident", resident.id)
+    if resident.id != case.resident_id:
+        return _event(session, case, actor, "follower_rating", case.status, case.status,
+                      rating=value, comment=comment)
+    if value == "unsatisfied":
+        entry = _transition(session, case, "rate_unsatisfied", actor, rating=value, comment=comment,
+                            round=case.round + 1)
+        case.round += 1
+        case.closed_at = None
+        case.deadline = add_working_days(utcnow(), int(_deadline_table()["second_round"]))
+        return entry
+    return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment)
+
+
+def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:
+    """不予受理, with the reason and where to go instead (told to the resident)."""
+    entry = _transition(session, case, "reject", actor, reason=reason)
+    _notify_residents(session, case, entry, f"您的诉求 {case.number} 不予受理：{reason}")
+    return entry
+
+
+def merge(session: Session, case: Case, into: Case, actor: Actor) -> CaseEvent:
+    """并单: close `case` into `into`; its resident follows `into` from now on."""
+    if case.id == into.id or into.status in lifecycle.FINAL_STATUSES:
+        raise IllegalTransition("merge", into.status, "cannot merge into that case")
+    case.merged_into_id = into.id
+    entry = _transition(session, case, "merge", actor, into=into.number)
+    if session.get(CaseFollower, (into.id, case.resident_id)) is None and into.resident_id != case.resident_id:
+        session.add(CaseFollower(case_id=into.id, resident_id=case.resident_id))
+    _event(session, into, actor, "merged_in", into.status, into.status, case=case.number)
+    return entry
+
+
+def withdraw(session: Session, case: Case, resident: Resident) -> CaseEvent:
+    """The resident withdraws their own open case."""
+    if case.resident_id != resident.id:
+        raise NotFound("case")
+    return _transition(session, case, "withdraw", Actor("resident", resident.id))
+
+
+def case_by_number(session: Session, number: str) -> Case:
+    case = session.scalar(select(Case).where(Case.number == number))
+    if case is None:
+        raise NotFound("case")
+    return case
+
+
+def lock_case(session: Session, case_id: int) -> Case:
+    """Load a case with a row lock (PostgreSQL) so concurrent actions serialise on it."""
+    case = session.scalar(select(Case).where(Case.id == case_id).with_for_update())
+    if case is None:
+        raise NotFound("case")
+    return case

@@ -1,0 +1,154 @@
+"""The transactional outbox: side effects are rows written with the change that caused them.
+
+Flow: `add()` inside the domain transaction → after commit the relay (`relay_due`) hands due rows to the
+queue with a job id unique to the attempt → the job calls `claim()`, which atomically moves the row to
+`sending`; only the one claimer sends. `finish_*` records the outcome.
+
+A row found in `sending` after its lease expired means a worker died mid-send. WeChat's customer-service
+API has no idempotency key, so we cannot know whether the message left: the row becomes `unknown`
+(counted, listed by `python -m jobs.ops failed`) instead of being sent again. The content is never lost:
+it stays on the case timeline, which the resident sees in the mini-program.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from liaison.models import DeliveryAttempt, OutboxMessage, utcnow
+
+SEND_LEASE = timedelta(seconds=120)
+ENQUEUE_LEASE = timedelta(seconds=300)
+MAX_ATTEMPTS = 6
+BACKOFF_SECONDS = (10, 30, 120, 600, 1800)
+
+
+def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
+        case_id: int | None = None, resident_id: int | None = None,
+        not_before: datetime | None = None) -> OutboxMessage | None:
+    """Queue a side effect in the caller's transaction; a repeated `dedup_key` adds nothing."""
+    existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
+    if existing is not None:
+        return None
+    row = OutboxMessage(kind=kind, dedup_key=dedup_key, payload=payload, case_id=case_id,
+                        resident_id=resident_id, next_attempt_at=not_before or utcnow())
+    session.add(row)
+    session.flush()
+    session.info.setdefault("outbox_ids", []).append(row.id)
+    return row
+
+
+def relay_due(session: Session, enqueue: Callable[[int, int], None], *, now: datetime | None = None,
+              limit: int = 500) -> int:
+    """Hand due rows to the queue. `enqueue(outbox_id, attempt)` must be idempotent per (id, attempt).
+
+    Picks pending rows that are due, and enqueued rows whose enqueue lease expired (the job was lost,
+    e.g. Redis restarted). Safe to run concurrently: rows are claimed with a conditional update.
+    """
+    now = now or utcnow()
+    candidates = session.scalars(
+        select(OutboxMessage.id).where(or_(
+            (OutboxMessage.status.in_(("pending", "failed"))) & (OutboxMessage.next_attempt_at <= now),
+            (OutboxMessage.status == "enqueued") & (OutboxMessage.lease_until < now),
+        )).order_by(OutboxMessage.next_attempt_at).limit(limit)).all()
+    handed = 0
+    for outbox_id in candidates:
+        handed += _enqueue_one(session, outbox_id, enqueue, now)
+    expire_stale_sends(session, now=now)
+    return handed
+
+
+def enqueue_ids(session: Session, ids: Iterable[int], enqueue: Callable[[int, int], None]) -> int:
+    """Hand specific freshly committed rows to the queue (the fast path right after a commit)."""
+    now = utcnow()
+    return sum(_enqueue_one(session, i, enqueue, now) for i in ids)
+
+
+def _enqueue_one(session: Session, outbox_id: int, enqueue, now: datetime) -> int:
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id)
+        .where(or_(
+            (OutboxMessage.status.in_(("pending", "failed"))) & (OutboxMessage.next_attempt_at <= now),
+            (OutboxMessage.status == "enqueued") & (OutboxMessage.lease_until < now),
+        ))
+        .values(status="enqueued", lease_until=now + ENQUEUE_LEASE)
+        .returning(OutboxMessage.attempts))
+    attempts = result.scalar_one_or_none()
+    session.commit()
+    if attempts is None:
+        return 0
+    enqueue(outbox_id, attempts)
+    return 1
+
+
+def claim(session: Session, outbox_id: int, *, now: datetime | None = None) -> OutboxMessage | None:
+    """Atomically take the row for sending; None when it is done, gone or held by another worker."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id)
+        .where(OutboxMessage.status.in_(("pending", "enqueued", "failed")))
+        .values(status="sending", lease_until=now + SEND_LEASE, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.id))
+    if result.scalar_one_or_none() is None:
+        session.rollback()
+        return None
+    session.commit()  # the claim must be durable before anything leaves the building
+    return session.get(OutboxMessage, outbox_id, populate_existing=True)
+
+
+def record_attempt(session: Session, row: OutboxMessage, channel: str, ok: bool,
+                   errcode: int | None = None, error: str | None = None) -> None:
+    session.add(DeliveryAttempt(outbox_id=row.id, channel=channel, ok=ok, errcode=errcode,
+                                error=error))
+
+
+def finish_sent(session: Session, row: OutboxMessage, channel: str) -> None:
+    row.status, row.channel, row.sent_at, row.lease_until = "sent", channel, utcnow(), None
+    row.last_error = None
+
+
+def finish_waiting(session: Session, row: OutboxMessage, reason: str) -> None:
+    """No channel WeChat allows right now: keep it for the mini-program and the next open window."""
+    row.status, row.lease_until, row.last_error = "waiting", None, reason
+
+
+def finish_retry(session: Session, row: OutboxMessage, error: str,
+                 delay: timedelta | None = None) -> None:
+    """A transient failure: try again later with backoff, or give up after MAX_ATTEMPTS."""
+    row.last_error = error
+    row.lease_until = None
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = "dead"
+        return
+    backoff = BACKOFF_SECONDS[min(row.attempts - 1, len(BACKOFF_SECONDS) - 1)]
+    row.status = "failed"
+    row.next_attempt_at = utcnow() + (delay or timedelta(seconds=backoff))
+
+
+def finish_dead(session: Session, row: OutboxMessage, error: str) -> None:
+    row.status, row.last_error, row.lease_until = "dead", error, None
+
+
+def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
+    """Rows stuck in `sending` past their lease: a worker died mid-send. Mark them `unknown`."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "sending", OutboxMessage.lease_until < now)
+        .values(status="unknown", last_error="worker died while sending; not resent to avoid a duplicate"))
+    session.commit()
+    return result.rowcount or 0
+
+
+def requeue(session: Session, outbox_id: int) -> bool:
+    """Operator action: send a dead/unknown/waiting row again (after checking it did not arrive)."""
+    result = session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == outbox_id)
+        .where(OutboxMessage.status.in_(("dead", "unknown", "waiting", "failed")))
+        .values(status="pending", next_attempt_at=utcnow(), lease_until=None))
+    session.commit()
+    return bool(result.rowcount)

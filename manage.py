@@ -1,0 +1,126 @@
+"""Operator commands: `python manage.py serve | migrate | seed-demo | simulate ... | outbox ...`.
+
+`serve` is what `scripts/run` starts. With no DATABASE_URL/REDIS_URL it runs the embedded default:
+an SQLite file, an in-process queue and worker, the fake WeChat API on loopback, and a demo county.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+
+def _settings():
+    from config.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as error:
+        sys.exit(f"configuration error: {error}")
+
+
+def cmd_migrate(_args) -> int:
+    from liaison import schema
+
+    schema.upgrade(_settings().database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_seed_demo(_args) -> int:
+    from liaison import db, demo, schema
+
+    settings = _settings()
+    schema.upgrade(settings.database_url)
+    db.init_engine(settings.database_url)
+    with db.session_scope() as session:
+        seeded = demo.seed_demo(session)
+    print("demo county seeded" if seeded else "database already has stations; nothing seeded")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from liaison import db, demo, schema
+    from webapp import create_app
+
+    settings = _settings()
+    schema.upgrade(settings.database_url)
+    fake = None
+    if settings.embedded and not os.environ.get("WECHAT_API_BASE_URL"):
+        from wechat_fake.server import FakeWeChatServer
+
+        fake = FakeWeChatServer(appid=settings.wechat_app_id, secret=settings.wechat_app_secret,
+                                mp_appid=settings.miniprogram_app_id or "wx_demo_mini",
+                                mp_secret=settings.miniprogram_app_secret or "demo-mini-secret",
+                                port=args.fake_port)
+        fake.start()
+        settings = dataclasses.replace(settings, wechat_api_base_url=fake.base_url)
+    db.init_engine(settings.database_url)
+    if settings.embedded:
+        with db.session_scope() as session:
+            demo.seed_demo(session)
+    app = create_app(settings)
+    mode = "embedded (SQLite + in-process queue)" if settings.embedded else "production"
+    print(f"一键找代表 back end, {mode}: webhook http://{args.host}:{args.port}/wechat")
+    if fake is not None:
+        print(f"fake WeChat API: {fake.base_url}  (calls: {fake.base_url}/__fake__/calls)")
+        print("talk to it: python manage.py simulate text 幸福里小区路灯坏了")
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from wechat_fake.__main__ import main as fake_main
+
+    url = args.url or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}/wechat"
+    return fake_main(["simulate", "--url", url, "--openid", args.openid, *args.rest]) or 0
+
+
+def cmd_outbox(args) -> int:
+    from sqlalchemy import select
+
+    from liaison import db, outbox
+    from liaison.models import OutboxMessage
+
+    db.init_engine(_settings().database_url)
+    with db.session_scope() as session:
+        if args.action == "failed":
+            rows = session.scalars(select(OutboxMessage).where(
+                OutboxMessage.status.in_(("dead", "unknown", "failed", "waiting")))
+                .order_by(OutboxMessage.id)).all()
+            for row in rows:
+                print(f"{row.id}\t{row.status}\t{row.kind}\tattempts={row.attempts}\t{row.last_error or ''}")
+            print(f"{len(rows)} message(s) not delivered")
+        elif args.action == "retry":
+            for outbox_id in args.ids:
+                ok = outbox.requeue(session, outbox_id)
+                print(f"{outbox_id}: {'requeued' if ok else 'not retryable (sent, pending or unknown id)'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="manage.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the web service (embedded default without DATABASE_URL/REDIS_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    serve.add_argument("--fake-port", type=int, default=int(os.environ.get("FAKE_WECHAT_PORT", "8900")))
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed-demo", help="insert the demo county").set_defaults(func=cmd_seed_demo)
+    sim = sub.add_parser("simulate", help="push a message or event to the webhook like WeChat does")
+    sim.add_argument("--url")
+    sim.add_argument("--openid", default="o_demo_resident")
+    sim.add_argument("rest", nargs=argparse.REMAINDER, help="text CONTENT | voice TEXT | event NAME [--key K]")
+    sim.set_defaults(func=cmd_simulate)
+    box = sub.add_parser("outbox", help="list undelivered messages or retry them")
+    box.add_argument("action", choices=["failed", "retry"])
+    box.add_argument("ids", nargs="*", type=int)
+    box.set_defaults(func=cmd_outbox)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Shared fixtures: real PostgreSQL and Redis, the fake WeChat API, the app over real HTTP, RQ workers.
+
+The database is TEST_DATABASE_URL (default: the machine's PostgreSQL, database `test`), migrated with
+Alembic once per session and truncated before each test that uses it. Redis is TEST_REDIS_URL
+(default DB 1), flushed before each test that uses it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL",
+                                   "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+TOKEN = "test-token"
+APP_ID = "wx_test_app"
+APP_SECRET = "s3cret"
+MP_APP_ID = "wx_test_mini"
+MP_APP_SECRET = "mini_s3cret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def settings_env(fake_base_url: str, **overrides: str) -> dict[str, str]:
+    """The environment a deployment would set, pointed at the test services."""
+    env = {
+        "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": "test-secret-key",
+        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+        "WECHAT_ENCODING_AES_KEY": AES_KEY, "WECHAT_API_BASE_URL": fake_base_url,
+        "MINIPROGRAM_APP_ID": MP_APP_ID, "MINIPROGRAM_APP_SECRET": MP_APP_SECRET,
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def migrated_database():
+    """Recreate the public schema and apply every migration (tests the migrations on PostgreSQL)."""
+    from liaison import schema
+
+    engine = create_engine(TEST_DATABASE_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    schema.upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def clean_db(migrated_database):
+    """An empty (but migrated) database and an initialised domain engine."""
+    from liaison import db
+    from liaison.db import Base
+
+    engine = create_engine(migrated_database)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    db.init_engine(migrated_database)
+    yield migrated_database
+    db.clear_after_commit_hooks()
+
+
+@pytest.fixture
+def redis_client():
+    client = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def fake_server():
+    from wechat_fake.server import FakeWeChatServer
+
+    with FakeWeChatServer(appid=APP_ID, secret=APP_SECRET, mp_appid=MP_APP_ID,
+                          mp_secret=MP_APP_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_wechat(fake_server):
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture
+def settings(clean_db, redis_client, fake_wechat):
+    from config.settings import load_settings
+
+    return load_settings(settings_env(fake_wechat.base_url))
+
+
+@pytest.fixture
+def demo_county(settings):
+    from liaison import db, demo
+
+    with db.session_scope() as session:
+        demo.seed_demo(session)
+
+
+@pytest.fixture
+def app(settings, demo_county):
+    from webapp import create_app
+
+    application = create_app(settings, start_background=False)
+    application.config["TESTING"] = True
+    return application
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def live_server(app):
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def simulator(live_server):
+    from wechat_fake.simulator import WeChatSimulator
+
+    return WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
+                           encoding_aes_key=AES_KEY, mode="safe")
+
+
+class WorkerProcess:
+    """A real `python -m jobs.worker` process (RQ forks a work horse per job)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        return self
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def rq_worker(settings, fake_wechat):
+    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until `predicate()` is truthy (for work done by another process); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")

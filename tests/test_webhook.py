@@ -1,0 +1,214 @@
+"""The official-account webhook over real HTTP: verification, modes, bad input, dedup, events, ratings."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from liaison import db
+from liaison.lifecycle import Status
+from liaison.models import Case, CaseEvent, InboundMessage, Rating, Resident
+from tests.conftest import AES_KEY, APP_ID, TOKEN
+
+CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
+
+
+def count(model) -> int:
+    with db.session_scope() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def nothing_stored():
+    return count(InboundMessage) == 0 and count(Case) == 0 and count(Resident) == 0
+
+
+def make_sim(live_server, mode):
+    from wechat_fake.simulator import WeChatSimulator
+
+    return WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
+                           encoding_aes_key=AES_KEY, mode=mode)
+
+
+# --- verification -------------------------------------------------------------------------------
+
+def test_get_verification_echoes(simulator):
+    assert simulator.verify_url(echostr="hello-123") == "hello-123"
+
+
+def test_official_verification_vector(clean_db, redis_client, fake_wechat):
+    from config.settings import load_settings
+    from tests.conftest import settings_env
+    from webapp import create_app
+
+    app = create_app(load_settings(settings_env(fake_wechat.base_url, WECHAT_TOKEN="AAAAA")),
+                     start_background=False)
+    response = app.test_client().get("/wechat", query_string={
+        "signature": "f464b24fc39322e44b38aa78f5edd27bd1441696", "timestamp": "1714036504",
+        "nonce": "1514711492", "echostr": "ok-echo"})
+    assert response.status_code == 200 and response.text == "ok-echo"
+
+
+def test_get_with_forged_signature_is_refused(live_server):
+    response = requests.get(live_server.url + "/wechat", params={
+        "signature": "0" * 40, "timestamp": str(int(time.time())), "nonce": "1", "echostr": "x"})
+    assert response.status_code == 403
+
+
+# --- modes --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["plaintext", "compatible", "safe"])
+def test_text_message_opens_a_case_in_every_mode(live_server, mode):
+    reply = make_sim(live_server, mode).send_text("o_mode_" + mode, "幸福里小区3号楼门口的路灯坏了好几天")
+    assert reply.status_code == 200
+    number = CASE_NUMBER.search(reply.content).group(0)
+    assert "张建华" in reply.content  # the grid's lead deputy handles a street lamp (属地)
+    with db.session_scope() as session:
+        case = session.scalar(select(Case).where(Case.number == number))
+        assert case.status == Status.ASSIGNED and case.handler_kind == "deputy"
+        assert case.routing["reasons"]
+        actions = [e.action for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
+        assert actions == ["submit", "assign"]
+
+
+def test_voice_recognition_opens_a_case(simulator):
+    reply = simulator.send_voice("o_voice", recognition="公司拖欠我们工资三个月了")
+    assert CASE_NUMBER.search(reply.content)
+    with db.session_scope() as session:
+        case = session.scalar(select(Case))
+        assert case.handler_kind == "department" and case.department.code == "renshe"
+
+
+def test_voice_without_recognition_asks_for_text(simulator):
+    reply = simulator.send_voice("o_voice2", recognition=None)
+    assert "文字" in reply.content and count(Case) == 0
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_forged_signature_is_refused_and_stores_nothing(live_server):
+    body = "<xml><ToUserName>gh</ToUserName><FromUserName>o_x</FromUserName><CreateTime>1</CreateTime>" \
+           "<MsgType>text</MsgType><Content>路灯坏了</Content><MsgId>1</MsgId></xml>"
+    response = requests.post(live_server.url + "/wechat", data=body.encode(), params={
+        "signature": "f" * 40, "timestamp": str(int(time.time())), "nonce": "42", "openid": "o_x"})
+    assert response.status_code == 403
+    assert nothing_stored()
+
+
+def test_forged_msg_signature_in_safe_mode_is_refused(live_server, simulator):
+    xml = simulator.build_text("o_forged", "路灯坏了")
+    query, body = simulator.envelope(xml)
+    query["msg_signature"] = "0" * 40
+    response = requests.post(live_server.url + "/wechat", params=query, data=body.encode())
+    assert response.status_code == 403
+    assert nothing_stored()
+
+
+def test_stale_timestamp_is_refused(live_server):
+    reply = make_sim(live_server, "safe").send_text("o_old", "路灯坏了", timestamp=int(time.time()) - 3600)
+    assert reply.status_code == 403
+    assert nothing_stored()
+
+
+def test_huge_body_is_refused(live_server, simulator):
+    reply = simulator.send_raw("<xml>" + "A" * 200_000 + "</xml>", sign=True)
+    assert reply.status_code == 413
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("body", ["<xml><MsgType>text", "not xml at all", "<xml></xml>",
+                                  "<!DOCTYPE x [<!ENTITY a 'b'>]><xml><MsgType>&a;</MsgType></xml>"])
+def test_malformed_xml_gets_a_4xx_and_stores_nothing(simulator, body):
+    reply = simulator.send_raw(body, sign=True)
+    assert 400 <= reply.status_code < 500
+    assert nothing_stored()
+
+
+def test_undecryptable_payload_is_refused(simulator):
+    reply = simulator.send_raw("<xml><ToUserName>gh</ToUserName><Encrypt>bm90IGEgcmVhbCBjaXBoZXI=</Encrypt></xml>",
+                               sign=True)
+    assert reply.status_code in (400, 403)
+    assert nothing_stored()
+
+
+# --- dedup --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_three_deliveries_make_one_case_and_identical_replies(simulator, concurrent):
+    xml = simulator.build_text("o_retry", "东关街的下水道堵了，污水漫到路上", msg_id=777000 + int(concurrent))
+    replies = simulator.deliveries(xml, n=3, concurrent=concurrent)
+    assert all(r.status_code == 200 for r in replies)
+    assert len({r.content for r in replies}) == 1 and CASE_NUMBER.search(replies[0].content)
+    assert count(Case) == 1 and count(InboundMessage) == 1
+
+
+# --- joining short messages ---------------------------------------------------------------------
+
+def test_short_messages_in_a_row_join_one_case(simulator):
+    first = simulator.send_text("o_pieces", "路灯坏了")
+    second = simulator.send_text("o_pieces", "在幸福里小区3号楼门口")
+    third = simulator.send_text("o_pieces", "好几天了")
+    number = CASE_NUMBER.search(first.content).group(0)
+    assert number in second.content and number in third.content
+    with db.session_scope() as session:
+        cases = session.scalars(select(Case)).all()
+        assert len(cases) == 1
+        assert "3号楼" in cases[0].text and "好几天" in cases[0].text
+
+
+def test_messages_from_two_residents_are_separate_cases(simulator):
+    simulator.send_text("o_a", "青山村的自来水停了")
+    simulator.send_text("o_b", "学校门口交通拥堵，孩子上学不安全")
+    assert count(Case) == 2
+
+
+# --- events -------------------------------------------------------------------------------------
+
+def test_subscribe_from_grid_code_binds_and_shows_the_deputy_card(simulator):
+    reply = simulator.send_event("o_scan", "subscribe", event_key="qrscene_grid:G002")
+    assert "李秀英" in reply.content and "东关社区第二网格" in reply.content
+    with db.session_scope() as session:
+        resident = session.scalar(select(Resident).where(Resident.oa_openid == "o_scan"))
+        assert resident.grid.code == "G002"
+    # the bound grid routes a later local matter to its deputy without naming the place
+    reply = simulator.send_text("o_scan", "楼道里有人飞线充电，太危险了")
+    assert "李秀英" in reply.content
+
+
+def test_scan_of_a_deputy_code_binds_to_the_deputys_grid(simulator):
+    reply = simulator.send_event("o_scan2", "SCAN", event_key="deputy:D003")
+    assert "王德明" in reply.content
+    with db.session_scope() as session:
+        assert session.scalar(select(Resident).where(Resident.oa_openid == "o_scan2")).grid.code == "G003"
+
+
+def test_menu_clicks(simulator):
+    clock = iter(range(int(time.time()) - 60, int(time.time())))  # distinct CreateTime per tap
+
+    def tap(key):
+        return simulator.send_event("o_menu", "CLICK", event_key=key, create_time=next(clock)).content
+
+    assert "还没有绑定" in tap("FIND_DEPUTY")
+    simulator.send_event("o_menu", "SCAN", event_key="grid:G001")
+    assert "张建华" in tap("FIND_DEPUTY")
+    assert "还没有提交" in tap("MY_CASES")
+    created = simulator.send_text("o_menu", "小区垃圾没人清理")
+    number = CASE_NUMBER.search(created.content).group(0)
+    assert number in tap("MY_CASES")
+    assert "没有待评价" in tap("RATE")
+
+
+def test_repeated_event_delivery_is_handled_once(simulator):
+    xml = simulator.build_event("o_evt_retry", "SCAN", event_key="grid:G003", create_time=int(time.time()))
+    replies = simulator.deliveries(xml, n=3, concurrent=True)
+    assert len({r.content for r in replies}) == 1 and "王德明" in replies[0].content
+    assert count(InboundMessage) == 1
+
+
+def test_unknown_events_get_success(simulator):
+    reply = simulator.send_event("o_unknown", "VIEW", event_key="https://example.invalid/")
+    assert reply.status_code == 200 and reply.raw == "success"
+    reply = simulator.send_event("o_unknown", "CLICK", event_key="NO_SUCH_MENU")
+    assert reply.raw == "success"
