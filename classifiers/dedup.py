@@ -1,0 +1,47 @@
+"""Duplicate detection support (并单): keyword signatures and their similarity.
+
+``signature(text)`` is the set of the message's most informative content words (the
+``signature_size`` words with the highest tf-idf, idf taken from the keyword model; unknown words
+get the largest idf).  ``similarity(a, b)`` is the idf-weighted Jaccard of two signatures:
+sum(idf over a∩b) / sum(idf over a∪b), in [0, 1].  Two messages are duplicate candidates when
+``similarity >= similarity_threshold()`` (``duplicate.similarity_threshold`` in routing.json).
+Both functions are pure (no I/O beyond the lazily loaded, read-only model).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from . import tokenize as T
+from .model import get_classifier
+from .routing import get_routing_config
+
+_MAX_IDF = 10.0
+
+
+def _idf(word: str) -> float:
+    v = get_classifier().idf(word)
+    return v if v is not None else _MAX_IDF
+
+
+def signature(text: str, size: int | None = None) -> frozenset[str]:
+    size = size or get_routing_config().signature_size
+    words = [w for w in T.content_tokens(T.tokens(text or "")) if len(w) >= 2]
+    if not words:
+        return frozenset()
+    counts = Counter(words)
+    ranked = sorted(counts, key=lambda w: (-(counts[w] ** 0.5) * _idf(w), w))
+    return frozenset(ranked[:size])
+
+
+def similarity(a, b) -> float:
+    a, b = set(a or ()), set(b or ())
+    if not a or not b:
+        return 0.0
+    inter = sum(_idf(w) for w in a & b)
+    if inter == 0.0:
+        return 0.0
+    return inter / sum(_idf(w) for w in a | b)
+
+
+def similarity_threshold() -> float:
+    return get_routing_config().similarity_threshold

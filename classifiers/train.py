@@ -1,0 +1,249 @@
+"""Train the keyword model (pure Python, no ML framework).
+
+    python -m classifiers.train [--data-dir ../shared/data/teddy2020c] [--corrections corrections.csv]
+                                [--out classifiers/data/keywords.tsv]
+
+Model: one-vs-rest linear SVM (L2-regularised squared hinge, dual coordinate descent as in
+liblinear) over sublinear TF-IDF features (jieba content words + character bigrams),
+L2-normalised, balanced class weights.  Training examples: every train.csv row twice —
+subject+text (subject counted ``SUBJECT_WEIGHT`` times) and subject alone (short chat-like
+messages) — plus the level-2/3 terms of taxonomy.csv as one-term seed examples, plus any
+staff corrections (columns text, category).  dev.csv is used only to fit the softmax
+temperature (calibration) and to report scores.  The output is a readable TSV
+(keyword, category, weight, idf) with a JSON metadata header; no rows of the data are written.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+
+from . import tokenize as T
+from .model import LABELS, KEYWORDS_PATH, DEFAULT_DATA_DIR
+
+# The few hyperparameters (chosen once on dev, not searched per run).
+SUBJECT_WEIGHT = 5      # subject tokens count this many times in subject+text input
+C = 0.5                 # SVM cost
+MIN_DF = 3              # a feature must occur in at least this many training examples
+SELECT = 0.1            # pass 1 -> keep keywords whose largest |weight| reaches this, then retrain
+PRUNE = 0.05            # pass 2 -> drop |weight| below this (the table stays small and readable)
+EPOCHS = 40             # max passes of dual coordinate descent
+TOL = 0.1               # stop when projected-gradient spread falls below this (liblinear eps)
+SEED_WEIGHT = 1.0       # relative cost of a taxonomy seed example
+CORRECTION_WEIGHT = 3.0  # relative cost of a staff correction
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def vectorise(counts: dict[str, int], index: dict[str, int], idf: list[float]):
+    idx, val = [], []
+    for f, n in counts.items():
+        j = index.get(f)
+        if j is not None:
+            idx.append(j)
+            val.append((1.0 + math.log(n)) * idf[j])
+    norm = math.sqrt(sum(v * v for v in val))
+    if norm > 0:
+        val = [v / norm for v in val]
+    return idx, val
+
+
+def svm_dual_cd(X, y, cost, nfeat, epochs=EPOCHS, tol=TOL, seed=0):
+    """Binary L2-loss SVM (dual CD, liblinear solver 1) with a bias feature of value 1.
+
+    X: list of (idx, val); y: list of +1/-1; cost: per-example C.  Returns (w, b)."""
+    n = len(X)
+    w = [0.0] * nfeat
+    b = 0.0
+    alpha = [0.0] * n
+    diag = [0.5 / c for c in cost]
+    qd = [diag[i] + sum(v * v for v in X[i][1]) + 1.0 for i in range(n)]
+    order = list(range(n))
+    rnd = random.Random(seed)
+    for _ in range(epochs):
+        rnd.shuffle(order)
+        pgmax, pgmin = -math.inf, math.inf
+        for i in order:
+            idx, val = X[i]
+            yi = y[i]
+            g = yi * (sum([w[j] * v for j, v in zip(idx, val)]) + b) - 1.0 + diag[i] * alpha[i]
+            a = alpha[i]
+            pg = g if a > 0 else min(g, 0.0)
+            if pg > pgmax:
+                pgmax = pg
+            if pg < pgmin:
+                pgmin = pg
+            if pg != 0.0:
+                na = a - g / qd[i]
+                if na < 0.0:
+                    na = 0.0
+                d = (na - a) * yi
+                if d != 0.0:
+                    alpha[i] = na
+                    for j, v in zip(idx, val):
+                        w[j] += d * v
+                    b += d
+        if pgmax - pgmin < tol:
+            break
+    return w, b
+
+
+def build_examples(data_dir: str, corrections: str | None, log=print):
+    rows = read_csv(os.path.join(data_dir, "train.csv"))
+    ex = []  # (counts, label, relative cost)
+    for r in rows:
+        lab = r["label"].strip()
+        if lab not in LABELS:
+            continue
+        ex.append((T.feature_counts(r["text"], subject=r["subject"], subject_weight=SUBJECT_WEIGHT), lab, 1.0))
+        ex.append((T.feature_counts(r["subject"]), lab, 1.0))
+    log(f"train.csv: {len(rows)} rows -> {len(ex)} examples")
+    tax_path = os.path.join(data_dir, "taxonomy.csv")
+    if os.path.exists(tax_path):
+        seeds: dict[str, set[str]] = {}
+        for r in read_csv(tax_path):
+            if r["level1"] not in LABELS:
+                continue
+            for term in (r.get("level2", ""), r.get("level3", "")):
+                term = (term or "").strip()
+                if term and term != "其他":
+                    seeds.setdefault(term, set()).add(r["level1"])
+        n = 0
+        for term, labs in sorted(seeds.items()):
+            if len(labs) == 1:
+                counts = T.feature_counts(term)
+                if counts:
+                    ex.append((counts, next(iter(labs)), SEED_WEIGHT))
+                    n += 1
+        log(f"taxonomy.csv: {n} seed terms")
+    if corrections:
+        n = 0
+        for r in read_csv(corrections):
+            text = (r.get("text") or "").strip()
+            lab = (r.get("category") or "").strip()
+            if not text or lab not in LABELS:
+                continue
+            ex.append((T.feature_counts(text), lab, CORRECTION_WEIGHT))
+            n += 1
+        log(f"corrections: {n} examples from {corrections}")
+    return ex
+
+
+def _fit(examples, X, vocab, log):
+    labels = [lab for _, lab, _ in examples]
+    freq = {lab: labels.count(lab) for lab in LABELS}
+    cw = {lab: len(labels) / (len(LABELS) * max(1, freq[lab])) for lab in LABELS}  # balanced
+    weights: dict[str, list[float]] = {}
+    bias: dict[str, float] = {}
+    for lab in LABELS:
+        t0 = time.time()
+        y = [1 if l == lab else -1 for l in labels]
+        cost = [C * ex[2] * cw[l] for ex, l in zip(examples, labels)]
+        w, b = svm_dual_cd(X, y, cost, len(vocab))
+        weights[lab], bias[lab] = w, b
+        log(f"  {lab}: bias {b:+.3f} ({time.time() - t0:.1f}s)")
+    return weights, bias
+
+
+def train(examples, log=print):
+    # vocabulary and idf (smooth idf: ln((1+N)/(1+df)) + 1)
+    df: dict[str, int] = {}
+    for counts, _, _ in examples:
+        for f in counts:
+            df[f] = df.get(f, 0) + 1
+    ndoc = len(examples)
+    vocab = sorted(f for f, n in df.items() if n >= MIN_DF)
+    log(f"pass 1: {len(vocab)} features (min_df={MIN_DF})")
+    index = {f: i for i, f in enumerate(vocab)}
+    idf = [math.log((1 + ndoc) / (1 + df[f])) + 1.0 for f in vocab]
+    X = [vectorise(c, index, idf) for c, _, _ in examples]
+    weights, _ = _fit(examples, X, vocab, log)
+    # pass 2: retrain on the selected keywords only, so the L2 norm seen at inference (over the
+    # keywords present in the table) is the one the weights were trained with
+    vocab = [f for j, f in enumerate(vocab) if max(abs(weights[lab][j]) for lab in LABELS) >= SELECT]
+    log(f"pass 2: {len(vocab)} features (max |w| >= {SELECT})")
+    index = {f: i for i, f in enumerate(vocab)}
+    idf = [math.log((1 + ndoc) / (1 + df[f])) + 1.0 for f in vocab]
+    X = [vectorise(c, index, idf) for c, _, _ in examples]
+    weights, bias = _fit(examples, X, vocab, log)
+    table = {}
+    for j, f in enumerate(vocab):
+        ws = {lab: weights[lab][j] for lab in LABELS if abs(weights[lab][j]) >= PRUNE}
+        table[f] = (idf[j], ws)  # kept even without weights: its idf still counts in the norm
+    log(f"table: {len(table)} keywords, {sum(len(v[1]) for v in table.values())} weights (|w| >= {PRUNE})")
+    return table, bias
+
+
+def fit_temperature(score_lists, golds) -> float:
+    """Temperature T minimising the dev negative log-likelihood of softmax(scores / T)."""
+    best = (math.inf, 1.0)
+    for k in range(-60, 41):
+        t = 10 ** (k / 40)  # 0.03 .. 10
+        nll = 0.0
+        for scores, g in zip(score_lists, golds):
+            m = max(scores.values())
+            z = sum(math.exp((s - m) / t) for s in scores.values())
+            nll -= (scores[g] - m) / t - math.log(z)
+        if nll < best[0]:
+            best = (nll, t)
+    return best[1]
+
+
+def write_table(path, table, bias, meta):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("# classifiers keyword model — generated by `python -m classifiers.train`; do not edit by hand\n")
+        fh.write("# score(category) = bias + sum(weight * (1+ln tf) * idf) / L2-norm over matched keywords\n")
+        fh.write("#meta " + json.dumps({**meta, "bias": bias}, ensure_ascii=False, sort_keys=True) + "\n")
+        fh.write("keyword\tcategory\tweight\tidf\n")
+        for f in sorted(table, key=lambda k: (-max([abs(w) for w in table[k][1].values()] or [0.0]), k)):
+            idf, ws = table[f]
+            if not ws:  # a keyword with only an idf (all weights pruned): category "-"
+                fh.write(f"{f}\t-\t0\t{idf:.4f}\n")
+            for lab, w in sorted(ws.items(), key=lambda kv: -kv[1]):
+                fh.write(f"{f}\t{lab}\t{w:.4f}\t{idf:.4f}\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m classifiers.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="folder with train.csv, dev.csv, taxonomy.csv")
+    ap.add_argument("--corrections", default=None, help="CSV with columns text, category (staff corrections)")
+    ap.add_argument("--out", default=KEYWORDS_PATH, help="output TSV (default: classifiers/data/keywords.tsv)")
+    args = ap.parse_args(argv)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    t0 = time.time()
+    examples = build_examples(args.data_dir, args.corrections, log)
+    table, bias = train(examples, log)
+    meta = {"labels": list(LABELS), "subject_weight": SUBJECT_WEIGHT, "temperature": 1.0,
+            "hyper": {"C": C, "min_df": MIN_DF, "select": SELECT, "prune": PRUNE, "class_weight": "balanced"},
+            "trained_on": {"examples": len(examples), "corrections": bool(args.corrections)}}
+    # calibrate on dev: fit the temperature on subject+text and subject-only inputs together
+    dev_path = os.path.join(args.data_dir, "dev.csv")
+    from .model import Classifier
+    if os.path.exists(dev_path):
+        clf = Classifier.from_parts(table, bias, meta)
+        scores, golds = [], []
+        for r in read_csv(dev_path):
+            if r["label"] in LABELS:
+                scores.append(clf.classify(r["text"], subject=r["subject"]).scores)
+                scores.append(clf.classify(r["subject"]).scores)
+                golds += [r["label"], r["label"]]
+        meta["temperature"] = round(fit_temperature(scores, golds), 4)
+        log(f"temperature (fitted on dev): {meta['temperature']}")
+    write_table(args.out, table, bias, meta)
+    log(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""Tests for the classifiers package (text -> Decision -> RouteDecision; signatures)."""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from classifiers import (Decision, RouteDecision, RoutingConfig, get_classifier, route, signature,
+                         similarity, similarity_threshold)
+from classifiers.evaluate import evaluate_rows, metrics
+from classifiers.model import LABELS, Classifier
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "teddy2020c"))
+DEV = os.path.join(DATA_DIR, "dev.csv")
+needs_dev = pytest.mark.skipif(not os.path.exists(DEV), reason="shared dev.csv not available")
+
+
+@pytest.fixture
+def clf():
+    c = get_classifier()
+    c.set_rules([])
+    yield c
+    c.set_rules([])
+
+
+def decide(clf, text):
+    d = clf.classify(text)
+    return d, route(d, text)
+
+
+def test_singleton_and_decision_shape(clf):
+    assert get_classifier() is clf
+    d = clf.classify("公司拖欠工资三个月")
+    assert isinstance(d, Decision)
+    assert d.category == "劳动和社会保障"
+    assert 0.0 <= d.confidence <= 1.0
+    assert set(d.scores) == set(LABELS)
+    assert d.keywords and len(d.keywords) <= 8
+    weights = [w for _, w in d.keywords]
+    assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
+    assert any("工资" in k for k, _ in d.keywords)
+    dd = json.loads(json.dumps(d.to_dict(), ensure_ascii=False))
+    assert dd["category"] == "劳动和社会保障" and isinstance(dd["keywords"][0][0], str)
+
+
+def test_fly_line_charging_goes_to_grid_deputy(clf):
+    d, r = decide(clf, "小区楼道里有人飞线充电")
+    assert isinstance(r, RouteDecision)
+    assert r.target == "deputy" and r.department_code is None and r.local_matter is True
+    assert any("属地" in x for x in r.reasons)
+
+
+def test_unpaid_wages_go_to_renshe(clf):
+    d, r = decide(clf, "公司拖欠工资三个月")
+    assert r.target == "department" and r.department_code == "renshe"
+    assert r.reasons and all(isinstance(x, str) for x in r.reasons)
+    assert r.to_dict() == {"target": "department", "department_code": "renshe",
+                           "reasons": r.reasons, "local_matter": False}
+
+
+@pytest.mark.parametrize("text,category,dept", [
+    ("工厂排放污水臭味很大", "环境保护", "shengtai"),
+    ("医院乱收费看病贵", "卫生计生", "weijian"),
+    ("孩子上学学区划片不合理", "教育文体", "jiaoyu"),
+    ("超市卖过期食品", "商贸旅游", "shichang"),
+    ("养老保险断缴了怎么补缴", "劳动和社会保障", "renshe"),
+])
+def test_short_messages_classify_and_route(clf, text, category, dept):
+    d, r = decide(clf, text)
+    assert d.category == category
+    assert r.target == "department" and r.department_code == dept
+    assert r.local_matter is False
+
+
+@pytest.mark.parametrize("text", ["", "   ", "asdf qwer zxcv", "？？？！！", "12"])
+def test_empty_or_nonsense_goes_to_deputy_triage(clf, text):
+    d, r = decide(clf, text)
+    assert d.category is None and d.confidence == 0.0 and d.keywords == []
+    assert r.target == "deputy" and r.department_code is None and not r.local_matter
+    assert r.reasons
+
+
+def test_low_confidence_never_goes_to_a_guessed_department(clf):
+    d, r = decide(clf, "我想问一下")
+    assert d.confidence < 0.6
+    assert r.target == "deputy" and r.department_code is None
+    # the same decision with a confident score goes to the department of its category
+    sure = Decision(d.category or "城乡建设", 0.99, [], {})
+    assert route(sure, "我想问一下").target == "department"
+    unsure = Decision("环境保护", 0.3, [], {})
+    r2 = route(unsure, "something")
+    assert r2.target == "deputy" and "0.30" in r2.reasons[0]
+
+
+def test_routing_is_configuration():
+    cfg = RoutingConfig({
+        "min_confidence": 0.5,
+        "departments": {"shengtai": "生态环境局", "renshe": "人社局"},
+        "categories": {"环境保护": "shengtai", "城乡建设": "deputy"},
+        "keyword_rules": [{"keywords": ["噪音"], "target": "deputy", "local_matter": True}],
+    })
+    d = Decision("环境保护", 0.9, [("污水", 1.0)], {})
+    assert route(d, "污水横流", cfg).department_code == "shengtai"
+    r = route(d, "晚上噪音很大", cfg)
+    assert r.target == "deputy" and r.local_matter and "「噪音」" in r.reasons[0]
+    r = route(Decision("城乡建设", 0.9, [], {}), "路面破了", cfg)
+    assert r.target == "deputy" and r.local_matter
+    r = route(Decision("卫生计生", 0.9, [], {}), "医院", cfg)  # category not configured -> triage
+    assert r.target == "deputy" and r.department_code is None
+    with pytest.raises(ValueError):
+        RoutingConfig({"departments": {}, "categories": {"环境保护": "nowhere"}})
+
+
+def test_runtime_rules_change_outcome_without_reload(clf):
+    text = "门口那个摊子天天占着路口"
+    before = clf.classify(text)
+    target = next(lab for lab in LABELS if lab != before.category)
+    clf.set_rules([{"keyword": "摊子", "category": target, "weight": 5.0}])
+    after = clf.classify(text)
+    assert after.category == target
+    assert ("摊子", 5.0) in after.keywords
+    assert after.scores[target] == pytest.approx(before.scores[target] + 5.0)
+    assert get_classifier() is clf
+    clf.set_rules([])
+    assert clf.classify(text).category == before.category
+    # negative weights suppress a category
+    d = clf.classify("公司拖欠工资三个月")
+    clf.set_rules([("工资", "劳动和社会保障", -10.0)])
+    assert clf.classify("公司拖欠工资三个月").category != d.category
+
+
+def test_rule_validation(clf):
+    with pytest.raises(ValueError):
+        clf.set_rules([{"keyword": "x", "category": "不存在的类别", "weight": 1}])
+    with pytest.raises(ValueError):
+        clf.set_rules([{"keyword": "", "category": "城乡建设", "weight": 1}])
+    assert clf.rules == ()
+
+
+def test_set_rules_is_thread_safe(clf):
+    errors = []
+
+    def reader():
+        try:
+            for _ in range(200):
+                d = clf.classify("路口摊子占道")
+                assert d.category in LABELS
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(200):
+        clf.set_rules([{"keyword": "摊子", "category": LABELS[i % len(LABELS)], "weight": 3.0}])
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_signature_and_similarity():
+    a = signature("魏家坡小区路灯坏了三个月，晚上出行很不方便")
+    b = signature("魏家坡小区的路灯坏了好几个月，晚上黑漆漆的")
+    c = signature("公司拖欠工资三个月不发")
+    assert isinstance(a, frozenset) and "路灯" in a and "魏家坡" in a
+    assert similarity(a, a) == pytest.approx(1.0)
+    assert similarity(a, b) == pytest.approx(similarity(b, a))
+    assert similarity(a, b) > similarity(a, c)
+    assert similarity(a, b) >= similarity_threshold()
+    assert similarity(a, c) < similarity_threshold()
+    assert similarity(frozenset(), a) == 0.0
+    assert signature("") == frozenset()
+    assert len(signature("路灯 " * 10 + "、".join(f"词{i}号" for i in range(100)), size=5)) <= 5
+
+
+def test_metrics_function():
+    m = metrics(["城乡建设", "城乡建设", "环境保护"], ["城乡建设", "环境保护", "环境保护"], ["城乡建设", "环境保护"])
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["per_class"]["城乡建设"]["precision"] == 1.0
+    assert m["per_class"]["城乡建设"]["recall"] == 0.5
+    assert m["per_class"]["环境保护"]["precision"] == 0.5
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+
+def test_evaluate_json_shape(tmp_path):
+    # synthetic file (no dataset rows): the command prints exactly one JSON object
+    f = tmp_path / "mini.csv"
+    with open(f, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["subject", "text", "label"])
+        w.writerow(["拖欠工资", "公司拖欠工资三个月", "劳动和社会保障"])
+        w.writerow(["工厂排污", "工厂排放污水臭味很大", "环境保护"])
+        w.writerow(["医院收费", "医院乱收费看病贵", "卫生计生"])
+    out = subprocess.run([sys.executable, "-m", "classifiers.evaluate", str(f), "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    obj = json.loads(out.stdout)
+    assert out.stdout.strip().count("\n") == 0
+    assert set(obj) >= {"subject+text", "subject"}
+    for mode in ("subject+text", "subject"):
+        for key in ("macro_f1", "accuracy", "msgs_per_s"):
+            assert isinstance(obj[mode][key], (int, float))
+        assert obj[mode]["accuracy"] == 1.0
+
+
+@needs_dev
+def test_dev_accuracy_floor(clf):
+    with open(DEV, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    res = evaluate_rows(clf, rows[::2])
+    assert res["subject+text"]["macro_f1"] > 0.88
+    assert res["subject"]["macro_f1"] > 0.84
+
+
+def test_model_table_is_readable_and_small():
+    path = os.path.join(REPO, "classifiers", "data", "keywords.tsv")
+    assert os.path.getsize(path) < 5_000_000
+    c = Classifier.load(path)
+    assert c.labels == LABELS and 0 < c.temperature < 10
+    with open(path, encoding="utf-8") as fh:
+        header = [next(fh) for _ in range(4)]
+    assert header[3].rstrip("\n").split("\t") == ["keyword", "category", "weight", "idf"]
+
+
+def test_private_tokenizer_leaves_global_jieba_untouched():
+    import jieba
+    from classifiers import tokenize as T
+    tk = T.get_tokenizer()
+    assert tk is not jieba.dt
+    assert "飞线充电" in tk.FREQ
+    jieba.initialize()
+    assert jieba.dt.FREQ.get("飞线充电") is None
+    assert "飞线充电" in T.tokens("有人飞线充电")
+
+
+def test_package_is_pure():
+    forbidden = ("flask", "sqlalchemy", "redis", "liaison", "bot", "jobs", "numpy", "sklearn")
+    pkg = os.path.join(REPO, "classifiers")
+    for name in os.listdir(pkg):
+        if not name.endswith(".py"):
+            continue
+        tree = ast.parse(open(os.path.join(pkg, name), encoding="utf-8").read())
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module or ""]
+            for m in mods:
+                assert m.split(".")[0].lower() not in forbidden, f"{name} imports {m}"
