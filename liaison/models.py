@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event,
+    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+    UniqueConstraint, event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -26,25 +27,23 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-class UTCDateTime(DateTime):
-    """DateTime that always comes back timezone-aware (SQLite forgets the zone)."""
+class UTCDateTime(TypeDecorator):
+    """DateTime that always comes back timezone-aware UTC (SQLite forgets the zone)."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self):
-        super().__init__(timezone=True)
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, datetime):
+            value = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)  # stored as naive UTC text, compared as text
+        return value
 
-    def result_processor(self, dialect, coltype):
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value):
-            if parent is not None:
-                value = parent(value)
-            if isinstance(value, datetime) and value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            return value
-
-        return process
+    def process_result_value(self, value, dialect):
+        if isinstance(value, datetime):
+            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value
 
 
 DEPUTY_LEVELS = ("national", "province", "city", "county", "township")
@@ -274,3 +273,4 @@ class DeliveryAttempt(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     errcode: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+from liaison import accounts as _accounts  # noqa: E402,F401  (registers its tables)
