@@ -114,14 +114,21 @@ def _incoming(msg) -> inbox.Incoming:
 
 
 def _process(incoming: inbox.Incoming) -> str | None:
-    """Run the domain exactly once per dedup key; a repeated delivery gets the stored reply."""
+    """Run the domain exactly once per dedup key; a repeated delivery gets the stored reply.
+
+    Another unique violation (two first messages of one new resident racing to create them) is a
+    lost race, not an error: the work is retried on a fresh transaction.
+    """
     join_window = timedelta(seconds=_settings().message_join_window_seconds)
-    try:
-        with db.session_scope() as session:
-            return inbox.handle(session, incoming, join_window=join_window)
-    except IntegrityError as error:
-        if not inbox.is_duplicate_error(error):
-            raise
+    for attempt in range(3):
+        try:
+            with db.session_scope() as session:
+                return inbox.handle(session, incoming, join_window=join_window)
+        except IntegrityError as error:
+            if inbox.is_duplicate_error(error):
+                break
+            if attempt == 2:
+                raise
     with db.session_scope() as session:
         found, reply = inbox.stored_reply(session, incoming.dedup_key)
     if not found:  # pragma: no cover - the unique violation means the row exists

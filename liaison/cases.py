@@ -11,15 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import String, insert, select, text, update
+from sqlalchemy.orm import Session, object_session
 
-from liaison import lifecycle, outbox
+from liaison import directory, lifecycle, outbox
 from liaison.lifecycle import IllegalTransition, Status
 from liaison.models import (
-    DEPUTY_LEVEL_NAMES, Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, DeputyGrid,
-    Grid, Rating, Resident, utcnow,
+    Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
 )
 from liaison.workcalendar import add_working_days
 
@@ -56,56 +54,79 @@ def deadline_days(category: str | None, kind: str = "reply") -> int:
     return int(limits.get(kind, table["default"][kind]))
 
 
+_pg_number_sequences: set[tuple[str, int]] = set()  # (database URL, year) known to exist
+
+
 def next_case_number(session: Session, now: datetime) -> str:
-    """Allocate the next human-readable number for the year, e.g. 2026-000123 (gap-free per commit)."""
+    """Allocate the next human-readable number for the year, e.g. 2026-000123.
+
+    On PostgreSQL each year has its own sequence (created on first use): `nextval` takes no row lock
+    and needs no commit of its own, so concurrent requests never queue on a counter. A rolled-back
+    request leaves a gap, which is harmless (numbers are unique, not dense). SQLite has a single
+    writer anyway, so there a counter row is bumped inside the caller's transaction.
+    """
     year = now.year
-    for _ in range(3):
-        value = session.execute(
-            update(CaseCounter).where(CaseCounter.year == year)
-            .values(value=CaseCounter.value + 1).returning(CaseCounter.value)).scalar_one_or_none()
-        if value is not None:
-            return f"{year}-{value:06d}"
+    if session.get_bind().dialect.name == "postgresql":
+        name = f"case_number_{year:04d}"
+        known = (str(session.get_bind().url), year)
+        if known not in _pg_number_sequences:
+            _create_sequence(name)
+            _pg_number_sequences.add(known)
+        value = session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
+        return f"{year}-{value:06d}"
+    bump = (update(CaseCounter).where(CaseCounter.year == year)
+            .values(value=CaseCounter.value + 1).returning(CaseCounter.value))
+    value = session.execute(bump).scalar_one_or_none()
+    if value is None:
+        session.execute(insert(CaseCounter).values(year=year, value=0).prefix_with("OR IGNORE"))
+        value = session.execute(bump).scalar_one()
+    return f"{year}-{value:06d}"
+
+
+def _create_sequence(name: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from liaison.db import get_engine
+
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         try:
-            with session.begin_nested():
-                session.execute(insert(CaseCounter).values(year=year, value=0))
-        except IntegrityError:
-            pass  # another transaction created the year's row first; the update now finds it
-    raise RuntimeError("could not allocate a case number")
+            connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
+        except DBAPIError:  # two processes creating it at the same instant: one wins, fine
+            pass
 
 
 def lead_deputy(session: Session, grid_id: int) -> Deputy | None:
     """The grid's lead (主) deputy, else any assisting deputy."""
-    links = session.scalars(select(DeputyGrid).where(DeputyGrid.grid_id == grid_id)).all()
-    links.sort(key=lambda link: (link.role != "lead", link.deputy_id))
-    return links[0].deputy if links else None
+    info = directory.get(session).lead_by_grid.get(grid_id)
+    return session.get(Deputy, info.id) if info else None
 
 
 def find_grid_in_text(session: Session, text: str) -> Grid | None:
     """A grid whose name or alias (community name) appears in the text, longest match first."""
-    best, best_len = None, 0
-    for grid in session.scalars(select(Grid)).all():
-        for name in [grid.name, *(grid.aliases or [])]:
-            if name and name in text and len(name) > best_len:
-                best, best_len = grid, len(name)
-    return best
+    grid_id = directory.get(session).grid_in_text(text)
+    return session.get(Grid, grid_id) if grid_id else None
 
 
 def handler_label(case: Case) -> str:
     """Who handles the case, as shown to the resident."""
-    if case.handler_kind == "department" and case.department is not None:
-        return case.department.name
-    if case.handler_kind == "deputy" and case.deputy is not None:
-        level = DEPUTY_LEVEL_NAMES.get(case.deputy.level, "")
-        return f"网格代表 {case.deputy.name}（{level}人大代表）"
+    session = object_session(case)
+    known = directory.get(session) if session is not None else None
+    if case.handler_kind == "department" and case.department_id is not None:
+        info = known.departments.get(case.department_id) if known else None
+        return info.name if info else case.department.name
+    if case.handler_kind == "deputy" and case.deputy_id is not None:
+        info = known.deputies.get(case.deputy_id) if known else None
+        if info is None:
+            info = directory.DeputyInfo(case.deputy.id, case.deputy.name, case.deputy.level)
+        return info.label
     return "人大代表联络工作室（分派中）"
 
 
 def _event(session: Session, case: Case, actor: Actor, action: str, from_status: str | None,
            to_status: str | None, **detail: Any) -> CaseEvent:
-    entry = CaseEvent(case_id=case.id, actor_kind=actor.kind, actor_id=actor.id, action=action,
+    entry = CaseEvent(case=case, actor_kind=actor.kind, actor_id=actor.id, action=action,
                       from_status=from_status, to_status=to_status, detail=detail, at=utcnow())
     session.add(entry)
-    session.flush()
     return entry
 
 
@@ -128,6 +149,8 @@ def _recipients(session: Session, case: Case) -> list[int]:
 
 
 def _notify_residents(session: Session, case: Case, entry: CaseEvent, text: str) -> None:
+    if entry.id is None:
+        session.flush()  # the entry's id keys the outbox rows
     for resident_id in _recipients(session, case):
         outbox.add(session, "resident_text", f"event:{entry.id}:resident:{resident_id}",
                    {"text": text, "case_number": case.number}, case_id=case.id,
@@ -144,42 +167,40 @@ def _route(session: Session, case: Case, text: str) -> None:
     case.category = decision.category
     case.confidence = decision.confidence
     case.signature = sorted(signature(text))
-    case.handler_kind, case.deputy_id, case.department_id = None, None, None
+    known = directory.get(session)
     department = None
     if routed.target == "department" and routed.department_code:
-        department = session.scalar(select(Department).where(Department.code == routed.department_code))
+        department = known.departments_by_code.get(routed.department_code)
         if department is None:
             reasons.append(f"未配置部门 {routed.department_code}，交网格代表分办")
+    case.deputy_id, case.department_id = None, None
+    deputy = known.lead_by_grid.get(case.grid_id) if case.grid_id else None
     if department is not None:
         case.handler_kind, case.department_id = "department", department.id
+    elif deputy is not None:
+        case.handler_kind, case.deputy_id = "deputy", deputy.id
     else:
-        deputy = lead_deputy(session, case.grid_id) if case.grid_id else None
-        if deputy is not None:
-            case.handler_kind, case.deputy_id = "deputy", deputy.id
-        else:
-            case.handler_kind = "office"
-            reasons.append("未能确定所在网格，由联络工作室分派")
+        case.handler_kind = "office"
+        reasons.append("未能确定所在网格，由联络工作室分派")
     case.routing = {"decision": decision.to_dict(), "route": routed.to_dict(), "reasons": reasons}
-    session.flush()
-    session.refresh(case)
 
 
 def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",
               now: datetime | None = None, grid: Grid | None = None) -> Case:
     """A resident's message becomes a routed case (status `assigned`) with a deadline."""
     now = now or utcnow()
-    grid = grid or resident.grid or find_grid_in_text(session, text)
-    case = Case(number=next_case_number(session, now), resident_id=resident.id, text=text,
-                status=Status.SUBMITTED, grid_id=grid.id if grid else None, created_at=now,
-                last_message_at=now, round=1)
+    grid_id = grid.id if grid is not None else (
+        resident.grid_id or directory.get(session).grid_in_text(text))
+    case = Case(number=next_case_number(session, now), resident=resident, text=text,
+                status=Status.SUBMITTED, grid_id=grid_id, created_at=now, last_message_at=now, round=1)
     session.add(case)
-    session.flush()
     _event(session, case, Actor("resident", resident.id), "submit", None, Status.SUBMITTED,
            channel=channel, text=text)
     _route(session, case, text)
     case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
     _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
                 category=case.category, reasons=case.routing["reasons"])
+    session.flush()  # one batch for the case and its first timeline entries
     return case
 
 
@@ -194,9 +215,15 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
     mine = signature(text)
     if not mine:
         return None
-    candidates = session.scalars(select(Case).where(
+    query = select(Case).where(
         Case.grid_id == grid_id, Case.status.in_(lifecycle.OPEN_STATUSES),
-        Case.created_at >= now - DUPLICATE_WINDOW)).all()
+        Case.created_at >= now - DUPLICATE_WINDOW)
+    if session.get_bind().dialect.name == "postgresql":
+        # GIN-indexed overlap: only cases sharing a keyword are candidates.
+        from sqlalchemy.dialects.postgresql import array
+
+        query = query.where(Case.signature.op("&&")(array(sorted(mine), type_=String(64))))
+    candidates = session.scalars(query.order_by(Case.created_at.desc()).limit(50)).all()
     best, best_score = None, 0.0
     for candidate in candidates:
         if exclude_resident_id is not None and candidate.resident_id == exclude_resident_id:
@@ -372,3 +399,15 @@ def lock_case(session: Session, case_id: int) -> Case:
     if case is None:
         raise NotFound("case")
     return case
+
+
+# --- Public helpers for services outside this module (mini-program casework: urge, ask for
+# information, extensions). Added at the end so the functions above stay untouched.
+def record_event(session: Session, case: Case, actor: Actor, action: str, **detail: Any) -> CaseEvent:
+    """Append a timeline entry that does not change the case's status."""
+    return _event(session, case, actor, action, case.status, case.status, **detail)
+
+
+def notify_residents(session: Session, case: Case, entry: CaseEvent, text: str) -> None:
+    """Queue `text` for the case's resident and followers (one outbox row each, keyed by the entry)."""
+    _notify_residents(session, case, entry, text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liaison import directory
 from liaison.models import Department, Deputy, DeputyGrid, Grid, Station
 
 DEPARTMENTS = [
@@ -45,4 +46,5 @@ def seed_demo(session: Session) -> bool:
         for grid_code, role in links:
             session.add(DeputyGrid(deputy=deputy, grid=grids[grid_code], role=role))
     session.flush()
+    directory.invalidate()
     return True

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison import cases, lifecycle
+from liaison import cases, directory, lifecycle
 from liaison.lifecycle import Status
 from liaison.models import (
     DEPUTY_LEVEL_NAMES, Case, CaseFollower, Deputy, DeputyGrid, Grid, InboundMessage, Rating, Resident,
@@ -66,18 +66,17 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
            now: datetime | None = None) -> str | None:
     """Process one delivery exactly once and return its passive reply text (None = "success").
 
-    The caller owns the transaction; on a duplicate delivery this raises `Duplicate` after rolling
-    back nothing of its own — the caller should roll back and call `stored_reply`.
+    The delivery's `InboundMessage` row is inserted last, in the same transaction: a concurrent
+    delivery of the same message blocks on the unique key until this one commits and then fails
+    with IntegrityError, rolling back everything it did; the caller answers it from
+    `stored_reply`. Inserting last keeps the unique-key wait out of the common path.
     """
     now = now or utcnow()
-    record = InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type, received_at=now)
-    session.add(record)
-    session.flush()  # a concurrent or earlier delivery of the same message fails (or waits) here
-    resident = _resident(session, incoming.openid)
-    record.resident_id = resident.id
-    reply, case = _dispatch(session, resident, incoming, join_window, now)
-    record.case_id = case.id if case is not None else None
-    record.reply_text = reply
+    resident, is_new = _resident(session, incoming.openid)
+    reply, case = _dispatch(session, resident, incoming, join_window, now, is_new)
+    session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
+                               received_at=now, resident=resident, case=case, reply_text=reply))
+    session.flush()
     return reply
 
 
@@ -93,17 +92,19 @@ def is_duplicate_error(error: IntegrityError) -> bool:
     return "inbound_messages" in str(error.orig) or "dedup_key" in str(error.orig)
 
 
-def _resident(session: Session, openid: str) -> Resident:
+def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
+    """The resident behind an official-account openid, created on first contact (and whether new)."""
     resident = session.scalar(select(Resident).where(Resident.oa_openid == openid))
-    if resident is None:
-        resident = Resident(oa_openid=openid)
-        session.add(resident)
-        session.flush()
-    return resident
+    if resident is not None:
+        return resident, False
+    resident = Resident(oa_openid=openid)
+    session.add(resident)
+    session.flush()
+    return resident, True
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
-              now: datetime) -> tuple[str | None, Case | None]:
+              now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     if incoming.msg_type == "event":
         resident.last_event_at = now
         return _event(session, resident, incoming), None
@@ -114,7 +115,7 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
             if incoming.msg_type == "voice":
                 return "抱歉，未能识别您的语音，请用文字描述您的诉求。", None
             return None, None
-        return _text(session, resident, text, join_window, now)
+        return _text(session, resident, text, join_window, now, is_new)
     if incoming.msg_type == "location":
         case = _recent_open_case(session, resident, now, join_window)
         if case is None:
@@ -135,15 +136,15 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
 
 
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
-          now: datetime) -> tuple[str | None, Case | None]:
+          now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     text = text[:MAX_CASE_TEXT]
     rating = RATING_WORDS.get(re.sub(r"[\s。.!！]", "", text))
-    if rating is not None:
+    if rating is not None and not is_new:
         case = _awaiting_rating(session, resident)
         if case is not None:
             return _rate(session, case, resident, rating), case
     actor = cases.Actor("resident", resident.id)
-    recent = _recent_open_case(session, resident, now, join_window)
+    recent = None if is_new else _recent_open_case(session, resident, now, join_window)
     if recent is not None and recent.status in (Status.SUBMITTED, Status.ASSIGNED):
         # "路灯坏了" / "在3号楼门口" / "好几天了": one matter typed in pieces is one case.
         before = cases.handler_label(recent)
@@ -151,14 +152,13 @@ def _text(session: Session, resident: Resident, text: str, join_window: timedelt
         after = cases.handler_label(recent)
         note = f"，改由{after}办理" if after != before else ""
         return f"已补充到您的诉求 {recent.number}{note}。", recent
-    grid = resident.grid or cases.find_grid_in_text(session, text)
-    duplicate = cases.find_duplicate(session, text, grid.id if grid else None,
-                                     exclude_resident_id=resident.id, now=now)
+    grid_id = resident.grid_id or directory.get(session).grid_in_text(text)
+    duplicate = cases.find_duplicate(session, text, grid_id, exclude_resident_id=resident.id, now=now)
     if duplicate is not None:
         cases.follow_case(session, duplicate, resident, text)
         return (f"您反映的问题已有群众反映（诉求 {duplicate.number}），正由{cases.handler_label(duplicate)}"
                 f"办理。已将您加入关注，办理进展会同步告知您。"), duplicate
-    case = cases.open_case(session, resident, text, now=now, grid=grid)
+    case = cases.open_case(session, resident, text, now=now)
     return _new_case_reply(case), case
 
 

@@ -60,7 +60,7 @@ def migrated_database():
 @pytest.fixture
 def clean_db(migrated_database):
     """An empty (but migrated) database and an initialised domain engine."""
-    from liaison import db
+    from liaison import db, directory
     from liaison.db import Base
 
     engine = create_engine(migrated_database)
@@ -69,6 +69,7 @@ def clean_db(migrated_database):
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     db.init_engine(migrated_database)
+    directory.invalidate()
     yield migrated_database
     db.clear_after_commit_hooks()
 

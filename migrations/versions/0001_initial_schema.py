@@ -6,6 +6,7 @@ Create Date: 2026-11-22 00:07:42.727036
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 revision = '0001'
@@ -95,7 +96,7 @@ def upgrade() -> None:
     sa.Column('category', sa.String(length=32), nullable=True),
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('routing', sa.JSON(), nullable=False),
-    sa.Column('signature', sa.JSON(), nullable=False),
+    sa.Column('signature', sa.JSON().with_variant(postgresql.ARRAY(sa.String(length=64)), 'postgresql'), nullable=False),
     sa.Column('handler_kind', sa.String(length=16), nullable=True),
     sa.Column('deputy_id', sa.Integer(), nullable=True),
     sa.Column('department_id', sa.Integer(), nullable=True),
@@ -124,6 +125,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_cases_resident_created', ['resident_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
         batch_op.create_index('ix_cases_status_deadline', ['status', 'deadline'], unique=False)
+        batch_op.create_index('ix_cases_signature', ['signature'], unique=False, postgresql_using='gin')
 
     op.create_table('case_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -241,6 +243,7 @@ def downgrade() -> None:
     op.drop_table('case_events')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_status_deadline')
+        batch_op.drop_index('ix_cases_signature', postgresql_using='gin')
         batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index('ix_cases_resident_created')
         batch_op.drop_index('ix_cases_grid_status')
