@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
     UniqueConstraint, event,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.db import Base
@@ -45,6 +46,8 @@ class UTCDateTime(TypeDecorator):
             value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
         return value
 
+
+KeywordList = JSON().with_variant(postgresql.ARRAY(String(64)), "postgresql")
 
 DEPUTY_LEVELS = ("national", "province", "city", "county", "township")
 DEPUTY_LEVEL_NAMES = {"national": "全国", "province": "省", "city": "市", "county": "县", "township": "乡"}
@@ -137,6 +140,7 @@ class Case(Base):
         Index("ix_cases_status_deadline", "status", "deadline"),
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_grid_status", "grid_id", "status"),
+        Index("ix_cases_signature", "signature", postgresql_using="gin"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
@@ -146,7 +150,8 @@ class Case(Base):
     category: Mapped[str | None] = mapped_column(String(32))
     confidence: Mapped[float | None] = mapped_column(Float)
     routing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # decision + reasons
-    signature: Mapped[list[str]] = mapped_column(JSON, default=list)  # keywords for 并单
+    # Keywords for 并单; an indexed array on PostgreSQL so candidates are found without a scan.
+    signature: Mapped[list[str]] = mapped_column(KeywordList, default=list)
     handler_kind: Mapped[str | None] = mapped_column(String(16))  # deputy | department
     deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
@@ -219,6 +224,8 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     reply_text: Mapped[str | None] = mapped_column(Text)
+    resident: Mapped[Resident | None] = relationship()
+    case: Mapped[Case | None] = relationship()
 
 
 class Rating(Base):

@@ -1,0 +1,437 @@
+"""Mini-program identities: accounts and roles, binding codes, session tokens, idempotency keys and
+notification consents.
+
+Residents need no account: a mini-program login creates or links their `Resident` row (through the
+unionid when WeChat gives one). Deputies, department handlers and liaison-office staff are registered by
+staff as an `Account` and bind their WeChat identity once with a one-time binding code.
+
+Flask-free: the API layer calls these services inside its own unit of work.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import (
+    JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, delete, select, update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from liaison.db import Base
+from liaison.models import (
+    Case, CaseFollower, Department, Deputy, Grid, InboundMessage, OutboxMessage, Rating, Resident,
+    Station, UTCDateTime, new_public_id, utcnow,
+)
+from liaison.wechat.privacy import mask
+
+log = logging.getLogger(__name__)
+
+RESIDENT, DEPUTY, DEPARTMENT, STAFF = "resident", "deputy", "department", "staff"
+ROLES = (RESIDENT, DEPUTY, DEPARTMENT, STAFF)
+ACCOUNT_ROLES = (DEPUTY, DEPARTMENT, STAFF)
+ROLE_LABELS = {RESIDENT: "群众", DEPUTY: "人大代表", DEPARTMENT: "职能部门", STAFF: "人大工委"}
+
+BINDING_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
+BINDING_CODE_LENGTH = 10
+BINDING_CODE_LIFETIME = timedelta(days=7)
+TOKEN_SALT = "miniprogram-session"
+CONSENT_RESULTS = ("accept", "reject", "ban", "filter")
+
+
+class AccountError(Exception):
+    """A service refused an account operation; `code` is the API error code, message is Chinese."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------------------------------------- models
+class Account(Base):
+    """A deputy, department handler or liaison-office staff member who works cases in the mini-program.
+
+    `deputy_id` is set for deputies, `department_id` for handlers. A staff account with a `station_id`
+    is limited to that station's grids (its jurisdiction); without one it sees the whole county.
+    """
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(50))
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deputy: Mapped[Deputy | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+    station: Mapped[Station | None] = relationship()
+
+
+class BindingCode(Base):
+    """A one-time code that binds a WeChat identity to an account. Only its hash is stored."""
+
+    __tablename__ = "binding_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """The stored answer to a POST sent with an `Idempotency-Key` header, per user (`principal`)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("principal", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(100))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class NotificationConsent(Base):
+    """Which subscription template a resident or account accepted (wx.requestSubscribeMessage).
+
+    Each one-time acceptance is one message credit; the notification planner spends `credits`.
+    """
+
+    __tablename__ = "notification_consents"
+    __table_args__ = (UniqueConstraint("resident_id", "template_id"),
+                      UniqueConstraint("account_id", "template_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    template_id: Mapped[str] = mapped_column(String(64))
+    last_result: Mapped[str] = mapped_column(String(8))  # accept | reject | ban | filter
+    credits: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_total: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# ---------------------------------------------------------------------------------------------- principals
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling the API: a resident or an account (deputy, department handler, staff)."""
+
+    role: str
+    resident: Resident | None = None
+    account: Account | None = None
+
+    @property
+    def ref(self) -> str:
+        """A stable string naming the caller (idempotency keys are scoped to it)."""
+        if self.resident is not None:
+            return f"resident:{self.resident.id}"
+        return f"account:{self.account.id}"
+
+    @property
+    def name(self) -> str:
+        return self.account.name if self.account is not None else "群众"
+
+    def actor(self):
+        """The `cases.Actor` for this caller (deputy and department act under their row ids)."""
+        from liaison.cases import Actor
+
+        if self.role == RESIDENT:
+            return Actor(RESIDENT, self.resident.id)
+        if self.role == DEPUTY:
+            return Actor(DEPUTY, self.account.deputy_id)
+        if self.role == DEPARTMENT:
+            return Actor(DEPARTMENT, self.account.department_id)
+        return Actor(STAFF, self.account.id)
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+
+
+def issue_token(secret_key: str, principal: Principal) -> str:
+    """A signed session token naming the principal by public id (never the openid)."""
+    if principal.resident is not None:
+        payload = {"k": "r", "id": principal.resident.public_id}
+    else:
+        payload = {"k": "a", "id": principal.account.public_id}
+    return _serializer(secret_key).dumps(payload)
+
+
+def principal_from_token(session: Session, secret_key: str, token: str, max_age: int) -> Principal | None:
+    """The principal a token names, or None when it is forged, expired, or the account is gone."""
+    try:
+        payload = _serializer(secret_key).loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+        return None
+    if payload.get("k") == "r":
+        resident = session.scalar(select(Resident).where(Resident.public_id == payload["id"]))
+        return Principal(RESIDENT, resident=resident) if resident is not None else None
+    if payload.get("k") == "a":
+        account = session.scalar(select(Account).where(Account.public_id == payload["id"]))
+        if account is None or not account.active:
+            return None
+        return Principal(account.role, account=account)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- login
+def login(session: Session, openid: str, unionid: str | None = None) -> Principal:
+    """The principal for a mini-program openid: a bound active account, else the resident (created or
+    linked to the official-account resident through the unionid)."""
+    account = session.scalar(select(Account).where(Account.mp_openid == openid))
+    if account is not None and account.active:
+        return Principal(account.role, account=account)
+    for attempt in range(2):
+        try:
+            with session.begin_nested():
+                resident = _link_resident(session, openid, unionid)
+            return Principal(RESIDENT, resident=resident)
+        except IntegrityError:
+            # A concurrent first login created the row; the second pass finds it.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _link_resident(session: Session, openid: str, unionid: str | None) -> Resident:
+    by_mp = session.scalar(select(Resident).where(Resident.mp_openid == openid))
+    by_union = (session.scalar(select(Resident).where(Resident.unionid == unionid))
+                if unionid else None)
+    if by_union is not None and by_mp is not None and by_union.id != by_mp.id:
+        log.info("linking mini-program resident %s onto resident %s by unionid", mask(openid),
+                 by_union.public_id)
+        merge_residents(session, source=by_mp, target=by_union)
+        by_union.mp_openid = openid
+        session.flush()
+        return by_union
+    if by_union is not None:
+        if by_union.mp_openid != openid:
+            by_union.mp_openid = openid
+            session.flush()
+        return by_union
+    if by_mp is not None:
+        if unionid and not by_mp.unionid:
+            by_mp.unionid = unionid
+            session.flush()
+        return by_mp
+    resident = Resident(mp_openid=openid, unionid=unionid, subscribed=False)
+    session.add(resident)
+    session.flush()
+    log.info("new mini-program resident %s", mask(openid))
+    return resident
+
+
+def merge_residents(session: Session, *, source: Resident, target: Resident) -> None:
+    """Move everything of `source` onto `target` (the same person seen through two apps), then delete
+    `source`."""
+    sid, tid = source.id, target.id
+    session.execute(update(Case).where(Case.resident_id == sid).values(resident_id=tid))
+    for follower in session.scalars(select(CaseFollower).where(CaseFollower.resident_id == sid)).all():
+        if session.get(CaseFollower, (follower.case_id, tid)) is None:
+            session.add(CaseFollower(case_id=follower.case_id, resident_id=tid,
+                                     created_at=follower.created_at))
+        session.delete(follower)
+    for rating in session.scalars(select(Rating).where(Rating.resident_id == sid)).all():
+        clash = session.scalar(select(Rating.id).where(
+            Rating.case_id == rating.case_id, Rating.round == rating.round, Rating.resident_id == tid))
+        if clash is None:
+            rating.resident_id = tid
+        else:
+            session.delete(rating)
+    session.execute(update(InboundMessage).where(InboundMessage.resident_id == sid)
+                    .values(resident_id=tid))
+    session.execute(update(OutboxMessage).where(OutboxMessage.resident_id == sid)
+                    .values(resident_id=tid))
+    for consent in session.scalars(select(NotificationConsent).where(
+            NotificationConsent.resident_id == sid)).all():
+        mine = session.scalar(select(NotificationConsent).where(
+            NotificationConsent.resident_id == tid, NotificationConsent.template_id == consent.template_id))
+        if mine is None:
+            consent.resident_id = tid
+        else:
+            mine.credits += consent.credits
+            mine.accepted_total += consent.accepted_total
+            session.delete(consent)
+    if target.grid_id is None:
+        target.grid_id = source.grid_id
+    source.mp_openid = None
+    source.unionid = None
+    session.flush()
+    session.delete(source)
+    session.flush()
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode("utf-8")).hexdigest()
+
+
+def new_binding_code(session: Session, account: Account, *, now: datetime | None = None) -> str:
+    """Issue a one-time binding code for `account` (earlier unused codes stop working)."""
+    now = now or utcnow()
+    session.execute(update(BindingCode).where(BindingCode.account_id == account.id,
+                                              BindingCode.used_at.is_(None)).values(expires_at=now))
+    code = "".join(secrets.choice(BINDING_CODE_ALPHABET) for _ in range(BINDING_CODE_LENGTH))
+    session.add(BindingCode(code_hash=_hash_code(code), account_id=account.id, created_at=now,
+                            expires_at=now + BINDING_CODE_LIFETIME))
+    session.flush()
+    return code
+
+
+def create_account(session: Session, role: str, name: str, *, deputy: Deputy | None = None,
+                   department: Department | None = None, station: Station | None = None
+                   ) -> tuple[Account, str]:
+    """Register a deputy, department handler or staff account; returns it with its binding code."""
+    if role not in ACCOUNT_ROLES:
+        raise AccountError("invalid_role", "角色无效")
+    if role == DEPUTY and deputy is None:
+        raise AccountError("deputy_required", "代表账号需要指定代表")
+    if role == DEPARTMENT and department is None:
+        raise AccountError("department_required", "部门账号需要指定部门")
+    account = Account(role=role, name=name.strip(),
+                      deputy_id=deputy.id if role == DEPUTY else None,
+                      department_id=department.id if role == DEPARTMENT else None,
+                      station_id=station.id if role == STAFF and station is not None else None)
+    session.add(account)
+    session.flush()
+    return account, new_binding_code(session, account)
+
+
+def create_first_staff(session: Session, name: str) -> tuple[Account, str]:
+    """Bootstrap: the first county-wide staff account and its binding code (refused once one exists)."""
+    if session.scalar(select(Account.id).where(Account.role == STAFF).limit(1)) is not None:
+        raise AccountError("already_bootstrapped", "已存在工委账号，请由工委在小程序中登记")
+    return create_account(session, STAFF, name)
+
+
+def bind(session: Session, resident: Resident, code: str, *, now: datetime | None = None) -> Account:
+    """Bind the caller's mini-program identity to the account the one-time code was issued for."""
+    now = now or utcnow()
+    openid = resident.mp_openid
+    if not openid:
+        raise AccountError("not_bindable", "请先通过小程序登录")
+    row = session.scalar(select(BindingCode).where(BindingCode.code_hash == _hash_code(code)))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise AccountError("invalid_binding_code", "绑定码无效或已过期")
+    # Claim the code atomically: two phones racing with one code, only one wins.
+    claimed = session.execute(update(BindingCode).where(BindingCode.id == row.id,
+                                                        BindingCode.used_at.is_(None))
+                              .values(used_at=now)).rowcount
+    if not claimed:
+        raise AccountError("invalid_binding_code", "绑定码无效或已过期")
+    account = session.get(Account, row.account_id)
+    if account is None or not account.active:
+        raise AccountError("invalid_binding_code", "绑定码无效或已过期")
+    other = session.scalar(select(Account).where(Account.mp_openid == openid, Account.id != account.id))
+    if other is not None:
+        raise AccountError("already_bound", "该微信已绑定其他账号")
+    account.mp_openid = openid
+    account.bound_at = now
+    session.flush()
+    log.info("account %s bound to %s", account.public_id, mask(openid))
+    return account
+
+
+# ---------------------------------------------------------------------------------------------- scope
+def staff_grid_ids(session: Session, account: Account) -> list[int] | None:
+    """The grids a staff account may see; None means the whole county."""
+    if account.station_id is None:
+        return None
+    return list(session.scalars(select(Grid.id).where(Grid.station_id == account.station_id)))
+
+
+# ---------------------------------------------------------------------------------------------- idempotency
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """What a replay must match: the same method, path and body."""
+    digest = hashlib.sha256()
+    for part in (method.encode(), b"\0", path.encode(), b"\0", body):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def reserve_idempotency_key(session: Session, principal_ref: str, key: str,
+                            fingerprint: str) -> IdempotencyKey:
+    """Insert the key in the caller's transaction before the action runs.
+
+    A concurrent request with the same key blocks on the unique index (PostgreSQL) until this one
+    commits and then fails with IntegrityError: the caller answers it with the stored response.
+    """
+    row = IdempotencyKey(principal=principal_ref, key=key, request_hash=fingerprint)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def stored_idempotent_response(session: Session, principal_ref: str, key: str) -> IdempotencyKey | None:
+    return session.scalar(select(IdempotencyKey).where(IdempotencyKey.principal == principal_ref,
+                                                       IdempotencyKey.key == key))
+
+
+def purge_idempotency_keys(session: Session, older_than: timedelta = timedelta(days=2)) -> int:
+    """Forget stored answers older than `older_than` (for a periodic sweep)."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - older_than))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------------------------------------- consents
+def record_consents(session: Session, principal: Principal, results: dict[str, str]) -> list[NotificationConsent]:
+    """Store the results of wx.requestSubscribeMessage; every "accept" adds one message credit."""
+    rows = []
+    for template_id, result in sorted(results.items()):
+        if result not in CONSENT_RESULTS:
+            raise AccountError("invalid_consent", f"订阅结果无效：{result}")
+        owner = ({"resident_id": principal.resident.id} if principal.resident is not None
+                 else {"account_id": principal.account.id})
+        column = (NotificationConsent.resident_id if principal.resident is not None
+                  else NotificationConsent.account_id)
+        row = session.scalar(select(NotificationConsent).where(
+            column == next(iter(owner.values())), NotificationConsent.template_id == template_id)
+            .with_for_update())
+        if row is None:
+            row = NotificationConsent(template_id=template_id, credits=0, accepted_total=0, **owner)
+            session.add(row)
+        row.last_result = result
+        row.updated_at = utcnow()
+        if result == "accept":
+            row.credits += 1
+            row.accepted_total += 1
+        elif result == "ban":
+            row.credits = 0  # the user switched the template off for good
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def consents_of(session: Session, principal: Principal) -> list[NotificationConsent]:
+    column = (NotificationConsent.resident_id if principal.resident is not None
+              else NotificationConsent.account_id)
+    owner_id = principal.resident.id if principal.resident is not None else principal.account.id
+    return list(session.scalars(select(NotificationConsent).where(column == owner_id)
+                                .order_by(NotificationConsent.template_id)))
+
+
+def spend_consent(session: Session, *, template_id: str, resident_id: int | None = None,
+                  account_id: int | None = None) -> bool:
+    """Use one message credit (for the notification planner); False when none is left."""
+    column = NotificationConsent.resident_id if resident_id is not None else NotificationConsent.account_id
+    owner = resident_id if resident_id is not None else account_id
+    result = session.execute(update(NotificationConsent).where(
+        column == owner, NotificationConsent.template_id == template_id,
+        NotificationConsent.credits > 0).values(credits=NotificationConsent.credits - 1))
+    return bool(result.rowcount)
+
+
+from liaison import casework as _casework  # noqa: E402,F401  (registers the casework tables)

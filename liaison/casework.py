@@ -1,0 +1,203 @@
+"""Casework done in the mini-program beyond the lifecycle transitions: submitting with photos and a
+location, asking the resident for information, urging a department (督办), extension requests (延期),
+category corrections kept for the classifier, and notices to handlers.
+
+Status changes still go only through `liaison.cases` (and so through the lifecycle table).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from liaison import cases, lifecycle
+from liaison.db import Base
+from liaison.lifecycle import IllegalTransition
+
+if TYPE_CHECKING:
+    from liaison.cases import Actor
+from liaison.models import Case, Department, Grid, Resident, UTCDateTime, new_public_id, utcnow
+from liaison.workcalendar import add_working_days
+
+MAX_EXTENSION_DAYS = 30
+
+
+class ExtensionRequest(Base):
+    """延期申请: a department asks staff to move a case's deadline by `working_days`."""
+
+    __tablename__ = "extension_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    working_days: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|approved|rejected
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    old_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    new_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    case: Mapped[Case] = relationship()
+    department: Mapped[Department | None] = relationship()
+
+
+class ClassifierCorrection(Base):
+    """A handler corrected a case's category: the (text, category) pair feeds the classifier."""
+
+    __tablename__ = "classifier_corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    old_category: Mapped[str | None] = mapped_column(String(32))
+    new_category: Mapped[str] = mapped_column(String(32))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Notice(Base):
+    """A notification for a deputy or a department in the mini-program (督办, extension decisions)."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    case: Mapped[Case | None] = relationship()
+
+
+def submit_case(session: Session, resident: Resident, text: str, *, photos: list[str] | None = None,
+                location: dict[str, Any] | None = None, grid: Grid | None = None) -> Case:
+    """A resident's submission from the mini-program: `cases.open_case` plus photos and location."""
+    case = cases.open_case(session, resident, text, channel="miniprogram", grid=grid)
+    if location:
+        case.location = location
+    if photos:
+        cases.record_event(session, case, cases.Actor("resident", resident.id), "attach", photos=photos)
+    return case
+
+
+def add_information(session: Session, case: Case, resident: Resident, text: str,
+                    photos: list[str] | None = None):
+    """The resident adds to their own open case; an unaccepted case is classified again."""
+    if case.resident_id != resident.id:
+        raise cases.NotFound("case")
+    entry = cases.add_information(session, case, cases.Actor("resident", resident.id), text, reroute=True)
+    if photos:
+        cases.record_event(session, case, cases.Actor("resident", resident.id), "attach", photos=photos)
+    return entry
+
+
+def request_information(session: Session, case: Case, actor: Actor, question: str):
+    """Ask the resident for more information: a timeline entry and a message to the resident."""
+    question = question.strip()
+    if not question:
+        raise ValueError("question is empty")
+    if case.status not in lifecycle.WORKING_STATUSES:
+        raise IllegalTransition("request_information", case.status)
+    entry = cases.record_event(session, case, actor, "request_information", question=question)
+    cases.notify_residents(session, case, entry,
+                           f"【诉求 {case.number} 需要补充】\n{question}\n请在小程序中补充信息。")
+    return entry
+
+
+def urge(session: Session, case: Case, actor: Actor, note: str | None = None):
+    """督办: press the department handling the case; a timeline entry and a notice to the department."""
+    if case.status not in lifecycle.WORKING_STATUSES:
+        raise IllegalTransition("urge", case.status)
+    if case.handler_kind != "department" or case.department_id is None:
+        raise IllegalTransition("urge", case.status, "只能督办已派单给部门的诉求")
+    department = session.get(Department, case.department_id)
+    entry = cases.record_event(session, case, actor, "urge", department=department.name,
+                               note=note, deadline=case.deadline.isoformat() if case.deadline else None)
+    text = f"诉求 {case.number} 被督办，请抓紧办理" + (f"：{note}" if note else "。")
+    session.add(Notice(department_id=case.department_id, case_id=case.id, kind="urge", text=text,
+                       detail={"event_id": entry.id}))
+    session.flush()
+    return entry
+
+
+def request_extension(session: Session, case: Case, actor: Actor, account_id: int, working_days: int,
+                      reason: str) -> ExtensionRequest:
+    """A department asks for `working_days` more (needs staff approval); one open request per case."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("reason is empty")
+    if not 1 <= working_days <= MAX_EXTENSION_DAYS:
+        raise ValueError("working_days out of range")
+    if case.status not in lifecycle.WORKING_STATUSES:
+        raise IllegalTransition("request_extension", case.status)
+    pending = session.scalar(select(ExtensionRequest.id).where(
+        ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending"))
+    if pending is not None:
+        raise IllegalTransition("request_extension", case.status, "已有待审批的延期申请")
+    request = ExtensionRequest(case_id=case.id, department_id=case.department_id,
+                               requested_by=account_id, working_days=working_days, reason=reason,
+                               old_deadline=case.deadline)
+    session.add(request)
+    session.flush()
+    cases.record_event(session, case, actor, "extension_requested", working_days=working_days,
+                       reason=reason, request=request.public_id)
+    return request
+
+
+def decide_extension(session: Session, request: ExtensionRequest, actor: Actor, account_id: int, *,
+                     approve: bool, note: str | None = None) -> ExtensionRequest:
+    """Staff approve (the deadline moves by the working days asked) or reject an extension request."""
+    if request.status != "pending":
+        raise IllegalTransition("decide_extension", request.status, "该延期申请已处理")
+    case = cases.lock_case(session, request.case_id)
+    request.status = "approved" if approve else "rejected"
+    request.decided_by, request.decided_at, request.decision_note = account_id, utcnow(), note
+    if approve:
+        base = case.deadline if case.deadline and case.deadline > utcnow() else utcnow()
+        request.old_deadline = case.deadline
+        case.deadline = add_working_days(base, request.working_days)
+        request.new_deadline = case.deadline
+        cases.record_event(session, case, actor, "extension_approved", working_days=request.working_days,
+                           deadline=case.deadline.isoformat(), note=note, request=request.public_id)
+        text = f"诉求 {case.number} 的延期申请已批准，新的办理时限为 {_local_date(case.deadline)}。"
+    else:
+        cases.record_event(session, case, actor, "extension_rejected", note=note,
+                           request=request.public_id)
+        text = f"诉求 {case.number} 的延期申请未获批准" + (f"：{note}" if note else "。")
+    if request.department_id is not None:
+        session.add(Notice(department_id=request.department_id, case_id=case.id,
+                           kind=f"extension_{request.status}", text=text))
+    session.flush()
+    return request
+
+
+def correct_category(session: Session, case: Case, actor: Actor, category: str,
+                     reason: str | None = None):
+    """Correct a case's category (改派 with a category) and keep the pair for the classifier."""
+    old = case.category
+    entry = cases.reassign(session, case, actor, category=category, reason=reason)
+    session.add(ClassifierCorrection(case_id=case.id, text=case.text, old_category=old,
+                                     new_category=category, actor_kind=actor.kind, actor_id=actor.id))
+    session.flush()
+    return entry
+
+
+def known_categories() -> tuple[str, ...]:
+    """The categories the classifier knows (a correction must name one of them)."""
+    from classifiers import get_classifier
+
+    return tuple(get_classifier().labels)
+
+
+def _local_date(moment: datetime) -> str:
+    from liaison.workcalendar import CHINA_TZ
+
+    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d")

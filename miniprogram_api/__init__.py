@@ -1,0 +1,9 @@
+"""The mini-program JSON API (`/api/...`): residents, deputies, department handlers and staff.
+
+Views only parse, call the domain (`liaison.*`) and serialise; the endpoint declarations in `views`
+also generate the OpenAPI document served at `/api/openapi.json`.
+"""
+from miniprogram_api.framework import bp
+from miniprogram_api import views  # noqa: F401  (declares the endpoints on bp)
+
+__all__ = ["bp"]

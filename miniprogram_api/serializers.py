@@ -1,0 +1,123 @@
+"""Domain rows → response models. What a resident sees of the timeline is filtered here."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from liaison import access, cases
+from liaison.accounts import RESIDENT, ROLE_LABELS, Account, Principal
+from liaison.casework import ExtensionRequest, Notice
+from liaison.lifecycle import STATUS_LABELS, TRANSITIONS
+from liaison.models import Case, CaseEvent, Deputy, DeputyGrid, Grid, Station
+
+from . import schemas as s
+
+EXTRA_ACTION_LABELS = {
+    "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
+    "merged_in": "并入诉求", "reroute": "重新分派", "request_information": "请群众补充信息",
+    "urge": "督办", "extension_requested": "申请延期", "extension_approved": "延期获批",
+    "extension_rejected": "延期未获批准", "follower_rating": "评价", "rate": "评价",
+}
+# Timeline details a resident may read; internal notes (routing reasons, urge notes) stay inside.
+RESIDENT_DETAIL_KEYS = {"text", "summary", "rating", "comment", "question", "department", "round",
+                        "photos", "handler", "deadline", "channel"}
+RESIDENT_HIDDEN_ACTIONS = {"extension_requested", "extension_rejected"}
+
+
+def action_label(action: str) -> str:
+    transition = TRANSITIONS.get(action)
+    return transition.label if transition else EXTRA_ACTION_LABELS.get(action, action)
+
+
+def ref(row) -> s.Ref | None:
+    return s.Ref(code=row.code, name=row.name) if row is not None else None
+
+
+def event_out(entry: CaseEvent, viewer_role: str) -> s.EventOut:
+    detail = dict(entry.detail or {})
+    if viewer_role == RESIDENT:
+        detail = {k: v for k, v in detail.items() if k in RESIDENT_DETAIL_KEYS}
+    return s.EventOut(at=entry.at, actor_kind=entry.actor_kind, action=entry.action,
+                      label=action_label(entry.action), from_status=entry.from_status,
+                      to_status=entry.to_status, detail=detail)
+
+
+def _case_fields(scope: access.Scope, case: Case) -> dict:
+    return dict(
+        id=case.public_id, number=case.number, status=case.status,
+        status_label=STATUS_LABELS.get(case.status, case.status), text=case.text,
+        category=case.category, handler_kind=case.handler_kind, handler=cases.handler_label(case),
+        grid=ref(case.grid), department=ref(case.department), round=case.round, deadline=case.deadline,
+        overdue=access.is_overdue(case), created_at=case.created_at, updated_at=case.updated_at,
+        closed_at=case.closed_at, summary=case.summary, location=case.location,
+        actions=access.allowed_actions(scope, case))
+
+
+def case_out(scope: access.Scope, case: Case) -> s.CaseOut:
+    return s.CaseOut(**_case_fields(scope, case))
+
+
+def case_detail(session: Session, scope: access.Scope, case: Case) -> s.CaseDetailOut:
+    entries = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                              .order_by(CaseEvent.id)).all()
+    role = scope.role
+    photos = [p for e in entries if e.action == "attach" for p in (e.detail or {}).get("photos", [])]
+    timeline = [event_out(e, role) for e in entries
+                if not (role == RESIDENT and e.action in RESIDENT_HIDDEN_ACTIONS)]
+    return s.CaseDetailOut(**_case_fields(scope, case), photos=photos, timeline=timeline)
+
+
+def me_out(session: Session, principal: Principal) -> s.MeOut:
+    if principal.role == RESIDENT:
+        resident = principal.resident
+        return s.MeOut(role=RESIDENT, role_label=ROLE_LABELS[RESIDENT], name="群众", id=resident.public_id,
+                       grids=[ref(resident.grid)] if resident.grid else [])
+    account = principal.account
+    grids = []
+    if account.deputy_id:
+        grids = [ref(link.grid) for link in session.scalars(
+            select(DeputyGrid).where(DeputyGrid.deputy_id == account.deputy_id))]
+    elif account.station_id:
+        grids = [ref(g) for g in session.scalars(select(Grid).where(Grid.station_id == account.station_id)
+                                                 .order_by(Grid.code))]
+    return s.MeOut(role=account.role, role_label=ROLE_LABELS[account.role], name=account.name,
+                   id=account.public_id, deputy=ref(account.deputy), department=ref(account.department),
+                   station=ref(account.station), grids=grids)
+
+
+def account_out(account: Account) -> s.AccountOut:
+    return s.AccountOut(id=account.public_id, role=account.role, name=account.name,
+                        deputy=ref(account.deputy), department=ref(account.department),
+                        station=ref(account.station), bound=account.mp_openid is not None,
+                        active=account.active)
+
+
+def extension_out(request: ExtensionRequest) -> s.ExtensionOut:
+    return s.ExtensionOut(
+        id=request.public_id, case_id=request.case.public_id, case_number=request.case.number,
+        department=ref(request.department), working_days=request.working_days, reason=request.reason,
+        status=request.status, decision_note=request.decision_note, old_deadline=request.old_deadline,
+        new_deadline=request.new_deadline, created_at=request.created_at, decided_at=request.decided_at)
+
+
+def station_out(station: Station) -> s.StationOut:
+    return s.StationOut(code=station.code, name=station.name, address=station.address,
+                        reception_hours=station.reception_hours)
+
+
+def grid_out(grid: Grid) -> s.GridOut:
+    return s.GridOut(code=grid.code, name=grid.name, aliases=list(grid.aliases or []),
+                     station=ref(grid.station))
+
+
+def deputy_out(deputy: Deputy) -> s.DeputyOut:
+    return s.DeputyOut(code=deputy.code, name=deputy.name, level=deputy.level, station=ref(deputy.station),
+                       duties=deputy.duties, reception_hours=deputy.reception_hours,
+                       grids=[ref(link.grid) for link in deputy.grid_links])
+
+
+def notice_out(notice: Notice) -> s.NoticeOut:
+    return s.NoticeOut(id=notice.public_id, kind=notice.kind, text=notice.text,
+                       case_id=notice.case.public_id if notice.case else None,
+                       case_number=notice.case.number if notice.case else None,
+                       created_at=notice.created_at, read_at=notice.read_at)

@@ -1,0 +1,223 @@
+"""Authorization sweep: EVERY /api endpoint (taken from the app's url_map) with every role, without a
+token, with foreign ids (another grid's, resident's, department's or station's case) and unknown ids.
+
+Roles not allowed → 403; allowed roles with a foreign or unknown id → 404 (existence is not leaked) and
+nothing changes; allowed roles on their own objects → success. A new endpoint without an entry in
+SWEEP fails `test_every_endpoint_is_swept`.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import func, select
+
+from liaison import db
+from liaison.casework import ExtensionRequest
+from liaison.models import CaseEvent, OutboxMessage
+from miniprogram_api.openapi import openapi_path
+from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
+
+RESIDENT, DEPUTY, DEPARTMENT = "resident", "deputy", "department"
+STATION_STAFF, COUNTY_STAFF = "staff_station", "staff_county"
+EVERYONE = frozenset({RESIDENT, DEPUTY, DEPARTMENT, STATION_STAFF, COUNTY_STAFF})
+STAFF = frozenset({STATION_STAFF, COUNTY_STAFF})
+HANDLERS = frozenset({DEPUTY, DEPARTMENT})
+UNKNOWN_ID = "AAAAAAAAAAAAAAAA"
+_n = itertools.count(1)
+
+
+def _code(prefix):
+    return f"{prefix}{next(_n):04d}"
+
+
+# (method, path) → (allowed roles, kind of the id in the path or None, body factory or None).
+# "public" endpoints need no token.
+SWEEP = {
+    ("POST", "/api/login"): ("public", None, None),
+    ("GET", "/api/openapi.json"): ("public", None, None),
+    ("POST", "/api/bind"): ({RESIDENT}, None, lambda: {"binding_code": "NOSUCHCODE"}),
+    ("GET", "/api/me"): (EVERYONE, None, None),
+    ("GET", "/api/consents"): (EVERYONE, None, None),
+    ("POST", "/api/consents"): (EVERYONE, None, lambda: {"results": {"tmpl-1": "accept"}}),
+    ("GET", "/api/cases"): (EVERYONE, None, None),
+    ("POST", "/api/cases"): ({RESIDENT}, None, lambda: {"text": "青山村的路灯坏了"}),
+    ("GET", "/api/cases/{public_id}"): (EVERYONE, "case", None),
+    ("POST", "/api/cases/{public_id}/information"): ({RESIDENT}, "case", lambda: {"text": "补充一下"}),
+    ("POST", "/api/cases/{public_id}/rating"): ({RESIDENT}, "case", lambda: {"value": "satisfied"}),
+    ("POST", "/api/cases/{public_id}/withdraw"): ({RESIDENT}, "case", None),
+    ("POST", "/api/cases/{public_id}/accept"): (HANDLERS, "case", None),
+    ("POST", "/api/cases/{public_id}/reply"): (HANDLERS, "case", lambda: {"text": "正在处理"}),
+    ("POST", "/api/cases/{public_id}/information-requests"): (HANDLERS, "case",
+                                                              lambda: {"question": "具体在几号楼？"}),
+    ("POST", "/api/cases/{public_id}/dispatch"): ({DEPUTY} | STAFF, "case",
+                                                  lambda: {"department_code": "jiaotong"}),
+    ("POST", "/api/cases/{public_id}/urge"): ({DEPUTY} | STAFF, "case", lambda: {"note": "请加快"}),
+    ("POST", "/api/cases/{public_id}/close"): (HANDLERS, "case", lambda: {"summary": "已处理"}),
+    ("POST", "/api/cases/{public_id}/category"): ({DEPUTY} | STAFF, "case",
+                                                  lambda: {"category": "交通运输"}),
+    ("POST", "/api/cases/{public_id}/return"): ({DEPARTMENT}, "case", lambda: {"reason": "职能不符"}),
+    ("POST", "/api/cases/{public_id}/extension-requests"): ({DEPARTMENT}, "case",
+                                                            lambda: {"working_days": 3, "reason": "需采购"}),
+    ("POST", "/api/cases/{public_id}/reassign"): (STAFF, "case",
+                                                  lambda: {"department_code": "jiaotong", "reason": "改派"}),
+    ("GET", "/api/extension-requests"): ({DEPARTMENT} | STAFF, None, None),
+    ("POST", "/api/extension-requests/{public_id}/approve"): (STAFF, "extension", lambda: {}),
+    ("POST", "/api/extension-requests/{public_id}/reject"): (STAFF, "extension", lambda: {"note": "否"}),
+    ("GET", "/api/notices"): (HANDLERS, None, None),
+    ("GET", "/api/departments"): ({DEPUTY, DEPARTMENT} | STAFF, None, None),
+    ("POST", "/api/departments"): ({COUNTY_STAFF}, None, lambda: {"code": _code("dep"), "name": "县水利局"}),
+    ("GET", "/api/stations"): (STAFF, None, None),
+    ("POST", "/api/stations"): ({COUNTY_STAFF}, None, lambda: {"code": _code("S"), "name": "新联络站"}),
+    ("GET", "/api/grids"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/grids"): ({COUNTY_STAFF}, None, lambda: {"code": _code("G"), "name": "新网格"}),
+    ("GET", "/api/deputies"): (STAFF, None, None),
+    ("POST", "/api/deputies"): ({COUNTY_STAFF}, None,
+                                lambda: {"code": _code("D"), "name": "赵代表", "level": "county"}),
+    ("GET", "/api/accounts"): (STAFF, None, None),
+    ("POST", "/api/accounts"): ({COUNTY_STAFF}, None,
+                                lambda: {"role": "department", "name": "交通局 王", "department_code": "jiaotong"}),
+    ("POST", "/api/accounts/{public_id}/binding-code"): ({COUNTY_STAFF}, "account", None),
+}
+# Staff registry writes are county-level: a station's staff get 403 even though the role is "staff".
+ROLE_OF = {RESIDENT: "resident", DEPUTY: "deputy", DEPARTMENT: "department",
+           STATION_STAFF: "staff", COUNTY_STAFF: "staff"}
+
+
+def api_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                routes.add((method, openapi_path(rule.rule)))
+    return routes
+
+
+def test_every_endpoint_is_swept(app):
+    assert api_routes(app) == set(SWEEP), "add the new endpoint to SWEEP (and check its roles)"
+
+
+@pytest.fixture
+def world(app, fake_wechat):
+    """Two residents with a case each in different stations' grids, and every kind of account."""
+    http = FlaskHttp(app.test_client())
+    county = bootstrap_staff(http, "", fake_wechat, "o_sweep_county")
+    users = {
+        COUNTY_STAFF: county,
+        STATION_STAFF: make_account(county, fake_wechat, "o_sweep_station", role="staff", name="青山站",
+                                    station_code="S002"),
+        DEPUTY: make_account(county, fake_wechat, "o_sweep_deputy", role="deputy", name="张建华",
+                             deputy_code="D001"),
+        DEPARTMENT: make_account(county, fake_wechat, "o_sweep_dept", role="department", name="住建",
+                                 department_code="zhujian"),
+        RESIDENT: resident(http, "", fake_wechat, "o_sweep_resident_a"),
+    }
+    other = resident(http, "", fake_wechat, "o_sweep_resident_b")
+    mine = users[RESIDENT].post("/api/cases", {"text": "幸福里小区3号楼门口的路灯坏了"}).json()
+    theirs = other.post("/api/cases", {"text": "青山村村口的路灯坏了", "grid_code": "G003"}).json()
+    # A case of G001 with the department, and an extension request on it.
+    with_department = users[RESIDENT].post("/api/cases", {"text": "幸福里小区楼道的路灯坏了"}).json()
+    assert users[DEPUTY].post(f"/api/cases/{with_department['id']}/dispatch",
+                              {"department_code": "zhujian"}).status_code == 200
+    extension = users[DEPARTMENT].post(f"/api/cases/{with_department['id']}/extension-requests",
+                                       {"working_days": 3, "reason": "需采购灯具"}).json()
+    accounts = county.get("/api/accounts").json()["items"]
+    return {"http": http, "users": users, "mine": mine, "theirs": theirs, "g001": with_department,
+            "extension": extension, "account": accounts[-1]["id"]}
+
+
+def _foreign(world, kind: str, role: str) -> str:
+    """An existing id the role must not see (or, when the role sees everything, none)."""
+    if role == COUNTY_STAFF:
+        return UNKNOWN_ID  # the whole county is theirs
+    if kind == "case":
+        return world["mine"]["id"] if role == STATION_STAFF else world["theirs"]["id"]
+    if kind == "extension":
+        return world["extension"]["id"] if role == STATION_STAFF else UNKNOWN_ID
+    return UNKNOWN_ID
+
+
+def _call(user_or_http, method, path, body):
+    if hasattr(user_or_http, "token"):
+        return user_or_http.get(path) if method == "GET" else user_or_http.post(path, body)
+    return (user_or_http.get(path) if method == "GET"
+            else user_or_http.post(path, json=body or {}))
+
+
+def _snapshot():
+    with db.session_scope() as session:
+        return (session.scalar(select(func.count()).select_from(CaseEvent)),
+                session.scalar(select(func.count()).select_from(OutboxMessage)),
+                sorted(session.scalars(select(ExtensionRequest.status))))
+
+
+def test_sweep_roles_tokens_and_foreign_ids(world):
+    http, users = world["http"], world["users"]
+    failures = []
+    before = _snapshot()
+    for (method, path), (roles, kind, body_factory) in sorted(SWEEP.items()):
+        if roles == "public":
+            continue
+        # No token, a forged token → 401.
+        for headers in ({}, {"Authorization": "Bearer forged.token.value"}):
+            target = path.replace("{public_id}", UNKNOWN_ID)
+            response = (http.get(target, headers=headers) if method == "GET"
+                        else http.post(target, json=body_factory() if body_factory else {}, headers=headers))
+            if response.status_code != 401:
+                failures.append((method, path, "no/forged token", response.status_code))
+        for role, user in users.items():
+            ids = [UNKNOWN_ID, _foreign(world, kind, role)] if kind else [None]
+            for public_id in dict.fromkeys(ids):
+                target = path.replace("{public_id}", public_id) if public_id else path
+                body = body_factory() if body_factory else None
+                response = _call(user, method, target, body)
+                if role not in roles:
+                    expected = {403}
+                elif kind:
+                    expected = {404}
+                else:
+                    expected = None  # allowed, no id: must succeed
+                ok = (response.status_code in expected if expected
+                      else response.status_code < 300 or (path == "/api/bind" and response.status_code == 422))
+                if not ok:
+                    failures.append((method, path, role, public_id, response.status_code, response.text[:200]))
+                if response.status_code >= 400:
+                    error = response.json().get("error", {})
+                    if not (error.get("code") and error.get("message")):
+                        failures.append((method, path, role, "error body", response.text[:200]))
+    assert not failures, "\n".join(map(str, failures))
+    # Foreign and unknown ids changed nothing (the only writes above were allowed id-less POSTs that
+    # create registry rows, consents or new cases; new cases add timeline entries, counted here).
+    after = _snapshot()
+    assert after[2] == before[2], "an extension request was decided through a foreign id"
+
+
+def test_visibility_of_lists_and_details(world):
+    users = world["users"]
+    mine, theirs, g001 = world["mine"]["id"], world["theirs"]["id"], world["g001"]["id"]
+
+    def ids(role):
+        return {c["id"] for c in users[role].get("/api/cases", page_size=100).json()["items"]}
+
+    assert ids(RESIDENT) == {mine, g001}
+    assert ids(DEPUTY) == {mine, g001}  # G001 and G002 are the deputy's grids; G003 is not
+    assert ids(DEPARTMENT) == {g001}
+    assert ids(STATION_STAFF) == {theirs}  # station S002 covers G003 only
+    assert ids(COUNTY_STAFF) == {mine, theirs, g001}
+    assert users[DEPUTY].get(f"/api/cases/{theirs}").status_code == 404
+    assert users[RESIDENT].get(f"/api/cases/{theirs}").status_code == 404
+    # Integer ids and case numbers are not ids in URLs.
+    number = world["mine"]["number"]
+    assert users[COUNTY_STAFF].get(f"/api/cases/{number}").status_code == 404
+    assert users[COUNTY_STAFF].get("/api/cases/1").status_code == 404
+
+
+def test_visible_but_not_yours_is_403(world):
+    users = world["users"]
+    g001 = world["g001"]["id"]
+    # The deputy sees the G001 case now with the department, but cannot handle it (only urge).
+    assert users[DEPUTY].post(f"/api/cases/{g001}/accept").status_code == 403
+    assert users[DEPUTY].post(f"/api/cases/{g001}/urge", {"note": "请加快"}).status_code == 200
+    # The department cannot dispatch or act on a case that is not with it.
+    mine = world["mine"]["id"]
+    assert users[DEPARTMENT].get(f"/api/cases/{mine}").status_code == 404
