@@ -13,6 +13,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from heapq import nlargest
+from itertools import compress
+from operator import mul
 
 from . import tokenize as T
 
@@ -25,6 +27,7 @@ DEFAULT_DATA_DIR = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "dat
 
 MAX_KEYWORDS = 8
 _log = math.log
+_add = str.__add__
 _exp = math.exp
 
 
@@ -79,12 +82,19 @@ class Classifier:
     def __init__(self, table: dict, bias: dict[str, float], meta: dict):
         self.labels: tuple[str, ...] = tuple(meta.get("labels") or LABELS)
         self._ci = {lab: i for i, lab in enumerate(self.labels)}
-        # feature -> (idf, ((category index, weight), ...))
-        # feature -> (idf, ((category index, weight), ...)); only non-zero weights are stored
-        self._table: dict[str, tuple[float, tuple[tuple[int, float], ...]]] = {
-            f: (float(idf), tuple(sorted((self._ci[lab], float(w)) for lab, w in ws.items())))
-            for f, (idf, ws) in table.items()
-        }
+        nlab = len(self.labels)
+        # feature -> dense row (idf*w_0, ..., idf*w_{L-1}, idf): one dict lookup per feature at
+        # inference, then column sums in C (see classify)
+        rows: dict[str, tuple[float, ...]] = {}
+        ci = self._ci
+        for f, (idf, ws) in table.items():
+            idf = float(idf)
+            row = [0.0] * (nlab + 1)
+            for lab, w in ws.items():
+                row[ci[lab]] = float(w) * idf
+            row[nlab] = idf
+            rows[f] = tuple(row)
+        self._rows = rows
         self._bias = [float(bias.get(lab, 0.0)) for lab in self.labels]
         self.temperature = float(meta.get("temperature") or 1.0)
         self.subject_weight = int(meta.get("subject_weight") or 1)
@@ -133,79 +143,100 @@ class Classifier:
         return self._rules
 
     def idf(self, feature: str) -> float | None:
-        e = self._table.get(feature)
-        return e[0] if e else None
+        e = self._rows.get(feature)
+        return e[-1] if e else None
+
+    def weights(self, feature: str) -> dict[str, float]:
+        """The model weights of one keyword (category -> weight; empty when unknown)."""
+        e = self._rows.get(feature)
+        if not e:
+            return {}
+        idf = e[-1]
+        return {lab: e[i] / idf for i, lab in enumerate(self.labels) if e[i]}
 
     # ---------------------------------------------------------------- inference
-    def _features(self, text: str, subject: str | None) -> tuple[Counter, set]:
-        cut = self._tk.cut
-        content = T.content_tokens(cut(text)) if text else []
-        joined = "".join(content)
-        feats = Counter(content)
-        feats.update(map(str.__add__, joined, joined[1:]))
+    def _features(self, text: str, subject: str | None) -> tuple[Counter, list[str]]:
+        """(feature counts, jieba tokens): the features of :func:`tokenize.features`, the subject's
+        counted ``subject_weight`` times (inlined here to tokenise each part once)."""
+        cut = T.cut
+        feats = Counter(map(_add, text, text[1:]))
+        toks = cut(text) if text else []
+        feats.update(toks)
         if subject:
-            sc = T.content_tokens(cut(subject))
-            sj = "".join(sc)
-            sf = Counter(sc)
-            sf.update(map(str.__add__, sj, sj[1:]))
+            stoks = cut(subject)
+            sf = Counter(map(_add, subject, subject[1:]))
+            sf.update(stoks)
             k = self.subject_weight
             for f, n in sf.items():
                 feats[f] += n * k
-            return feats, set(content).union(sc)
-        return feats, set(content)
+            toks = toks + stoks
+        return feats, toks
 
     def classify(self, text: str, subject: str | None = None) -> Decision:
         """Classify a message.  ``subject`` (optional) is a title whose words count
         ``subject_weight`` times, as in training."""
         text = text or ""
-        feats, words = self._features(text, subject)
+        feats, toks = self._features(text, subject)
         labels = self.labels
-        sc = [0.0] * len(labels)
-        norm2 = 0.0
-        matched = []
-        get = self._table.get
-        logf = _LOGF
-        for f, n in feats.items():
-            e = get(f)
-            if e is None:
-                continue
-            x = e[0] if n == 1 else e[0] * (logf[n] if n < _LOGF_N else 1.0 + _log(n))
-            norm2 += x * x
-            matched.append((f, x, e[1]))
-            for ci, w in e[1]:
-                sc[ci] += w * x
-        inv = 1.0 / math.sqrt(norm2) if norm2 > 0.0 else 0.0
-        scores = [b + s * inv for b, s in zip(self._bias, sc)]
+        nlab = len(labels)
+        # score_c = bias_c + sum_f w_fc * x_f / ||x||,  x_f = idf_f * (1 + ln tf_f)
+        rows = list(map(self._rows.get, feats))
+        hits = list(compress(rows, rows))          # rows of the features in the table
+        if hits:
+            tfs = list(compress(feats.values(), rows))
+            cols = list(zip(*hits))                 # column c = idf*w_c of each hit; last = idf
+            if max(tfs) == 1:                       # common for short texts: all tf = 1
+                lfs = None
+                norm2 = sum(map(mul, cols[nlab], cols[nlab]))
+                sc = list(map(sum, cols[:nlab]))
+            else:
+                try:
+                    lfs = list(map(_LOGF.__getitem__, tfs))
+                except IndexError:
+                    lfs = [1.0 + _log(n) for n in tfs]
+                xs = list(map(mul, cols[nlab], lfs))
+                norm2 = sum(map(mul, xs, xs))
+                sc = [sum(map(mul, col, lfs)) for col in cols[:nlab]]
+            inv = 1.0 / math.sqrt(norm2) if norm2 > 0.0 else 0.0
+            scores = [b + s * inv for b, s in zip(self._bias, sc)]
+        else:
+            scores = list(self._bias)
         fired = []
         rules = self._rules
         if rules:
             hay = text if not subject else subject + "\n" + text
+            ci = self._ci
             for r in rules:
                 if r.keyword in hay:
-                    scores[self._ci[r.category]] += r.weight
+                    scores[ci[r.category]] += r.weight
                     fired.append(r)
-        if not matched and not fired:
+        if not hits and not fired:
             return Decision(None, 0.0, [], dict(zip(labels, scores)))
         m = max(scores)
         best = scores.index(m)
         t = self.temperature
         conf = 1.0 / sum([_exp((s - m) / t) for s in scores])
-        # explanation: the matched words pushing the winner hardest (character bigrams that are
-        # not words of the message are left out of the explanation unless nothing else matched)
-        contrib, extra = [], []
-        for f, x, ws in matched:
-            for ci, w in ws:
-                if ci == best:
-                    if w > 0.0:
-                        (contrib if f in words else extra).append((w * x, f))
-                    break
-        kws = [(f, c * inv) for c, f in nlargest(MAX_KEYWORDS, contrib or extra)]
+        kws = self._explain(feats, rows, toks, cols[best], lfs, inv) if hits else []
         if fired:
             cat = labels[best]
             kws.extend((r.keyword, r.weight) for r in fired if r.category == cat and r.weight > 0)
             kws.sort(key=lambda kv: -kv[1])
             del kws[MAX_KEYWORDS:]
         return Decision(labels[best], conf, kws, dict(zip(labels, scores)))
+
+    def _explain(self, feats, rows, toks, col, lfs, inv) -> list[tuple[str, float]]:
+        """The matched keywords pushing the winning category hardest, from the contributions
+        already summed (top-k, no second pass over the message).  Character bigrams that are not
+        also words of the message are left out unless nothing else matched."""
+        contrib = col if lfs is None else list(map(mul, col, lfs))
+        names = list(compress(feats, rows))
+        top = nlargest(2 * MAX_KEYWORDS, range(len(contrib)), key=contrib.__getitem__)
+        top = [i for i in top if contrib[i] > 0.0]
+        if not top:
+            return []
+        words = set(toks)
+        chosen = [i for i in top if names[i] in words] or top
+        return [(names[i], contrib[i] * inv) for i in chosen[:MAX_KEYWORDS]]
 
 
 _LOGF_N = 4096

@@ -5,15 +5,17 @@ prefix dictionary, then the domain words of ``data/userdict.txt`` are added to t
 private instance only, so the global ``jieba`` (``jieba.lcut``) is left untouched.
 
 Feature extraction (shared by training and inference, so both see identical features):
-content tokens = jieba tokens (HMM=True, like ``jieba.lcut``) minus stop words,
-punctuation, whitespace and pseudonymised place codes; features = content unigrams
-plus bigrams of adjacent content tokens, written ``"a_b"``.
+features = jieba tokens (HMM=False) plus character bigrams of the raw text; the vocabulary
+(training) admits only features passing :func:`is_feature` (no stop words, punctuation, whitespace,
+digits or pseudonymised place codes).  ``tokens``/``content_tokens`` (HMM=True, like
+``jieba.lcut``) are used by duplicate detection.
 """
 from __future__ import annotations
 
 import os
 import re
 import threading
+from math import log as _ln
 from collections import Counter
 from itertools import compress
 from operator import not_
@@ -23,8 +25,6 @@ import jieba
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 USERDICT_PATH = os.path.join(DATA_DIR, "userdict.txt")
 STOPWORDS_PATH = os.path.join(DATA_DIR, "stopwords.txt")
-
-BIGRAM_SEP = "_"
 
 _lock = threading.Lock()
 _tokenizer: jieba.Tokenizer | None = None
@@ -123,28 +123,125 @@ def content_tokens(toks) -> list[str]:
     return list(compress(toks, map(not_, flags)))
 
 
-def add_features(counts: dict, content: list[str], times: int = 1) -> dict:
-    """Add the features of a content-token list to ``counts``: each content word, plus every
-    character bigram of the joined content (words and char bigrams share one namespace, so a
-    two-character word is counted once as a word and once as a bigram)."""
-    joined = "".join(content)
-    feats = Counter(content)
-    feats.update(map(str.__add__, joined, joined[1:]))
-    if times == 1:
-        for f, n in feats.items():
-            counts[f] = counts.get(f, 0) + n
-    else:
-        for f, n in feats.items():
-            counts[f] = counts.get(f, 0) + n * times
-    return counts
+# Classifier features.  Segmentation for features uses HMM=False: jieba's dictionary DAG only,
+# without HMM new-word discovery (unknown words are left as single characters, which the character
+# bigrams cover anyway).  Cross-validated on train.csv it is as accurate as HMM=True and ~25% cheaper.
+FEATURE_HMM = False
+_add = str.__add__
+
+_RE_HAN = jieba.re_han_default
+_RE_SKIP = jieba.re_skip_default
+_RE_ENG1 = re.compile("[a-zA-Z0-9]")
+_lp: dict[str, float] = {}   # word/prefix of the tokenizer's FREQ -> ln(freq/total), 1.0 = prefix only
+
+
+def cut(text: str) -> list[str]:
+    """``get_tokenizer().lcut(text, HMM=False)``, computed faster with identical output (checked by
+    the tests): jieba's DAG construction and max-probability route are fused into one backward
+    pass over the text, with the log-probabilities of dictionary words memoised, instead of
+    building a DAG dict and calling a generator-based ``max`` per character."""
+    tk = _tokenizer or get_tokenizer()
+    out: list[str] = []
+    han_match = _RE_HAN.match
+    for blk in _RE_HAN.split(text):
+        if not blk:
+            continue
+        if han_match(blk):
+            _cut_dag(blk, out, tk)
+        else:
+            for x in _RE_SKIP.split(blk):
+                if _RE_SKIP.match(x):
+                    out.append(x)
+                else:
+                    out.extend(x)
+    return out
+
+
+def _cut_dag(s: str, out: list, tk) -> None:
+    # jieba: DAG[k] = ends i of s[k:i+1] in FREQ with freq > 0 (else [k]);
+    # route[k] = max((ln(FREQ.get(s[k:i+1]) or 1) - ln(total) + route[i+1], i) for i in DAG[k])
+    freq = tk.FREQ
+    lp = _lp
+    n = len(s)
+    rv = [0.0] * (n + 1)
+    rx = [0] * (n + 1)
+    lt = None
+    for k in range(n - 1, -1, -1):
+        bv = None
+        bx = k + 1
+        i = k + 1
+        frag = s[k]
+        while True:
+            v = lp.get(frag)
+            if v is None:
+                f = freq.get(frag)
+                if f is None:
+                    break
+                if lt is None:
+                    lt = _ln(tk.total)
+                v = lp[frag] = (_ln(f) - lt) if f else 1.0
+            if v != 1.0:
+                v += rv[i]
+                if bv is None or v >= bv:   # ties -> the longer word, as jieba's tuple max
+                    bv = v
+                    bx = i
+            if i >= n:
+                break
+            i += 1
+            frag = s[k:i]
+        if bv is None:
+            if lt is None:
+                lt = _ln(tk.total)
+            bv = 0.0 - lt + rv[k + 1]
+        rv[k] = bv
+        rx[k] = bx
+    x = 0
+    buf = ""
+    eng = _RE_ENG1.match
+    append = out.append
+    while x < n:
+        y = rx[x]
+        w = s[x:y]
+        if y - x == 1 and eng(w):
+            buf += w
+        else:
+            if buf:
+                append(buf)
+                buf = ""
+            append(w)
+        x = y
+    if buf:
+        append(buf)
+
+
+def features(text: str) -> Counter:
+    """Feature -> count for one piece of text: every jieba token (HMM=False) plus every character
+    bigram of the raw text.  Words and bigrams share one namespace, so a two-character word counts
+    once as a word and once as a bigram.  Nothing is filtered here: stop words, punctuation and
+    place codes are simply absent from the keyword table (see :func:`is_feature`), so at inference
+    they cost one failed dictionary lookup each."""
+    feats = Counter(map(_add, text, text[1:]))
+    if text:
+        feats.update(cut(text))
+    return feats
+
+
+_FEATURE_OK = re.compile(r"^(?:[\u3400-\u9fff]+|[A-Za-z][A-Za-z0-9+.#-]*[A-Za-z0-9+#]|12345)$")
+
+
+def is_feature(f: str) -> bool:
+    """Whether a feature may enter the vocabulary (training time): all-CJK (not a stop word), an
+    ASCII word of 3+ characters, or the hotline 12345; never punctuation, whitespace, digits or
+    pseudonymised place codes such as "A3" / "A市"."""
+    if not _FEATURE_OK.match(f):
+        return False
+    return not is_junk(f, stop_words())
 
 
 def feature_counts(text: str, subject: str | None = None, subject_weight: int = 1) -> dict[str, int]:
     """Feature -> count for a message (``subject`` counted ``subject_weight`` times)."""
-    counts: dict[str, int] = {}
-    tk = get_tokenizer()
+    counts = features(text or "")
     if subject:
-        add_features(counts, content_tokens(tk.cut(subject)), subject_weight)
-    if text:
-        add_features(counts, content_tokens(tk.cut(text)))
-    return counts
+        for f, n in features(subject).items():
+            counts[f] += n * subject_weight
+    return dict(counts)

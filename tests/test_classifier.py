@@ -255,3 +255,84 @@ def test_package_is_pure():
                 mods = [node.module or ""]
             for m in mods:
                 assert m.split(".")[0].lower() not in forbidden, f"{name} imports {m}"
+
+
+# ---------------------------------------------------------------- fast feature path
+
+SYNTHETIC = [
+    "", " ", "小区楼道里有人飞线充电，很危险", "公司拖欠工资三个月不发！！", "A3区 12345热线 PM2.5 wifi",
+    "abc123 def", "C++和C#、e-mail地址%", "1.5元\n\t第二行", "魏家坡小区路灯坏了三个月，晚上出行很不方便",
+    "？？？", "养老保险断缴了怎么补缴？请问社保局在哪里办理", "ｆｕｌｌ　ｗｉｄｔｈ全角字符",
+]
+
+
+def test_fast_cut_is_identical_to_jieba_without_hmm():
+    from classifiers import tokenize as T
+    tk = T.get_tokenizer()
+    for text in SYNTHETIC:
+        assert T.cut(text) == tk.lcut(text, HMM=False), text
+
+
+@needs_dev
+def test_fast_cut_is_identical_on_dev_texts():
+    from classifiers import tokenize as T
+    tk = T.get_tokenizer()
+    with open(DEV, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))[:300]
+    for r in rows:
+        for text in (r["subject"], r["text"]):
+            assert T.cut(text) == tk.lcut(text, HMM=False)
+
+
+def test_features_are_tokens_plus_char_bigrams():
+    from classifiers import tokenize as T
+    text = "公司拖欠我的工资"
+    toks = T.cut(text)
+    f = T.features(text)
+    for i in range(len(text) - 1):
+        bg = text[i:i + 2]
+        assert f[bg] == sum(text[j:j + 2] == bg for j in range(len(text) - 1)) + toks.count(bg)
+    for t in toks:
+        assert f[t] >= 1
+    assert "工资" in toks and f["工资"] == 2  # a two-character word counts as word and as bigram
+    c = T.feature_counts("医院", subject="工资", subject_weight=5)
+    assert c["工资"] == 10 and c["医院"] == 2
+
+
+def test_vocabulary_filter():
+    from classifiers import tokenize as T
+    for bad in ("的", "我们", "，", "A3", "3区", "12", " ", "资，"):
+        assert not T.is_feature(bad), bad
+    for good in ("工资", "飞线充电", "12345", "wifi"):
+        assert T.is_feature(good), good
+
+
+def test_scores_follow_the_documented_formula():
+    import math
+    from classifiers import tokenize as T
+    table = {"工资": (2.0, {"劳动和社会保障": 1.5, "城乡建设": -0.5}), "医院": (1.0, {"卫生计生": 2.0}),
+             "拖欠": (3.0, {})}
+    bias = {lab: -0.1 for lab in LABELS}
+    c = Classifier.from_parts(table, bias, {"labels": list(LABELS), "temperature": 0.5, "subject_weight": 3})
+    for text, subject in (("公司拖欠工资工资，医院", None), ("医院", "拖欠工资"), ("拖欠工资", None)):
+        feats = T.feature_counts(text, subject=subject, subject_weight=3)
+        xs = {f: idf * (1 + math.log(feats[f])) for f, (idf, _) in table.items() if feats.get(f)}
+        norm = math.sqrt(sum(x * x for x in xs.values()))
+        d = c.classify(text, subject=subject)
+        for lab in LABELS:
+            want = -0.1 + sum(table[f][1].get(lab, 0.0) * x for f, x in xs.items()) / norm
+            assert d.scores[lab] == pytest.approx(want)
+        assert d.category == max(d.scores, key=d.scores.get)
+        z = sum(math.exp((s - d.scores[d.category]) / 0.5) for s in d.scores.values())
+        assert d.confidence == pytest.approx(1 / z)
+        assert d.keywords and all(w > 0 for _, w in d.keywords)
+    assert c.weights("工资") == pytest.approx({"劳动和社会保障": 1.5, "城乡建设": -0.5})
+    assert c.idf("拖欠") == 3.0 and c.idf("没有") is None
+
+
+def test_explanation_prefers_words_over_char_bigrams(clf):
+    d = clf.classify("我们公司拖欠农民工工资已经三个月了，劳动监察大队不管")
+    assert d.category == "劳动和社会保障"
+    from classifiers import tokenize as T
+    words = set(T.cut("我们公司拖欠农民工工资已经三个月了，劳动监察大队不管"))
+    assert d.keywords and all(k in words for k, _ in d.keywords)
