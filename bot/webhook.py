@@ -107,10 +107,22 @@ def _incoming(msg) -> inbox.Incoming:
     if not openid or not msg_type:
         raise BadRequest(400, "missing FromUserName or MsgType")
     return inbox.Incoming(
+        subscriptions=_subscriptions(data),
         openid=openid, msg_type=msg_type, create_time=create_time, msg_id=data.get("MsgId"),
         content=content, event=(data.get("Event") or None), event_key=data.get("EventKey"),
         latitude=number("Location_X"), longitude=number("Location_Y"), label=data.get("Label"),
         media_id=data.get("MediaId"))
+
+
+def _subscriptions(data: dict) -> tuple[tuple[str, str], ...]:
+    """(template id, status) pairs of a subscribe_msg_popup/change event (one item or a list)."""
+    block = data.get("SubscribeMsgPopupEvent") or data.get("SubscribeMsgChangeEvent")
+    if not isinstance(block, dict):
+        return ()
+    items = block.get("List") or []
+    items = [items] if isinstance(items, dict) else items
+    return tuple((str(i.get("TemplateId")), str(i.get("SubscribeStatusString")))
+                 for i in items if isinstance(i, dict) and i.get("TemplateId"))
 
 
 def _process(incoming: inbox.Incoming) -> str | None:

@@ -20,3 +20,26 @@ def relay_outbox() -> int:
 
     with db.session_scope() as session:
         return outbox.relay_due(session, current_queue().enqueue_outbox)
+
+
+def run_timers() -> int:
+    """Deadline reminders, escalation, rating reminders and expiry for every case that is due."""
+    from liaison import db, timers
+
+    with db.session_scope() as session:
+        return timers.run_due(session)
+
+
+def send_digests() -> int:
+    """Each deputy's daily digest of open and overdue cases (once a day; safe to run hourly)."""
+    from liaison import db, timers
+
+    with db.session_scope() as session:
+        return timers.send_digests(session)
+
+
+# (name, every seconds, function): run by the one scheduler process (jobs.scheduler).
+PERIODIC = [
+    ("run_timers", 60, run_timers),
+    ("send_digests", 900, send_digests),
+]

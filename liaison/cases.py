@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import String, insert, select, text, update
 from sqlalchemy.orm import Session, object_session
 
-from liaison import directory, lifecycle, outbox
+from liaison import directory, lifecycle, outbox, timers
 from liaison.lifecycle import IllegalTransition, Status
 from liaison.models import (
     Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
@@ -139,7 +139,9 @@ def _transition(session: Session, case: Case, action: str, actor: Actor, *,
     case.updated_at = utcnow()
     if reason:
         detail["reason"] = reason
-    return _event(session, case, actor, action, before, transition.target, **detail)
+    entry = _event(session, case, actor, action, before, transition.target, **detail)
+    timers.schedule(case)
+    return entry
 
 
 def _recipients(session: Session, case: Case) -> list[int]:
@@ -198,6 +200,7 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
            channel=channel, text=text)
     _route(session, case, text)
     case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
+    case.accept_deadline = add_working_days(now, deadline_days(case.category, "accept"))
     _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
                 category=case.category, reasons=case.routing["reasons"])
     session.flush()  # one batch for the case and its first timeline entries
@@ -282,6 +285,8 @@ def dispatch(session: Session, case: Case, actor: Actor, department: Department,
     """派单/转办 to a department with a deadline in working days."""
     days = working_days or deadline_days(case.category, "reply")
     case.deadline = add_working_days(utcnow(), days)
+    case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
+    case.accept_reminded = False
     case.handler_kind, case.department_id = "department", department.id
     entry = _transition(session, case, "dispatch", actor, department=department.name,
                         department_code=department.code, deadline=case.deadline.isoformat(),
@@ -320,6 +325,7 @@ def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent
         raise ValueError("a closing summary is required")
     case.summary = summary.strip()
     case.closed_at = utcnow()
+    case.rating_reminded = False
     entry = _transition(session, case, "close", actor, summary=case.summary)
     for resident_id in _recipients(session, case):
         outbox.add(session, "rating_prompt", f"rate:{case.id}:{case.round}:resident:{resident_id}",
@@ -356,8 +362,19 @@ def rate(session: Session, case: Case, resident: Resident, value: str, *, channe
         case.round += 1
         case.closed_at = None
         case.deadline = add_working_days(utcnow(), int(_deadline_table()["second_round"]))
+        case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
+        case.accept_reminded = False
+        # 二次办理 goes one level up the escalation chain at once.
+        timers.escalate(session, case, min((case.escalation_level or 0) + 1, timers.MAX_LEVEL),
+                        reason="群众不满意，二次办理")
+        timers.schedule(case)
         return entry
     return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment)
+
+
+def expire_rating(session: Session, case: Case) -> CaseEvent:
+    """No rating after the reminder: recorded as 未评价 (never counted as satisfied)."""
+    return _transition(session, case, "expire_rating", Actor.system())
 
 
 def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:

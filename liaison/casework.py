@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from liaison import cases, lifecycle
+from liaison import cases, lifecycle, timers
 from liaison.db import Base
 from liaison.lifecycle import IllegalTransition
 
@@ -61,13 +61,16 @@ class ClassifierCorrection(Base):
 
 
 class Notice(Base):
-    """A notification for a deputy or a department in the mini-program (督办, extension decisions)."""
+    """A notification in the mini-program for a deputy, a department, or one staff account
+    (督办, reminders, escalations, digests, extension decisions)."""
 
     __tablename__ = "notices"
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
     deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(128), unique=True)  # sweeps never repeat one
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     kind: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
@@ -165,6 +168,7 @@ def decide_extension(session: Session, request: ExtensionRequest, actor: Actor, 
         request.old_deadline = case.deadline
         case.deadline = add_working_days(base, request.working_days)
         request.new_deadline = case.deadline
+        timers.schedule(case)
         cases.record_event(session, case, actor, "extension_approved", working_days=request.working_days,
                            deadline=case.deadline.isoformat(), note=note, request=request.public_id)
         text = f"诉求 {case.number} 的延期申请已批准，新的办理时限为 {_local_date(case.deadline)}。"

@@ -1,7 +1,13 @@
-"""Delivering outbox messages to residents over a channel WeChat allows.
+"""Delivering outbox messages over a channel WeChat allows (see liaison.channels).
 
-`deliver(outbox_id)` is what a worker runs. It claims the row (so a duplicate or retried job is a no-op),
-renders the text, picks the channel, sends once, and records the attempt and outcome.
+`deliver(outbox_id)` is what a worker runs. It claims the row (so a duplicate or retried job is a
+no-op), walks the planned channels best first, sends once, and records every attempt:
+- 40001/42001 are handled inside the client (refresh once, retry once);
+- 45015/45047 (window closed / quota used) and 43101 (consent gone) fall back to the next channel;
+- 45009/45011 back off; −1, HTTP 5xx and connection errors retry with backoff, bounded;
+- a read timeout may have delivered the message: the row becomes `unknown`, never resent blindly.
+A resident with no usable channel keeps the message `waiting` (it is on the case in the
+mini-program) until their next message opens a window.
 """
 from __future__ import annotations
 
@@ -10,73 +16,167 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from liaison import db, outbox
+from liaison import channels, db, outbox
+from liaison.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
 from liaison.inbox import rating_prompt_text
-from liaison.models import OutboxMessage, Resident, utcnow
+from liaison.lifecycle import STATUS_LABELS
+from liaison.models import Case, OutboxMessage, Resident, utcnow
 from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
-from liaison.wechat.privacy import mask
+from liaison.workcalendar import CHINA_TZ
 
 log = logging.getLogger(__name__)
 
-CUSTOM_WINDOW = timedelta(hours=48)
+NOT_A_FOLLOWER = 43004
+RESIDENT_KINDS = ("resident_text", "rating_prompt", "rating_reminder")
 
 
 def render(row: OutboxMessage) -> str:
-    """The text a resident receives for an outbox row."""
+    """The text a person receives for an outbox row."""
     if row.kind == "rating_prompt":
         return rating_prompt_text(row.payload["case_number"], row.payload.get("summary"))
+    if row.kind == "rating_reminder":
+        return ("【评价提醒】" + rating_prompt_text(row.payload["case_number"], None)
+                + "\n（逾期未评价将记为“未评价”。）")
     return row.payload["text"]
 
 
 def customer_service_window_open(resident: Resident, now=None) -> bool:
-    """True while WeChat accepts customer-service messages to this resident (48 h after a message)."""
-    now = now or utcnow()
-    last = max([t for t in (resident.last_message_at, resident.last_event_at) if t is not None],
-               default=None)
-    return last is not None and now - last < CUSTOM_WINDOW
+    """True while WeChat accepts customer-service messages to this resident."""
+    return channels.window_remaining(resident, now) > 0
 
 
-def deliver(outbox_id: int, client=None) -> str:
-    """Send one outbox message; returns its final status for this attempt (or "skipped")."""
+def deliver(outbox_id: int, client=None, mini_client=None) -> str:
+    """Send one outbox message; returns its status after this attempt (or "skipped")."""
     from liaison import runtime
 
-    client = client or runtime.current().wechat
+    if client is None:
+        rt = runtime.current()
+        client, mini_client = rt.wechat, rt.miniprogram
     with db.session_scope() as session:
         row = outbox.claim(session, outbox_id)
         if row is None:
             return "skipped"
-        return _send(session, row, client)
+        if row.kind in RESIDENT_KINDS:
+            return _deliver_to_resident(session, row, client, mini_client)
+        return _deliver_to_account(session, row, mini_client)
 
 
-def _send(session: Session, row: OutboxMessage, client) -> str:
+def _template_values(session: Session, row: OutboxMessage) -> dict[str, str]:
+    case = session.get(Case, row.case_id) if row.case_id else None
+    title = row.payload.get("title") or (case.text if case else render(row))
+    return {"case_number": row.payload.get("case_number", case.number if case else ""),
+            "title": title, "text": render(row),
+            "status": STATUS_LABELS.get(case.status, "") if case else "",
+            "date": utcnow().astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")}
+
+
+def _deliver_to_resident(session: Session, row: OutboxMessage, client, mini_client) -> str:
     resident = session.get(Resident, row.resident_id) if row.resident_id else None
-    if resident is None or not resident.oa_openid:
-        outbox.finish_waiting(session, row, "resident has no official-account identity")
+    if resident is None:
+        outbox.finish_dead(session, row, "no recipient")
         return row.status
-    if not resident.subscribed:
-        outbox.finish_waiting(session, row, "resident unsubscribed")
-        return row.status
-    if not customer_service_window_open(resident):
-        outbox.finish_waiting(session, row, "customer-service window closed")
-        return row.status
-    channel = "custom"
-    try:
-        client.send_custom_text(resident.oa_openid, render(row))
-    except WeChatAPIError as error:
-        outbox.record_attempt(session, row, channel, False, error.errcode, str(error))
-        log.info("outbox %s to %s failed: %s", row.id, mask(resident.oa_openid), error)
-        if isinstance(error, WeChatTimeoutError) and error.maybe_delivered:
-            # WeChat may have delivered it: resending could duplicate. Leave it to an operator.
-            row.status, row.lease_until, row.last_error = "unknown", None, str(error)
-        elif error.is_window_error:
-            outbox.finish_waiting(session, row, str(error))
-        elif error.is_rate_limited:
-            outbox.finish_retry(session, row, str(error), delay=timedelta(minutes=10))
-        elif error.retryable:
-            outbox.finish_retry(session, row, str(error))
+    refused = False
+    for plan in channels.resident_plans(session, resident):
+        if plan.channel == CUSTOM:
+            if not channels.take_window_slot(session, resident):
+                continue
+            session.commit()  # the slot is ours before the (slow) call; never hold the row lock over it
+        outcome = _attempt(session, row, plan, lambda p=plan: _send_resident(
+            session, row, resident, p, client, mini_client))
+        if plan.channel == CUSTOM and outcome in ("retry", "refused", "not_follower"):
+            channels.return_window_slot(session, resident)  # WeChat answered: nothing was delivered
+        if outcome == "window":
+            channels.close_window(resident)
+        elif outcome == "unsubscribed":
+            channels.drop_consent(session, plan, resident_id=resident.id)
+        elif outcome == "not_follower":
+            resident.subscribed = False
+        elif outcome == "refused":
+            refused = True
         else:
-            outbox.finish_dead(session, row, str(error))
-        return row.status
-    outbox.record_attempt(session, row, channel, True)
-    outbox.finish_sent(session, row, channel)
+            if outcome == "sent":
+                channels.spend_credit(session, plan, resident_id=resident.id)
+            return row.status
+    if refused:
+        outbox.finish_dead(session, row, row.last_error or "refused by WeChat")
+    else:
+        outbox.finish_waiting(session, row, row.last_error or "no channel open; waiting in the mini-program")
     return row.status
+
+
+def _send_resident(session, row, resident: Resident, plan: Plan, client, mini_client) -> None:
+    if plan.channel == CUSTOM:
+        client.send_custom_text(resident.oa_openid, render(row))
+        return
+    values = _template_values(session, row)
+    data = channels.template_data(plan, values)
+    if plan.channel == OA_SUBSCRIBE:
+        client.send_subscribe_bizsend(resident.oa_openid, plan.template["template_id"], data,
+                                      page=plan.template.get("page"))
+    elif plan.channel == MP_SUBSCRIBE:
+        if mini_client is None:
+            raise WeChatAPIError(48001, "mini-program not configured")
+        mini_client.send_mini_subscribe(resident.mp_openid, plan.template["template_id"], data,
+                                        page=plan.template.get("page"))
+    elif plan.channel == TEMPLATE:
+        client.send_template(resident.oa_openid, plan.template["template_id"], data,
+                             client_msg_id=f"outbox-{row.id}")
+    else:  # pragma: no cover - the planner only returns known channels
+        raise ValueError(plan.channel)
+
+
+def _deliver_to_account(session: Session, row: OutboxMessage, mini_client) -> str:
+    """A push to a deputy/handler/staff account; the notice itself is already in the mini-program."""
+    from liaison.accounts import Account
+
+    account_id = row.payload.get("account_id")
+    for plan in channels.account_plans(session, account_id):
+        openid = session.get(Account, account_id).mp_openid
+
+        def send(p=plan, openid=openid):
+            if mini_client is None:
+                raise WeChatAPIError(48001, "mini-program not configured")
+            mini_client.send_mini_subscribe(openid, p.template["template_id"],
+                                            channels.template_data(p, _template_values(session, row)),
+                                            page=p.template.get("page"))
+
+        outcome = _attempt(session, row, plan, send)
+        if outcome == "unsubscribed":
+            channels.drop_consent(session, plan, account_id=account_id)
+            continue
+        if outcome == "sent":
+            channels.spend_credit(session, plan, account_id=account_id)
+        if outcome not in ("refused", "window", "not_follower"):
+            return row.status
+    row.status, row.lease_until = "inapp", None  # shown in the mini-program only
+    return row.status
+
+
+def _attempt(session: Session, row: OutboxMessage, plan: Plan, send) -> str:
+    """One send on one channel. Returns "sent"; a reason to try the next channel ("window",
+    "unsubscribed", "not_follower", "refused"); or a final outcome for now ("retry", "unknown")."""
+    try:
+        send()
+    except WeChatAPIError as error:
+        outbox.record_attempt(session, row, plan.channel, False, error.errcode, str(error))
+        row.last_error = str(error)
+        log.info("outbox %s via %s failed: %s", row.id, plan.channel, error.kind)
+        if isinstance(error, WeChatTimeoutError) and error.maybe_delivered:
+            row.status, row.lease_until = "unknown", None
+            return "unknown"
+        if error.is_window_error:
+            return "window"
+        if error.is_unsubscribed:
+            return "unsubscribed"
+        if error.errcode == NOT_A_FOLLOWER:
+            return "not_follower"
+        if error.is_rate_limited:
+            outbox.finish_retry(session, row, str(error), delay=timedelta(minutes=10))
+            return "retry"
+        if error.retryable:
+            outbox.finish_retry(session, row, str(error))
+            return "retry"
+        return "refused"  # bad openid, bad template data, no permission: another channel may work
+    outbox.record_attempt(session, row, plan.channel, True)
+    outbox.finish_sent(session, row, plan.channel)
+    return "sent"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison import cases, directory, lifecycle
+from liaison import cases, channels, directory, lifecycle, outbox
 from liaison.lifecycle import Status
 from liaison.models import (
     DEPUTY_LEVEL_NAMES, Case, CaseFollower, Deputy, DeputyGrid, Grid, InboundMessage, Rating, Resident,
@@ -31,6 +31,7 @@ RATING_WORDS = {
 }
 MENU_FIND_DEPUTY, MENU_MY_CASES, MENU_RATE = "FIND_DEPUTY", "MY_CASES", "RATE"
 SUCCESS = None  # the webhook answers the literal "success" (no passive reply)
+WINDOW_EVENTS = ("subscribe", "subscribe_scan", "scan", "click")  # open a 1-minute window
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Incoming:
     longitude: float | None = None
     label: str | None = None
     media_id: str | None = None
+    subscriptions: tuple[tuple[str, str], ...] = ()  # (template id, accept|reject) from subscribe_msg_*
 
     @property
     def dedup_key(self) -> str:
@@ -107,8 +109,12 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
               now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     if incoming.msg_type == "event":
         resident.last_event_at = now
+        event = (incoming.event or "").lower()
+        if event in WINDOW_EVENTS:
+            _window_opened(session, resident, "event", now)
         return _event(session, resident, incoming), None
     resident.last_message_at = now
+    _window_opened(session, resident, "message", now)
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
@@ -133,6 +139,12 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
                               f"[图片] {incoming.media_id or ''}".strip())
         return f"已将图片补充到诉求 {case.number}。", case
     return None, None
+
+
+def _window_opened(session: Session, resident: Resident, kind: str, now: datetime) -> None:
+    """A user action opened a customer-service window: messages waiting for one may go now."""
+    channels.open_window(resident, kind, now)
+    outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
 
 
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
@@ -261,9 +273,17 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         return None
     if event == "unsubscribe":
         resident.subscribed = False
+        channels.close_window(resident)
         return None
     if event == "click":
         return _menu(session, resident, incoming.event_key or "")
+    if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event") and incoming.subscriptions:
+        from liaison.accounts import Principal, record_consents
+
+        results = {template: ("accept" if status == "accept" else "reject")
+                   for template, status in incoming.subscriptions}
+        record_consents(session, Principal(role="resident", resident=resident), results)
+        return None
     return None
 
 

@@ -12,15 +12,25 @@ from sqlalchemy import (
     JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
     UniqueConstraint, event,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.db import Base
 
 
+_clock = None  # a callable returning the time, set only by tests that move time forward
+
+
 def utcnow() -> datetime:
-    """Timezone-aware UTC now; every stored time is UTC."""
-    return datetime.now(timezone.utc)
+    """Timezone-aware UTC now; every stored time is UTC. The domain's one clock."""
+    return _clock() if _clock is not None else datetime.now(timezone.utc)
+
+
+def set_clock(clock) -> None:
+    """Replace the domain's clock (tests move time forward without sleeping); None restores it."""
+    global _clock
+    _clock = clock
 
 
 def new_public_id() -> str:
@@ -129,6 +139,10 @@ class Resident(Base):
     # Customer-service window bookkeeping (WeChat allows messages only after a user action).
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The current customer-service window: "message" (48 h, 5 sends) or "event" (1 min, 3 sends).
+    window_kind: Mapped[str | None] = mapped_column(String(8))
+    window_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_used: Mapped[int] = mapped_column(Integer, default=0)
     grid: Mapped[Grid | None] = relationship()
 
 
@@ -141,6 +155,8 @@ class Case(Base):
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_grid_status", "grid_id", "status"),
         Index("ix_cases_signature", "signature", postgresql_using="gin"),
+        Index("ix_cases_next_action_at", "next_action_at",
+              postgresql_where=sql_text("next_action_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
@@ -159,6 +175,14 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     round: Mapped[int] = mapped_column(Integer, default=1)
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accept_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Timers (liaison.timers): the earliest moment the sweep has something to do for this case.
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    alert: Mapped[str] = mapped_column(String(8), default="none")  # none | yellow | red
+    reminded_for: Mapped[datetime | None] = mapped_column(UTCDateTime())  # deadline reminded about
+    accept_reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating_reminded: Mapped[bool] = mapped_column(Boolean, default=False)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     summary: Mapped[str | None] = mapped_column(Text)

@@ -144,6 +144,18 @@ def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
     return result.rowcount or 0
 
 
+def release_waiting(session: Session, resident_id: int, limit: int) -> int:
+    """A resident's window opened: their waiting messages (oldest first) go out again."""
+    ids = session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.resident_id == resident_id, OutboxMessage.status == "waiting")
+        .order_by(OutboxMessage.id).limit(limit)).all()
+    if ids:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                        .values(status="pending", next_attempt_at=utcnow(), lease_until=None))
+        session.info.setdefault("outbox_ids", []).extend(ids)
+    return len(ids)
+
+
 def requeue(session: Session, outbox_id: int) -> bool:
     """Operator action: send a dead/unknown/waiting row again (after checking it did not arrive)."""
     result = session.execute(

@@ -325,13 +325,18 @@ def reject_extension(ctx: Context, public_id: str):
 
 
 # ---------------------------------------------------------------------------------------------- notices
-@endpoint("GET", "/notices", summary="给代表、部门的通知（督办、延期审批）", roles=HANDLERS,
+@endpoint("GET", "/notices", summary="给代表、部门、工作人员的通知（督办、提醒、预警、延期审批）",
+          roles=(*HANDLERS, "staff"),
           query=s.PageQuery, response=s.Page[s.NoticeOut], tag="handling")
 def list_notices(ctx: Context):
     query: s.PageQuery = ctx.query
     account = ctx.principal.account
-    condition = (Notice.deputy_id == account.deputy_id if ctx.principal.role == DEPUTY
-                 else Notice.department_id == account.department_id)
+    if ctx.principal.role == DEPUTY:
+        condition = Notice.deputy_id == account.deputy_id
+    elif ctx.principal.role == "staff":
+        condition = Notice.account_id == account.id
+    else:
+        condition = Notice.department_id == account.department_id
     total = ctx.session.scalar(select(func.count()).select_from(Notice).where(condition)) or 0
     rows = ctx.session.scalars(select(Notice).where(condition).order_by(Notice.id.desc())
                                .offset((query.page - 1) * query.page_size).limit(query.page_size)).all()

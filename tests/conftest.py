@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,8 @@ def clean_db(migrated_database):
     from liaison.db import Base
 
     engine = create_engine(migrated_database)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    existing = set(inspect(engine).get_table_names())  # tests/test_migrations.py checks they all exist
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name in existing)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -174,10 +175,23 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def rq_worker(settings, fake_wechat):
-    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
-    yield worker
-    worker.stop()
+def spawn_worker(settings, fake_wechat):
+    """Start real worker processes; every one is stopped when the test ends, pass or fail."""
+    started: list[WorkerProcess] = []
+
+    def spawn() -> WorkerProcess:
+        worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def rq_worker(spawn_worker):
+    return spawn_worker()
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):

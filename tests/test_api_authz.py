@@ -64,7 +64,7 @@ SWEEP = {
     ("GET", "/api/extension-requests"): ({DEPARTMENT} | STAFF, None, None),
     ("POST", "/api/extension-requests/{public_id}/approve"): (STAFF, "extension", lambda: {}),
     ("POST", "/api/extension-requests/{public_id}/reject"): (STAFF, "extension", lambda: {"note": "否"}),
-    ("GET", "/api/notices"): (HANDLERS, None, None),
+    ("GET", "/api/notices"): (HANDLERS | STAFF, None, None),
     ("GET", "/api/departments"): ({DEPUTY, DEPARTMENT} | STAFF, None, None),
     ("POST", "/api/departments"): ({COUNTY_STAFF}, None, lambda: {"code": _code("dep"), "name": "县水利局"}),
     ("GET", "/api/stations"): (STAFF, None, None),

@@ -51,8 +51,9 @@ def act(user, case_id, action, body=None, status=200, key=None):
 def test_case_through_the_api(live_server, fake_wechat, rq_worker):
     base, http = live_server.url, live_http()
     with db.session_scope() as session:
-        session.add(Resident(oa_openid=OA_OPENID, unionid=UNIONID, subscribed=True,
-                             last_message_at=utcnow()))
+        now = utcnow()  # they just wrote to the official account: a 48 h customer-service window
+        session.add(Resident(oa_openid=OA_OPENID, unionid=UNIONID, subscribed=True, last_message_at=now,
+                             window_kind="message", window_opened_at=now, window_used=0))
 
     # Logins: the resident is recognised automatically and linked by unionid; staff bootstrap, then
     # staff registers the deputy and the department handler, who bind with their one-time codes.
@@ -135,7 +136,8 @@ def test_case_through_the_api(live_server, fake_wechat, rq_worker):
     result = act(citizen, case_id, "rating", {"value": "unsatisfied", "comment": "晚上还是不亮"})
     assert result["event"]["action"] == "rate_unsatisfied"
     assert result["case"]["status"] == Status.REOPENED and result["case"]["round"] == 2
-    assert last_event(citizen, case_id)["action"] == "rate_unsatisfied"
+    timeline = citizen.get(f"/api/cases/{case_id}").json()["timeline"]
+    assert [e["action"] for e in timeline[-2:]] == ["rate_unsatisfied", "escalate"]  # one level up
 
     # 8. Second round: the department accepts again and closes; the resident is satisfied → 销号.
     assert act(handler, case_id, "accept")["case"]["status"] == Status.ACCEPTED
@@ -150,7 +152,7 @@ def test_case_through_the_api(live_server, fake_wechat, rq_worker):
     timeline = citizen.get(f"/api/cases/{case_id}").json()["timeline"]
     assert [e["action"] for e in timeline] == [
         "submit", "assign", "attach", "accept", "dispatch", "return", "dispatch", "accept", "reply",
-        "close", "rate_unsatisfied", "accept", "close", "rate_satisfied"]
+        "close", "rate_unsatisfied", "escalate", "accept", "close", "rate_satisfied"]
     assert all("reasons" not in e["detail"] for e in timeline)
     assert deputy.get(f"/api/cases/{case_id}").json()["status"] == Status.ARCHIVED
 
@@ -164,9 +166,14 @@ def test_case_through_the_api(live_server, fake_wechat, rq_worker):
         dispatches = session.scalars(select(CaseEvent).where(CaseEvent.case_id == row.id,
                                                              CaseEvent.action == "dispatch")).all()
         assert len(dispatches) == 2  # the replayed dispatch did nothing
-        assert session.query(OutboxMessage).count() == len(fake_wechat.calls(CUSTOM_SEND)) == 5
+        to_residents = select(OutboxMessage).where(OutboxMessage.resident_id.is_not(None))
+        assert len(session.scalars(to_residents).all()) == len(fake_wechat.calls(CUSTOM_SEND)) == 5
+        # The second round's escalation reached the handlers in the mini-program only (no consent).
+        pushes = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "account_push")).all()
+        assert pushes and {p.status for p in pushes} == {"inapp"}
 
 
 def _all_sent():
     with db.session_scope() as session:
-        return all(row.status == "sent" for row in session.scalars(select(OutboxMessage)))
+        return all(row.status == "sent" for row in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.resident_id.is_not(None))))

@@ -70,7 +70,8 @@ def test_message_to_archive_and_second_round(simulator, fake_wechat, rq_worker):
         assert case.deadline >= first_deadline
         actions = [e.action for e in session.scalars(
             select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))]
-        assert actions == ["submit", "assign", "accept", "close", "rate_unsatisfied"]
+        assert actions == ["submit", "assign", "accept", "close", "rate_unsatisfied", "escalate"]
+        assert case.escalation_level == 1  # 二次办理 goes one level up
 
     # Nothing sent twice: each outbox row went out once, and WeChat saw exactly those sends.
     wait_for(lambda: all_sent(), message="every outbox row sent")

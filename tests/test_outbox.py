@@ -13,7 +13,7 @@ from sqlalchemy import select
 from jobs import queues
 from liaison import db, delivery, outbox
 from liaison.models import DeliveryAttempt, OutboxMessage, Resident, utcnow
-from tests.conftest import WorkerProcess, settings_env, wait_for
+from tests.conftest import wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
 
@@ -28,8 +28,11 @@ def runtime(settings):
 
 
 def make_message(text="您的诉求已办结", openid="o_outbox", last_message_ago=timedelta(minutes=5)):
+    """An outbox row for a resident who wrote `last_message_ago` (which opened a 48 h window)."""
     with db.session_scope() as session:
-        resident = Resident(oa_openid=openid, last_message_at=utcnow() - last_message_ago)
+        wrote = utcnow() - last_message_ago
+        resident = Resident(oa_openid=openid, last_message_at=wrote, window_kind="message",
+                            window_opened_at=wrote, window_used=0)
         session.add(resident)
         session.flush()
         row = outbox.add(session, "resident_text", f"test:{openid}:{text}", {"text": text},
@@ -60,19 +63,43 @@ def test_concurrent_duplicate_jobs_send_once(runtime, fake_wechat):
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
 
 
-def test_window_closed_waits_instead_of_sending(runtime, fake_wechat):
+def test_window_closed_uses_the_template_message(runtime, fake_wechat):
+    outbox_id = make_message(last_message_ago=timedelta(hours=49))
+    assert delivery.deliver(outbox_id) == "sent"
+    assert fake_wechat.calls(CUSTOM_SEND) == []
+    assert row(outbox_id).channel == "template"
+
+
+def test_window_closed_and_no_template_waits_instead_of_sending(runtime, fake_wechat, monkeypatch):
+    from liaison import channels
+
+    monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     outbox_id = make_message(last_message_ago=timedelta(hours=49))
     assert delivery.deliver(outbox_id) == "waiting"
-    assert fake_wechat.calls(CUSTOM_SEND) == []
+    assert fake_wechat.calls() == []
 
 
-def test_45015_falls_back_to_waiting(runtime, fake_wechat):
+def test_45015_falls_back_to_the_next_channel(runtime, fake_wechat):
+    fake_wechat.fail_next(CUSTOM_SEND, 45015, "response out of time limit")
+    outbox_id = make_message()
+    assert delivery.deliver(outbox_id) == "sent"
+    assert row(outbox_id).channel == "template"
+    assert len(fake_wechat.calls("/cgi-bin/message/template/send")) == 1
+    with db.session_scope() as session:
+        attempts = session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()
+        assert [(a.channel, a.ok, a.errcode) for a in attempts] == [("custom", False, 45015),
+                                                                    ("template", True, None)]
+        # WeChat said the window is closed: the next message does not try it again.
+        assert session.scalar(select(Resident)).window_kind is None
+
+
+def test_45015_with_no_other_channel_waits_for_a_window(runtime, fake_wechat, monkeypatch):
+    from liaison import channels
+
+    monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     fake_wechat.fail_next(CUSTOM_SEND, 45015, "response out of time limit")
     outbox_id = make_message()
     assert delivery.deliver(outbox_id) == "waiting"
-    with db.session_scope() as session:
-        attempts = session.scalars(select(DeliveryAttempt)).all()
-        assert [(a.ok, a.errcode) for a in attempts] == [(False, 45015)]
 
 
 def test_http_500_retries_with_backoff_and_then_sends(runtime, fake_wechat):
@@ -109,7 +136,7 @@ def test_45009_backs_off(runtime, fake_wechat):
     assert row(outbox_id).next_attempt_at > utcnow() + timedelta(minutes=5)
 
 
-def test_jobs_lost_with_redis_are_relayed_again(runtime, fake_wechat, redis_client, settings):
+def test_jobs_lost_with_redis_are_relayed_again(runtime, fake_wechat, redis_client, spawn_worker):
     outbox_id = make_message()  # the commit hook enqueued it on RQ
     assert Queue(queues.URGENT, connection=redis_client).count == 1
     redis_client.flushdb()  # Redis restarted without persistence: the job is gone
@@ -117,17 +144,14 @@ def test_jobs_lost_with_redis_are_relayed_again(runtime, fake_wechat, redis_clie
         assert outbox.relay_due(session, queues.current_queue().enqueue_outbox) == 0  # lease still valid
         later = utcnow() + outbox.ENQUEUE_LEASE + timedelta(seconds=1)
         assert outbox.relay_due(session, queues.current_queue().enqueue_outbox, now=later) == 1
-    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
-    try:
-        wait_for(lambda: row(outbox_id).status == "sent", message="relayed job delivered")
-    finally:
-        worker.stop()
+    spawn_worker()
+    wait_for(lambda: row(outbox_id).status == "sent", message="relayed job delivered")
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
 
 
-def test_worker_killed_mid_send_never_sends_twice(runtime, fake_wechat, settings):
+def test_worker_killed_mid_send_never_sends_twice(runtime, fake_wechat, spawn_worker):
     fake_wechat.delay_next(CUSTOM_SEND, 3.0)
-    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
+    worker = spawn_worker()
     outbox_id = make_message()
     wait_for(lambda: fake_wechat.calls(CUSTOM_SEND), message="the send to start")
     worker.kill(signal.SIGKILL)  # the whole process group: worker and work horse
@@ -137,11 +161,8 @@ def test_worker_killed_mid_send_never_sends_twice(runtime, fake_wechat, settings
         outbox.relay_due(session, queues.current_queue().enqueue_outbox,
                          now=utcnow() + outbox.SEND_LEASE + timedelta(seconds=1))
     assert row(outbox_id).status == "unknown"
-    second = WorkerProcess(settings_env(fake_wechat.base_url)).start()
-    try:
-        time.sleep(1.0)  # give a (wrongly) re-enqueued job the chance to run
-    finally:
-        second.stop()
+    spawn_worker()
+    time.sleep(1.0)  # give a (wrongly) re-enqueued job the chance to run
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
     # An operator who checked that it did not arrive can send it again, once.
     with db.session_scope() as session:
@@ -150,12 +171,9 @@ def test_worker_killed_mid_send_never_sends_twice(runtime, fake_wechat, settings
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 2
 
 
-def test_worker_killed_before_claiming_loses_nothing(runtime, fake_wechat, redis_client, settings):
+def test_worker_killed_before_claiming_loses_nothing(runtime, fake_wechat, redis_client, spawn_worker):
     outbox_id = make_message()  # enqueued, no worker running yet
     assert row(outbox_id).status == "enqueued"
-    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
-    try:
-        wait_for(lambda: row(outbox_id).status == "sent", message="delivery")
-    finally:
-        worker.stop()
+    spawn_worker()
+    wait_for(lambda: row(outbox_id).status == "sent", message="delivery")
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1

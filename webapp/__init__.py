@@ -36,6 +36,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     if api_bp is not None:
         app.register_blueprint(api_bp)
 
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from jobs.metrics import LiaisonCollector
+
+    registry = CollectorRegistry()
+    registry.register(LiaisonCollector(rt.redis))
+
+    @app.get("/metrics")
+    def metrics():
+        """Prometheus scrape endpoint (queue lengths, job failures, WeChat errors, alerts)."""
+        return app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
     @app.get("/healthz")
     def healthz():
         from sqlalchemy import text

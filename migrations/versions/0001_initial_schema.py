@@ -80,6 +80,9 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_event_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('window_kind', sa.String(length=8), nullable=True),
+    sa.Column('window_opened_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('window_used', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['grid_id'], ['grids.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('mp_openid'),
@@ -104,6 +107,13 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('deadline', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('accept_deadline', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('next_action_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.Column('alert', sa.String(length=8), nullable=False),
+    sa.Column('reminded_for', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('accept_reminded', sa.Boolean(), nullable=False),
+    sa.Column('rating_reminded', sa.Boolean(), nullable=False),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('location', sa.JSON(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=True),
@@ -126,6 +136,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
         batch_op.create_index('ix_cases_status_deadline', ['status', 'deadline'], unique=False)
         batch_op.create_index('ix_cases_signature', ['signature'], unique=False, postgresql_using='gin')
+        batch_op.create_index('ix_cases_next_action_at', ['next_action_at'], unique=False,
+                              postgresql_where=sa.text('next_action_at IS NOT NULL'))
 
     op.create_table('case_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -244,6 +256,7 @@ def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_status_deadline')
         batch_op.drop_index('ix_cases_signature', postgresql_using='gin')
+        batch_op.drop_index('ix_cases_next_action_at', postgresql_where=sa.text('next_action_at IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index('ix_cases_resident_created')
         batch_op.drop_index('ix_cases_grid_status')

@@ -125,6 +125,8 @@ def upgrade() -> None:
         sa.Column("public_id", sa.String(length=24), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=True),
         sa.Column("deputy_id", sa.Integer(), nullable=True),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("dedup_key", sa.String(length=128), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
@@ -133,15 +135,19 @@ def upgrade() -> None:
         _ts("read_at"),
         sa.ForeignKeyConstraint(["department_id"], ["departments.id"]),
         sa.ForeignKeyConstraint(["deputy_id"], ["deputies.id"]),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("public_id"),
+        sa.UniqueConstraint("dedup_key"),
     )
     op.create_index("ix_notices_department_id", "notices", ["department_id"])
     op.create_index("ix_notices_deputy_id", "notices", ["deputy_id"])
+    op.create_index("ix_notices_account_id", "notices", ["account_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notices_account_id", table_name="notices")
     op.drop_index("ix_notices_deputy_id", table_name="notices")
     op.drop_index("ix_notices_department_id", table_name="notices")
     op.drop_table("notices")
