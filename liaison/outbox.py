@@ -80,7 +80,16 @@ def _enqueue_one(session: Session, outbox_id: int, enqueue, now: datetime) -> in
     session.commit()
     if attempts is None:
         return 0
-    enqueue(outbox_id, attempts)
+    try:
+        enqueue(outbox_id, attempts)
+    except Exception:
+        # The queue is unreachable (Redis down): hand the row back so the next relay takes it at
+        # once instead of after the enqueue lease. A job that did get in is harmless: it claims.
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id,
+                                                    OutboxMessage.status == "enqueued")
+                        .values(status="pending", lease_until=None))
+        session.commit()
+        raise
     return 1
 
 

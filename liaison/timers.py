@@ -61,7 +61,7 @@ def alert_for(case: Case, now: datetime) -> str:
     """The case's traffic light: red when overdue, yellow from the reminder on, else none."""
     if case.status not in lifecycle.WORKING_STATUSES or case.deadline is None:
         return "none"
-    if now > case.deadline:
+    if now >= case.deadline:  # the moment escalation level 1 fires
         return "red"
     return "yellow" if now >= reminder_time(case.deadline) else "none"
 
@@ -112,19 +112,19 @@ def run_due(session: Session, now: datetime | None = None, *, batch: int = 500,
             max_batches: int | None = None) -> int:
     """The sweep: fire every due timer, a batch per transaction. Returns how many cases it handled."""
     now = now or utcnow()
-    handled = batches = 0
+    seen: set[int] = set()
+    batches = 0
     while max_batches is None or batches < max_batches:
-        ids = due_case_ids(session, now, batch)
-        if not ids:
+        ids = [i for i in due_case_ids(session, now, batch) if i not in seen]
+        if not ids:  # nothing due, or only cases this run already handled (never loop on one)
+            session.commit()
             break
         for case in session.scalars(select(Case).where(Case.id.in_(ids))):
             fire(session, case, now)
         session.commit()
-        handled += len(ids)
+        seen.update(ids)
         batches += 1
-        if len(ids) < batch:
-            break
-    return handled
+    return len(seen)
 
 
 def fire(session: Session, case: Case, now: datetime) -> None:

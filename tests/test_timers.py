@@ -248,3 +248,15 @@ def test_a_new_deadline_clears_the_alert(clock, simulator):
         department = session.scalar(select(models.Department).where(models.Department.code == "zhujian"))
         cases.dispatch(session, case, cases.Actor("deputy", 2), department)
         assert case.alert == "none" and local_date(case.deadline) == "2026-10-29"
+
+
+def test_a_timer_due_exactly_now_fires_once_and_the_sweep_ends(clock, simulator):
+    simulator.send_text("o_edge", "幸福里小区路灯坏了")
+    with db.session_scope() as session:
+        case = session.scalar(select(Case))
+        clock.now = case.deadline  # the very instant the deadline passes
+        assert timers.run_due(session) == 1
+    with db.session_scope() as session:
+        case = session.scalar(select(Case))
+        assert case.alert == "red" and case.escalation_level == 1 and case.next_action_at > clock.now
+        assert timers.run_due(session) == 0
