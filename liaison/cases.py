@@ -319,6 +319,16 @@ def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | Non
                        handler=handler_label(case))
 
 
+def recategorize(session: Session, case: Case, actor: Actor, category: str,
+                 reason: str | None = None) -> CaseEvent:
+    """Correct the category only (the handler and status stay); re-routing is `reassign`/`dispatch`."""
+    if case.status in lifecycle.FINAL_STATUSES:
+        raise IllegalTransition("recategorize", case.status)
+    old, case.category = case.category, category
+    return _event(session, case, actor, "recategorize", case.status, case.status, old_category=old,
+                  category=category, reason=reason)
+
+
 def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent:
     """办结 with a summary of what was done; asks the resident (and followers) for a rating."""
     if not summary.strip():
@@ -392,7 +402,7 @@ def merge(session: Session, case: Case, into: Case, actor: Actor) -> CaseEvent:
     entry = _transition(session, case, "merge", actor, into=into.number)
     if session.get(CaseFollower, (into.id, case.resident_id)) is None and into.resident_id != case.resident_id:
         session.add(CaseFollower(case_id=into.id, resident_id=case.resident_id))
-    _event(session, into, actor, "merged_in", into.status, into.status, case=case.number)
+    _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number)
     return entry
 
 

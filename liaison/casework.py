@@ -185,9 +185,9 @@ def decide_extension(session: Session, request: ExtensionRequest, actor: Actor, 
 
 def correct_category(session: Session, case: Case, actor: Actor, category: str,
                      reason: str | None = None):
-    """Correct a case's category (改派 with a category) and keep the pair for the classifier."""
+    """Correct a case's category (its handler and status stay) and keep the pair for the classifier."""
     old = case.category
-    entry = cases.reassign(session, case, actor, category=category, reason=reason)
+    entry = cases.recategorize(session, case, actor, category, reason)
     session.add(ClassifierCorrection(case_id=case.id, text=case.text, old_category=old,
                                      new_category=category, actor_kind=actor.kind, actor_id=actor.id))
     session.flush()

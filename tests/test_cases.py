@@ -1,0 +1,139 @@
+"""Case services on PostgreSQL: transitions write their timeline and side effects together, illegal
+ones change nothing, and the less travelled paths (merge, reject, withdraw, recategorise, follow)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from liaison import cases, db
+from liaison.cases import Actor
+from liaison.lifecycle import IllegalTransition, Status
+from liaison.models import Case, CaseEvent, CaseFollower, OutboxMessage, Resident
+
+
+@pytest.fixture
+def resident(settings, demo_county):
+    with db.session_scope() as session:
+        person = Resident(oa_openid="o_cases_1")
+        session.add(person)
+        session.flush()
+        return person.id
+
+
+def open_case(resident_id, text="幸福里小区路灯坏了") -> str:
+    with db.session_scope() as session:
+        return cases.open_case(session, session.get(Resident, resident_id), text).number
+
+
+def snapshot(number):
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        events = session.scalar(select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == case.id))
+        rows = session.scalar(select(func.count()).select_from(OutboxMessage))
+        return case.status, case.round, events, rows
+
+
+def test_an_illegal_transition_changes_nothing(resident):
+    number = open_case(resident)
+    before = snapshot(number)
+    with pytest.raises(IllegalTransition):
+        with db.session_scope() as session:
+            cases.close(session, cases.case_by_number(session, number), Actor("deputy", 1), "办完了")
+    with pytest.raises(IllegalTransition):
+        with db.session_scope() as session:
+            case = cases.case_by_number(session, number)
+            cases.rate(session, case, session.get(Resident, resident), "satisfied", channel="chat")
+    assert snapshot(number) == before
+
+
+def test_reply_writes_timeline_and_outbox_in_one_transaction(resident):
+    number = open_case(resident)
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        cases.accept(session, case, Actor("deputy", 1))
+    with pytest.raises(RuntimeError):
+        with db.session_scope() as session:
+            case = cases.case_by_number(session, number)
+            cases.reply(session, case, Actor("deputy", 1), "明天修")
+            raise RuntimeError("the request failed after the reply")
+    assert snapshot(number)[0] == Status.ACCEPTED and snapshot(number)[3] == 0  # neither happened
+    with db.session_scope() as session:
+        cases.reply(session, cases.case_by_number(session, number), Actor("deputy", 1), "明天修")
+    status, _round, _events, rows = snapshot(number)
+    assert status == Status.REPLIED and rows == 1
+
+
+def test_return_and_reject_need_reasons(resident):
+    number = open_case(resident)
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        with pytest.raises(IllegalTransition):
+            cases.reject(session, case, Actor("staff"), " ")
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        cases.reject(session, case, Actor("staff"), "属于司法程序，请向法院反映")
+    assert snapshot(number)[0] == Status.REJECTED
+
+
+def test_recategorising_keeps_the_handler_and_status(resident):
+    number = open_case(resident)
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        cases.accept(session, case, Actor("deputy", 1))
+        cases.recategorize(session, case, Actor("deputy", 1), "交通运输", "道路照明")
+        assert (case.status, case.category, case.deputy_id) == (Status.ACCEPTED, "交通运输", 1)
+
+
+def test_merge_makes_the_resident_a_follower_who_is_asked_to_rate(resident):
+    first = open_case(resident, "东关街的下水道堵了")
+    with db.session_scope() as session:
+        other = Resident(oa_openid="o_cases_2")
+        session.add(other)
+        session.flush()
+        second = cases.open_case(session, other, "东关街排水不畅，污水外溢").number
+        cases.merge(session, cases.case_by_number(session, second), cases.case_by_number(session, first),
+                    Actor("staff"))
+        other_id = other.id
+    with db.session_scope() as session:
+        target = cases.case_by_number(session, first)
+        assert session.get(CaseFollower, (target.id, other_id)) is not None
+        assert cases.case_by_number(session, second).status == Status.MERGED
+        cases.accept(session, target, Actor("deputy", 2))
+        cases.close(session, target, Actor("deputy", 2), "已疏通")
+    with db.session_scope() as session:
+        prompts = session.scalars(select(OutboxMessage.resident_id).where(OutboxMessage.kind == "rating_prompt"))
+        assert sorted(prompts) == sorted([resident, other_id])
+        # A follower's rating is recorded but only the case's own resident decides its outcome.
+        target = cases.case_by_number(session, first)
+        cases.rate(session, target, session.get(Resident, other_id), "unsatisfied", channel="chat")
+        assert target.status == Status.CLOSED
+
+
+def test_withdraw_only_by_the_owner(resident):
+    number = open_case(resident)
+    with db.session_scope() as session:
+        stranger = Resident(oa_openid="o_cases_stranger")
+        session.add(stranger)
+        session.flush()
+        with pytest.raises(cases.NotFound):
+            cases.withdraw(session, cases.case_by_number(session, number), stranger)
+    with db.session_scope() as session:
+        cases.withdraw(session, cases.case_by_number(session, number), session.get(Resident, resident))
+    assert snapshot(number)[0] == Status.WITHDRAWN
+
+
+def test_case_numbers_are_unique_under_concurrency(resident):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def make(i):
+        with db.session_scope() as session:
+            person = Resident(oa_openid=f"o_num_{i}")
+            session.add(person)
+            session.flush()
+            return cases.open_case(session, person, f"第{i}件：青山村道路破损").number
+
+    with ThreadPoolExecutor(8) as pool:
+        numbers = list(pool.map(make, range(40)))
+    assert len(set(numbers)) == 40 and all(n.startswith(numbers[0][:5]) for n in numbers)
+    with db.session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 40
