@@ -99,6 +99,44 @@ def cmd_outbox(args) -> int:
     return 0
 
 
+def cmd_export_corrections(args) -> int:
+    """Write staff's category corrections as the CSV `python -m classifiers.train --corrections` reads."""
+    import csv
+
+    from sqlalchemy import select
+
+    from liaison import db
+    from liaison.casework import ClassifierCorrection
+
+    db.init_engine(_settings().database_url)
+    with db.session_scope() as session, open(args.file, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "category"])
+        rows = session.scalars(select(ClassifierCorrection).order_by(ClassifierCorrection.id)).all()
+        for row in rows:
+            writer.writerow([row.text, row.new_category])
+    print(f"{len(rows)} correction(s) written to {args.file}; retrain with "
+          f"python -m classifiers.train --corrections {args.file}")
+    return 0
+
+
+def cmd_create_staff(args) -> int:
+    """Create the first county-level staff account and print its one-time binding code."""
+    from liaison import accounts, db, schema
+
+    settings = _settings()
+    schema.upgrade(settings.database_url)
+    db.init_engine(settings.database_url)
+    try:
+        with db.session_scope() as session:
+            account, code = accounts.create_first_staff(session, args.name)
+    except accounts.AccountError as error:
+        print(f"refused: {error.message}", file=sys.stderr)
+        return 1
+    print(f"staff account {account.name}: binding code {code} (enter it once in the mini-program)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="manage.py", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     box.add_argument("action", choices=["failed", "retry"])
     box.add_argument("ids", nargs="*", type=int)
     box.set_defaults(func=cmd_outbox)
+    export = sub.add_parser("export-corrections", help="write category corrections for retraining")
+    export.add_argument("file")
+    export.set_defaults(func=cmd_export_corrections)
+    staff = sub.add_parser("create-staff", help="create the first staff account (prints a binding code)")
+    staff.add_argument("name")
+    staff.set_defaults(func=cmd_create_staff)
     args = parser.parse_args(argv)
     return args.func(args)
 

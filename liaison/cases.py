@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import String, insert, select, text, update
 from sqlalchemy.orm import Session, object_session
 
-from liaison import directory, lifecycle, outbox, timers
+from liaison import directory, lifecycle, outbox, rules, timers
 from liaison.lifecycle import IllegalTransition, Status
 from liaison.models import (
     Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
@@ -163,6 +163,7 @@ def _route(session: Session, case: Case, text: str) -> None:
     """Classify and route: fill category, routing decision with reasons, and the handler."""
     from classifiers import get_classifier, route, signature
 
+    rules.sync(session)  # staff keyword rules, live without a restart
     decision = get_classifier().classify(text)
     routed = route(decision, text)
     reasons = list(routed.reasons)

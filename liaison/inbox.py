@@ -95,13 +95,15 @@ def is_duplicate_error(error: IntegrityError) -> bool:
 
 
 def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
-    """The resident behind an official-account openid, created on first contact (and whether new)."""
+    """The resident behind an official-account openid, created on first contact (and whether new).
+
+    A new row is flushed by `_dispatch` once its window fields are set: one INSERT, no UPDATE.
+    """
     resident = session.scalar(select(Resident).where(Resident.oa_openid == openid))
     if resident is not None:
         return resident, False
-    resident = Resident(oa_openid=openid)
+    resident = Resident(oa_openid=openid, window_used=0)
     session.add(resident)
-    session.flush()
     return resident, True
 
 
@@ -111,10 +113,14 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
         resident.last_event_at = now
         event = (incoming.event or "").lower()
         if event in WINDOW_EVENTS:
-            _window_opened(session, resident, "event", now)
+            _window_opened(session, resident, "event", now, is_new)
+        if is_new:
+            session.flush()
         return _event(session, resident, incoming), None
     resident.last_message_at = now
-    _window_opened(session, resident, "message", now)
+    _window_opened(session, resident, "message", now, is_new)
+    if is_new:
+        session.flush()
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
@@ -141,10 +147,11 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
     return None, None
 
 
-def _window_opened(session: Session, resident: Resident, kind: str, now: datetime) -> None:
+def _window_opened(session: Session, resident: Resident, kind: str, now: datetime, is_new: bool) -> None:
     """A user action opened a customer-service window: messages waiting for one may go now."""
     channels.open_window(resident, kind, now)
-    outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
+    if not is_new:  # nothing can be waiting for someone we have never seen
+        outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
 
 
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,

@@ -305,3 +305,4 @@ class DeliveryAttempt(Base):
     errcode: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
 from liaison import accounts as _accounts  # noqa: E402,F401  (registers its tables)
+from liaison import rules as _rules  # noqa: E402,F401  (registers keyword_rules)

@@ -5,5 +5,6 @@ also generate the OpenAPI document served at `/api/openapi.json`.
 """
 from miniprogram_api.framework import bp
 from miniprogram_api import views  # noqa: F401  (declares the endpoints on bp)
+from miniprogram_api import rules_views  # noqa: F401,E402  (classifier rules and corrections)
 
 __all__ = ["bp"]

@@ -60,7 +60,7 @@ def migrated_database():
 @pytest.fixture
 def clean_db(migrated_database):
     """An empty (but migrated) database and an initialised domain engine."""
-    from liaison import db, directory
+    from liaison import db, directory, rules
     from liaison.db import Base
 
     engine = create_engine(migrated_database)
@@ -71,6 +71,7 @@ def clean_db(migrated_database):
     engine.dispose()
     db.init_engine(migrated_database)
     directory.invalidate()
+    rules.forget()
     yield migrated_database
     db.clear_after_commit_hooks()
 

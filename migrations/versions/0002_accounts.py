@@ -141,6 +141,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("public_id"),
         sa.UniqueConstraint("dedup_key"),
     )
+    op.create_table(
+        "keyword_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=24), nullable=False),
+        sa.Column("keyword", sa.String(length=32), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("weight", sa.Float(), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        _ts("created_at", False),
+        _ts("removed_at"),
+        sa.ForeignKeyConstraint(["created_by"], ["accounts.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("public_id"),
+    )
     op.create_index("ix_notices_department_id", "notices", ["department_id"])
     op.create_index("ix_notices_deputy_id", "notices", ["deputy_id"])
     op.create_index("ix_notices_account_id", "notices", ["account_id"])
@@ -151,6 +165,7 @@ def downgrade() -> None:
     op.drop_index("ix_notices_deputy_id", table_name="notices")
     op.drop_index("ix_notices_department_id", table_name="notices")
     op.drop_table("notices")
+    op.drop_table("keyword_rules")
     op.drop_index("ix_classifier_corrections_case_id", table_name="classifier_corrections")
     op.drop_table("classifier_corrections")
     op.drop_index("ix_extension_requests_status", table_name="extension_requests")

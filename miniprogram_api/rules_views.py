@@ -1,0 +1,76 @@
+"""Staff endpoints for the classifier's keyword rules and the corrections it learns from."""
+from __future__ import annotations
+
+from pydantic import Field
+from sqlalchemy import select
+
+from liaison import rules
+from liaison.casework import ClassifierCorrection
+
+from . import schemas as s
+from .framework import ApiError, Context, endpoint, forbidden, not_found
+
+STAFF = "staff"
+
+
+class KeywordRuleIn(s.Request):
+    keyword: str = Field(min_length=1, max_length=32)
+    category: str = Field(min_length=1, max_length=32)
+    weight: float = Field(ge=-rules.MAX_WEIGHT, le=rules.MAX_WEIGHT)
+
+
+class KeywordRuleOut(s.Out):
+    id: str
+    keyword: str
+    category: str
+    weight: float
+
+
+class CorrectionOut(s.Out):
+    old_category: str | None
+    new_category: str
+    text: str
+
+
+def _rule_out(rule: rules.KeywordRule) -> KeywordRuleOut:
+    return KeywordRuleOut(id=rule.public_id, keyword=rule.keyword, category=rule.category, weight=rule.weight)
+
+
+def _county_staff(ctx: Context) -> None:
+    if ctx.principal.account.station_id is not None:
+        raise forbidden("只有县级工委账号可以维护分类规则", "county_staff_only")
+
+
+@endpoint("GET", "/keyword-rules", summary="分类关键词规则（生效中）", roles=(STAFF,),
+          response=list[KeywordRuleOut], tag="classifier")
+def list_keyword_rules(ctx: Context):
+    return [_rule_out(rule) for rule in rules.active_rules(ctx.session)]
+
+
+@endpoint("POST", "/keyword-rules", summary="新增分类关键词规则（立即生效，无需重启）", roles=(STAFF,),
+          body=KeywordRuleIn, response=KeywordRuleOut, status=201, tag="classifier")
+def add_keyword_rule(ctx: Context):
+    _county_staff(ctx)
+    try:
+        rule = rules.add_rule(ctx.session, ctx.body.keyword, ctx.body.category, ctx.body.weight,
+                              account_id=ctx.principal.account.id)
+    except rules.RuleError as error:
+        raise ApiError(422, "invalid_rule", str(error), "category" if "类别" in str(error) else None) from None
+    return _rule_out(rule)
+
+
+@endpoint("POST", "/keyword-rules/<public_id>/remove", summary="停用分类关键词规则（立即生效）",
+          roles=(STAFF,), response=KeywordRuleOut, tag="classifier")
+def remove_keyword_rule(ctx: Context, public_id: str):
+    _county_staff(ctx)
+    rule = rules.remove_rule(ctx.session, public_id)
+    if rule is None:
+        raise not_found("规则")
+    return _rule_out(rule)
+
+
+@endpoint("GET", "/classifier-corrections", summary="人工纠正的分类（训练命令会吸收）", roles=(STAFF,),
+          response=list[CorrectionOut], tag="classifier")
+def list_corrections(ctx: Context):
+    rows = ctx.session.scalars(select(ClassifierCorrection).order_by(ClassifierCorrection.id.desc()).limit(200))
+    return [CorrectionOut(old_category=r.old_category, new_category=r.new_category, text=r.text) for r in rows]
