@@ -336,3 +336,48 @@ def test_explanation_prefers_words_over_char_bigrams(clf):
     from classifiers import tokenize as T
     words = set(T.cut("我们公司拖欠农民工工资已经三个月了，劳动监察大队不管"))
     assert d.keywords and all(k in words for k, _ in d.keywords)
+
+
+# ---------------------------------------------------------------- training helpers (synthetic data only)
+def test_group_key_keeps_reposts_together():
+    from classifiers.train import group_key
+    assert group_key("A3区某小区路灯不亮！") == group_key("A5区 某小区路灯不亮")
+    assert group_key("拖欠工资") != group_key("路灯不亮")
+
+
+def test_table_scores_match_classifier():
+    from classifiers import tokenize as T
+    from classifiers.train import table_scores
+    table = {"工资": (2.0, {"劳动和社会保障": 1.5, "城乡建设": -0.5}), "医院": (1.0, {"卫生计生": 2.0}),
+             "拖欠": (3.0, {})}
+    bias = {lab: -0.1 for lab in LABELS}
+    c = Classifier.from_parts(table, bias, {"labels": list(LABELS), "temperature": 1.0, "subject_weight": 3})
+    for text, subject in (("公司拖欠工资工资，医院", None), ("医院", "拖欠工资")):
+        got = table_scores(table, bias, T.feature_counts(text, subject=subject, subject_weight=3))
+        assert got == pytest.approx(c.classify(text, subject=subject).scores)
+    assert table_scores(table, bias, T.feature_counts("天气不错")) is None
+
+
+def test_out_of_fold_calibration_never_scores_a_group_it_trained_on():
+    from classifiers import tokenize as T
+    from classifiers import train as TR
+    words = {"劳动和社会保障": ["工资", "社保", "养老金"], "卫生计生": ["医院", "医生", "疫苗"],
+             "交通运输": ["公交", "地铁", "出租车"]}
+    examples, views = [], []
+    for lab, ws in words.items():
+        for i in range(12):
+            subj = f"{ws[i % 3]}问题{'一二三四五六七八九十甲乙'[i]}"
+            text = f"关于{ws[i % 3]}和{ws[(i + 1) % 3]}的反映"
+            g = TR.group_key(subj)
+            examples.append((T.feature_counts(text, subject=subj, subject_weight=TR.SUBJECT_WEIGHT), lab, 1.0))
+            examples.append((T.feature_counts(subj), lab, 1.0))
+            views += [(g, "full"), (g, "subject")]
+    examples.append((T.feature_counts("公交"), "交通运输", 1.0))
+    views.append((None, "seed"))
+    scores, golds = TR.out_of_fold_scores(examples, views, folds=3, log=lambda m: None)
+    assert len(scores) == len(golds) == 72           # every row's two views, scored once
+    assert all(set(s) == set(LABELS) for s in scores)
+    correct = sum(max(s, key=s.get) == g for s, g in zip(scores, golds))
+    assert correct >= 60
+    t = TR.fit_temperature(scores, golds)
+    assert 0.03 <= t <= 10
