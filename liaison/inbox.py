@@ -157,6 +157,12 @@ def _window_opened(session: Session, resident: Resident, kind: str, now: datetim
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
           now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     text = text[:MAX_CASE_TEXT]
+    if not is_new:
+        from liaison import surveys  # a reply 1/2/3 right after scanning a survey code is the vote
+
+        answer = surveys.answer_from_chat(session, resident, text, now)
+        if answer is not None:
+            return answer, None
     rating = RATING_WORDS.get(re.sub(r"[\s。.!！]", "", text))
     if rating is not None and not is_new:
         case = _awaiting_rating(session, resident)
@@ -263,6 +269,10 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         key = incoming.event_key or ""
         scene = key[len("qrscene_"):] if key.startswith("qrscene_") else key
         resident.subscribed = True
+        if scene.startswith("survey:"):
+            from liaison import surveys
+
+            return surveys.on_scan(session, resident, scene[len("survey:"):])
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:

@@ -306,3 +306,4 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 from liaison import accounts as _accounts  # noqa: E402,F401  (registers its tables)
 from liaison import rules as _rules  # noqa: E402,F401  (registers keyword_rules)
+from liaison import engagement_models as _engagement  # noqa: E402,F401  (registers the engagement tables)

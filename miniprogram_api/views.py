@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import func, select
 
-from liaison import access, accounts, casework, cases
+from liaison import access, accounts, casework, cases, registry
 from liaison.accounts import Account
 from liaison.casework import ExtensionRequest, Notice
 from liaison.lifecycle import STATUS_LABELS
-from liaison.models import Department, Deputy, DeputyGrid, Grid, Station
+from liaison.models import Department, Deputy, Grid, Station
 from liaison.wechat.errors import WeChatAPIError
 from liaison.wechat.privacy import mask
 
@@ -355,10 +356,8 @@ def list_departments(ctx: Context):
           response=s.DepartmentOut, status=201, tag="registry")
 def create_department(ctx: Context):
     _county_staff(ctx)
-    _unique(ctx, Department, ctx.body.code)
-    department = Department(code=ctx.body.code, name=ctx.body.name)
-    ctx.session.add(department)
-    ctx.session.flush()
+    with _registry_errors():
+        department = registry.create_department(ctx.session, ctx.body.code, ctx.body.name)
     return s.DepartmentOut(code=department.code, name=department.name)
 
 
@@ -372,10 +371,8 @@ def list_stations(ctx: Context):
           response=s.StationOut, status=201, tag="registry")
 def create_station(ctx: Context):
     _county_staff(ctx)
-    _unique(ctx, Station, ctx.body.code)
-    station = Station(**ctx.body.model_dump())
-    ctx.session.add(station)
-    ctx.session.flush()
+    with _registry_errors():
+        station = registry.create_station(ctx.session, **ctx.body.model_dump())
     return out.station_out(station)
 
 
@@ -389,11 +386,9 @@ def list_grids(ctx: Context):
           status=201, tag="registry")
 def create_grid(ctx: Context):
     _county_staff(ctx)
-    _unique(ctx, Grid, ctx.body.code)
-    station = _by_code(ctx, Station, ctx.body.station_code, "station_code", "联络站")
-    grid = Grid(code=ctx.body.code, name=ctx.body.name, aliases=list(ctx.body.aliases), station=station)
-    ctx.session.add(grid)
-    ctx.session.flush()
+    with _registry_errors():
+        grid = registry.create_grid(ctx.session, ctx.body.code, ctx.body.name, ctx.body.aliases,
+                                    ctx.body.station_code)
     return out.grid_out(grid)
 
 
@@ -408,20 +403,11 @@ def list_deputies(ctx: Context):
 def create_deputy(ctx: Context):
     _county_staff(ctx)
     body: s.DeputyIn = ctx.body
-    _unique(ctx, Deputy, body.code)
-    station = _by_code(ctx, Station, body.station_code, "station_code", "联络站")
-    deputy = Deputy(code=body.code, name=body.name, level=body.level, station=station, duties=body.duties,
-                    reception_hours=body.reception_hours, phone=body.phone)
-    ctx.session.add(deputy)
-    ctx.session.flush()
-    seen = set()
-    for link in body.grids:
-        grid = _by_code(ctx, Grid, link.grid_code, "grids", "网格")
-        if grid.id not in seen:
-            seen.add(grid.id)
-            ctx.session.add(DeputyGrid(deputy_id=deputy.id, grid_id=grid.id, role=link.role))
-    ctx.session.flush()
-    ctx.session.refresh(deputy)
+    with _registry_errors():
+        deputy = registry.create_deputy(
+            ctx.session, body.code, body.name, body.level, station_code=body.station_code,
+            duties=body.duties, reception_hours=body.reception_hours, phone=body.phone,
+            grids=[(link.grid_code, link.role) for link in body.grids])
     return out.deputy_out(deputy)
 
 
@@ -458,9 +444,13 @@ def reissue_binding_code(ctx: Context, public_id: str):
     return s.BindingCodeOut(binding_code=accounts.new_binding_code(ctx.session, account))
 
 
-def _unique(ctx: Context, model, code: str) -> None:
-    if ctx.session.scalar(select(model.id).where(model.code == code)) is not None:
-        raise ApiError(409, "duplicate_code", f"编码已存在：{code}", "code")
+@contextmanager
+def _registry_errors():
+    """The registry services' refusals as API errors (409 duplicate code, 422 unknown reference)."""
+    try:
+        yield
+    except registry.RegistryError as error:
+        raise ApiError(error.status, error.code, str(error), error.field) from None
 
 
 @endpoint("GET", "/openapi.json", summary="本接口的 OpenAPI 3 文档", roles=None, tag="meta")
@@ -468,3 +458,6 @@ def openapi_document(ctx: Context):
     from .openapi import build_document
 
     return build_document(current_app.config.get("API_SERVER_URL"))
+
+
+from miniprogram_api import engagement_views  # noqa: E402,F401  (declares the engagement endpoints)

@@ -13,5 +13,16 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
   echo "$WANT" > "$STAMP"
 fi
+# Notice boards as PNG need a CJK font (PDF uses reportlab's built-in STSong-Light): Debian's
+# fonts-wqy-microhei, installed once when missing.
+if [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei) >/dev/null 2>&1 \
+      || echo "could not install fonts-wqy-microhei: PNG notice boards are unavailable" >&2
+  elif command -v sudo >/dev/null; then
+    (sudo apt-get update -qq && sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei) \
+      >/dev/null 2>&1 || echo "could not install fonts-wqy-microhei: PNG notice boards are unavailable" >&2
+  fi
+fi
 export PATH="$ROOT/.venv/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

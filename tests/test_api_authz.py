@@ -83,7 +83,43 @@ SWEEP = {
     ("POST", "/api/accounts"): ({COUNTY_STAFF}, None,
                                 lambda: {"role": "department", "name": "交通局 王", "department_code": "jiaotong"}),
     ("POST", "/api/accounts/{public_id}/binding-code"): ({COUNTY_STAFF}, "account", None),
+    # Issue 6: registry import/export, find-your-deputy codes, broadcasts, surveys, livelihood votes.
+    ("POST", "/api/registry/import"): ({COUNTY_STAFF}, None, lambda: _registry_csv()),
+    ("GET", "/api/registry/export"): (STAFF, None, None),
+    ("GET", "/api/grids/{public_id}/qrcode"): ({DEPUTY} | STAFF, "grid", None),
+    ("GET", "/api/deputies/{public_id}/qrcode"): ({DEPUTY} | STAFF, "deputy", None),
+    ("GET", "/api/stations/{public_id}/qrcode"): (STAFF, "station", None),
+    ("GET", "/api/qrcodes/usage"): (STAFF, None, None),
+    ("GET", "/api/deputies/{public_id}/notice-board"): ({DEPUTY} | STAFF, "deputy", None),
+    ("POST", "/api/broadcasts"): ({DEPUTY} | STAFF, None, lambda: {"title": "停水通知", "text": "明日停水"}),
+    ("GET", "/api/broadcasts"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/broadcasts/{public_id}"): ({DEPUTY} | STAFF, "broadcast", None),
+    ("GET", "/api/broadcasts/{public_id}/recipients"): ({DEPUTY} | STAFF, "broadcast", None),
+    ("POST", "/api/broadcasts/{public_id}/approve"): (STAFF, "broadcast", None),
+    ("POST", "/api/broadcasts/{public_id}/cancel"): ({DEPUTY} | STAFF, "broadcast", None),
+    ("POST", "/api/broadcasts/{public_id}/resume"): (STAFF, "broadcast", None),
+    ("GET", "/api/broadcast-inbox"): ({RESIDENT}, None, None),
+    ("POST", "/api/surveys"): ({DEPUTY, COUNTY_STAFF}, None, lambda: {"kind": "report", "deputy_code": "D001"}),
+    ("GET", "/api/surveys/{public_id}"): (EVERYONE, "survey", None),
+    ("POST", "/api/surveys/{public_id}/votes"): ({RESIDENT}, "survey", lambda: {"value": "satisfied"}),
+    ("GET", "/api/surveys/{public_id}/qrcode"): ({DEPUTY} | STAFF, "survey", None),
+    ("GET", "/api/survey-results"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/project-votes"): ({COUNTY_STAFF}, None, lambda: {
+        "title": "2027年民生实事", "level": "county",
+        "candidates": [{"code": "P1", "title": "老旧小区改造"}, {"code": "P2", "title": "农村公路提升"}]}),
+    ("GET", "/api/project-votes"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/project-votes/{public_id}"): ({DEPUTY} | STAFF, "project_vote", None),
+    ("POST", "/api/project-votes/{public_id}/ballots"): ({DEPUTY}, "project_vote", lambda: {"candidates": ["P1"]}),
+    ("POST", "/api/project-votes/{public_id}/close"): (STAFF, "project_vote", None),
 }
+def _registry_csv():
+    """A one-sheet CSV upload (departments) for the registry import endpoint."""
+    import base64
+
+    content = f"部门编码,部门名称\n{_code('imp')},县水利局\n".encode("utf-8")
+    return {"filename": "departments.csv", "content_base64": base64.b64encode(content).decode("ascii")}
+
+
 # Staff registry writes are county-level: a station's staff get 403 even though the role is "staff".
 ROLE_OF = {RESIDENT: "resident", DEPUTY: "deputy", DEPARTMENT: "department",
            STATION_STAFF: "staff", COUNTY_STAFF: "staff"}

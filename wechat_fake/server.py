@@ -67,6 +67,12 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _KeepAliveHandler(_QuietHandler):
+    """HTTP/1.1 with persistent connections (benchmarks: no TCP set-up per call)."""
+
+    protocol_version = "HTTP/1.1"
+
+
 def _png_bytes(text: str) -> bytes:
     """A valid 1x1 PNG carrying ``text`` in a tEXt chunk (so tests can see which scene it encodes)."""
 
@@ -115,6 +121,7 @@ class FakeWeChatServer:
         enforce_windows: bool = False,
         auto_codes: bool = False,
         quiet: bool = True,
+        keep_alive: bool = False,
     ):
         self.apps: dict[str, str] = {appid: secret}
         self.appid = appid
@@ -126,6 +133,7 @@ class FakeWeChatServer:
         self.enforce_windows = enforce_windows
         self.auto_codes = auto_codes
         self.quiet = quiet
+        self.keep_alive = keep_alive
         self.risky_words = list(DEFAULT_RISKY_WORDS)
         self.review_words = list(DEFAULT_REVIEW_WORDS)
         self._lock = threading.RLock()
@@ -135,12 +143,17 @@ class FakeWeChatServer:
         self._reset_state()
 
     # ------------------------------------------------------------------ lifecycle
+    def _handler(self):
+        if self.keep_alive:
+            return _KeepAliveHandler
+        return _QuietHandler if self.quiet else None
+
     def start(self) -> "FakeWeChatServer":
         if self._server is not None:
             return self
         self._server = make_server(
             self.host, self.port, self._wsgi, threaded=True,
-            request_handler=_QuietHandler if self.quiet else None,
+            request_handler=self._handler(),
         )
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -162,7 +175,7 @@ class FakeWeChatServer:
         """Blocking mode for the CLI."""
         self._server = make_server(
             self.host, self.port, self._wsgi, threaded=True,
-            request_handler=_QuietHandler if self.quiet else None,
+            request_handler=self._handler(),
         )
         self.port = self._server.server_port
         try:
@@ -201,6 +214,11 @@ class FakeWeChatServer:
             self._next_msgid = 1000000
             self._windows: dict[str, dict] = {}
             self._qrcodes: dict[str, dict] = {}
+            # Opt-in platform limits (set_rate_limit / set_mass_monthly_limit); reset() clears them.
+            self._rate_limits: dict[str, int] = {}
+            self._rate_counts: dict[tuple[str, int], int] = {}
+            self._mass_monthly_limit: int | None = None
+            self._mass_received: dict[tuple[str, str], int] = {}
 
     def reset(self) -> None:
         """Forget calls, tokens, failures, codes, tags, … (the configuration stays)."""
@@ -255,6 +273,35 @@ class FakeWeChatServer:
                 self._responses.pop(path, None)
             else:
                 self._responses[path] = copy.deepcopy(json_obj)
+
+    def set_rate_limit(self, path: str, per_minute: int | None) -> None:
+        """Answer 45011 (minute quota) once ``path`` got ``per_minute`` calls in the current minute of
+        the fake's clock (``None`` removes the limit). WeChat: 60/min for the mass-send APIs."""
+        with self._lock:
+            if per_minute is None:
+                self._rate_limits.pop(path, None)
+            else:
+                self._rate_limits[path] = int(per_minute)
+
+    def set_mass_monthly_limit(self, limit: int | None = 4) -> None:
+        """Each follower receives at most ``limit`` mass messages per calendar month (fake clock);
+        mass sends still succeed, the extra followers are left out (``dropped`` in the sent record)."""
+        with self._lock:
+            self._mass_monthly_limit = limit
+
+    def mass_received(self, openid: str) -> int:
+        """How many mass messages ``openid`` received this month (with the monthly limit enforced)."""
+        with self._lock:
+            return self._mass_received.get((openid, time.strftime("%Y-%m", time.gmtime(self.now()))), 0)
+
+    def _check_rate(self, path: str) -> None:
+        limit = self._rate_limits.get(path)
+        if limit is None:
+            return
+        key = (path, int(self.now() // 60))
+        if self._rate_counts.get(key, 0) >= limit:
+            raise _ApiError(45011, "api minute-quota reach limit, mustslower retry next minute")
+        self._rate_counts[key] = self._rate_counts.get(key, 0) + 1
 
     def register_code(self, js_code: str, openid: str, session_key: str | None = None,
                       unionid: str | None = None) -> None:
@@ -404,6 +451,7 @@ class FakeWeChatServer:
             with self._lock:
                 if path not in NO_TOKEN_PATHS:
                     record["appid"] = self._check_token(path, query.get("access_token"))
+                self._check_rate(path)
                 if body_error:
                     raise _ApiError(47001, "data format error")
                 result = func(self, query, body if isinstance(body, dict) else {}, record)
@@ -552,7 +600,14 @@ class FakeWeChatServer:
             raise _ApiError(40130, "invalid openid list size, at least two openid")
         self._check_mass(body, record)
         msgid = self._msgid()
-        self._record_sent(record, "mass_openids", list(touser), body, msgid)
+        receivers = list(touser)
+        if self._mass_monthly_limit is not None:
+            month = time.strftime("%Y-%m", time.gmtime(self.now()))
+            receivers = [o for o in touser if self._mass_received.get((o, month), 0) < self._mass_monthly_limit]
+            for o in receivers:
+                self._mass_received[(o, month)] = self._mass_received.get((o, month), 0) + 1
+            record["dropped"] = [o for o in touser if o not in set(receivers)]
+        self._record_sent(record, "mass_openids", receivers, body, msgid)
         return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msgid,
                 "msg_data_id": msgid + 7}
 
@@ -760,6 +815,11 @@ class FakeWeChatServer:
             self.open_window(data["openid"], data.get("kind", "message"))
         elif action == "advance":
             self.advance(float(data["seconds"]))
+        elif action == "limits":
+            for path, per_minute in (data.get("rate_limits") or {}).items():
+                self.set_rate_limit(path, per_minute)
+            if "mass_monthly_limit" in data:
+                self.set_mass_monthly_limit(data["mass_monthly_limit"])
         else:
             return self._json({"error": f"unknown control action {action}"}, status=404)
         return self._json({"ok": True})
@@ -819,3 +879,7 @@ class FakeWeChatControl:
 
     def reset(self) -> None:
         self._post("reset")
+
+    def set_limits(self, rate_limits: dict[str, int | None] | None = None, **kw) -> None:
+        """``rate_limits={path: per_minute}``, ``mass_monthly_limit=4``."""
+        self._post("limits", {"rate_limits": rate_limits or {}, **kw})

@@ -1,0 +1,132 @@
+"""Registry import/export: XLSX and CSV with the offices' Chinese headers, all-or-nothing with every bad
+row listed, upsert by code; the same through the staff API."""
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import func, select
+
+from liaison import db, directory, registry
+from liaison.models import Department, Deputy, DeputyGrid, Grid, Station
+from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account
+
+
+def workbook(sheets: dict[str, list[list[str]]]) -> bytes:
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+GOOD = {
+    "部门": [["部门编码", "部门名称"], ["shuili", "县水利局"], ["zhujian", "县住房和城乡建设局（更名）"]],
+    "联络站": [["联络站编码", "联络站名称", "地址", "接待时间"], ["S010", "南湖街道代表联络站", "南湖路1号", "每周二上午"]],
+    "网格": [["网格编码", "网格名称", "别名", "联络站编码"],
+             ["G010", "南湖社区第一网格", "南湖小区、南湖花园", "S010"],
+             ["G011", "南湖社区第二网格", "", "S010"]],
+    "代表": [["代表编码", "姓名", "层级", "联络站编码", "网格", "主/协", "职务", "接待时间", "电话"],
+             ["D010", "赵红梅", "县", "S010", "G010、G011", "主、协", "南湖社区主任", "每周二上午", ""],
+             ["D011", "钱立新", "乡", "S010", "G011", "主", "", "", "13800000000"]],
+}
+
+
+def counts(session):
+    return tuple(session.scalar(select(func.count()).select_from(m)) for m in (Department, Station, Grid, Deputy))
+
+
+def test_xlsx_import_upserts_by_code_and_links_lead_and_assist(clean_db, demo_county):
+    with db.session_scope() as session:
+        summary = registry.import_file(session, "registry.xlsx", workbook(GOOD))
+    assert summary.created == {"departments": 1, "stations": 1, "grids": 2, "deputies": 2}
+    assert summary.updated == {"departments": 1, "stations": 0, "grids": 0, "deputies": 0}
+    with db.session_scope() as session:
+        zhao = session.scalar(select(Deputy).where(Deputy.code == "D010"))
+        links = {(link.grid.code, link.role) for link in zhao.grid_links}
+        assert zhao.level == "county" and links == {("G010", "lead"), ("G011", "assist")}
+        assert session.scalar(select(Grid).where(Grid.code == "G010")).aliases == ["南湖小区", "南湖花园"]
+        assert session.scalar(select(Department.name).where(Department.code == "zhujian")).endswith("（更名）")
+        assert directory.get(session).grid_in_text("南湖花园门口路灯坏了") is not None
+    # Importing the same file again changes nothing but counts updates.
+    with db.session_scope() as session:
+        before = counts(session)
+        again = registry.import_file(session, "registry.xlsx", workbook(GOOD))
+        assert counts(session) == before and sum(again.created.values()) == 0
+
+
+def test_file_with_bad_rows_is_rejected_whole_and_every_bad_row_is_listed(clean_db, demo_county):
+    bad = {
+        "联络站": GOOD["联络站"],
+        "网格": [GOOD["网格"][0], ["G010", "南湖社区第一网格", "", "S999"], ["G011", "", "", "S010"],
+                 ["G010", "重复", "", ""]],
+        "代表": [GOOD["代表"][0], ["D010", "赵红梅", "区", "S010", "G010", "主", "", "", ""],
+                 ["D011", "钱立新", "乡", "", "G404", "副", "", "", ""],
+                 ["D012", "孙", "县", "", "G001", "主", "", "", ""],
+                 ["D013", "李", "县", "", "G001", "主", "", "", ""]],
+    }
+    with db.session_scope() as session:
+        before = counts(session)
+        with pytest.raises(registry.ImportRejected) as rejected:
+            registry.import_file(session, "registry.xlsx", workbook(bad))
+    found = {(e.sheet, e.row, e.field) for e in rejected.value.errors}
+    assert ("网格", 2, "联络站编码") in found          # unknown station
+    assert ("网格", 3, "网格名称") in found            # missing name
+    assert ("网格", 4, "网格编码") in found            # duplicate code in the file
+    assert ("代表", 2, "层级") in found                # bad level
+    assert ("代表", 3, "网格") in found and ("代表", 3, "主/协") in found
+    assert ("代表", 5, "主/协") in found               # a second lead for G001 in the same file
+    assert not any(e.row == 4 and e.sheet == "代表" for e in rejected.value.errors)
+    with db.session_scope() as session:
+        assert counts(session) == before, "nothing may be half-imported"
+        assert session.scalar(select(Station).where(Station.code == "S010")) is None
+
+
+def test_csv_roundtrip_export_then_import(clean_db, demo_county):
+    with db.session_scope() as session:
+        name, _type, content = registry.export_file(session, "csv", "deputies")
+        assert content.startswith("\ufeff".encode()) and "代表编码,姓名,层级" in content.decode("utf-8-sig")
+        edited = content.decode("utf-8-sig").replace("每周三上午", "每周四上午").encode("gb18030")
+        summary = registry.import_file(session, name, edited)
+        assert summary.updated["deputies"] == 3 and sum(summary.created.values()) == 0
+    with db.session_scope() as session:
+        d = session.scalar(select(Deputy).where(Deputy.code == "D002"))
+        assert d.reception_hours == "每周五下午"
+        assert {(l.grid.code, l.role) for l in d.grid_links} == {("G002", "lead"), ("G001", "assist")}
+        assert session.scalar(select(Deputy.reception_hours).where(Deputy.code == "D001")) == "每周四上午"
+        assert session.scalar(select(func.count()).select_from(DeputyGrid)) == 4
+        _n, _t, xlsx = registry.export_file(session, "xlsx")
+    book = load_workbook(io.BytesIO(xlsx))
+    assert book.sheetnames == ["部门", "联络站", "网格", "代表"]
+    assert [c.value for c in book["代表"][1]][:6] == ["代表编码", "姓名", "层级", "联络站编码", "网格", "主/协"]
+
+
+def test_import_through_the_staff_api(app, fake_wechat):
+    http = FlaskHttp(app.test_client())
+    staff = bootstrap_staff(http, "", fake_wechat, "o_reg_staff")
+    station_staff = make_account(staff, fake_wechat, "o_reg_station", role="staff", name="站", station_code="S002")
+
+    def upload(user, content, filename="registry.xlsx"):
+        return user.post("/api/registry/import", {"filename": filename,
+                                                  "content_base64": base64.b64encode(content).decode()})
+
+    bad = {"代表": [GOOD["代表"][0], ["D010", "赵红梅", "县", "", "G404", "主", "", "", ""]]}
+    response = upload(staff, workbook(bad))
+    assert response.status_code == 200 and response.json()["imported"] is False
+    assert response.json()["errors"] == [{"sheet": "代表", "row": 2, "field": "网格", "message": "网格不存在：G404"}]
+    assert upload(station_staff, workbook(GOOD)).status_code == 403
+    ok = upload(staff, workbook(GOOD)).json()
+    assert ok["imported"] is True and ok["created"]["deputies"] == 2
+    assert any(d["code"] == "D010" for d in staff.get("/api/deputies").json())
+    exported = staff.get("/api/registry/export", format="csv", sheet="grids").json()
+    assert "G010" in base64.b64decode(exported["content_base64"]).decode("utf-8-sig")
+    # The create endpoints now go through the registry services too.
+    assert staff.post("/api/stations", {"code": "S010", "name": "x"}).status_code == 409
+    response = staff.post("/api/grids", {"code": "G099", "name": "x", "station_code": "S404"})
+    assert response.status_code == 422 and response.json()["error"]["field"] == "station_code"
