@@ -39,6 +39,7 @@ class Settings:
     miniprogram_app_secret: str | None = None
     # Tunables with field defaults; documented in the README.
     webhook_max_body_bytes: int = 64 * 1024
+    api_max_body_bytes: int = 8 * 1024 * 1024
     webhook_max_clock_skew_seconds: int = 300
     message_join_window_seconds: int = 600
     session_token_max_age_seconds: int = 7 * 24 * 3600
@@ -131,6 +132,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         miniprogram_app_id=mp_id,
         miniprogram_app_secret=mp_secret,
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 64 * 1024),
+        api_max_body_bytes=_int(env, "API_MAX_BODY_BYTES", 8 * 1024 * 1024),
         webhook_max_clock_skew_seconds=_int(env, "WEBHOOK_MAX_CLOCK_SKEW_SECONDS", 300),
         message_join_window_seconds=_int(env, "MESSAGE_JOIN_WINDOW_SECONDS", 600),
         session_token_max_age_seconds=_int(env, "SESSION_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600),

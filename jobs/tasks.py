@@ -39,7 +39,15 @@ def send_digests() -> int:
 
 
 # (name, every seconds, function): run by the one scheduler process (jobs.scheduler).
+def resume_broadcasts() -> int:
+    """Broadcasts whose chunk jobs were lost (worker killed, Redis restarted) carry on."""
+    from jobs.broadcast_tasks import resume_broadcasts as resume
+
+    return resume()
+
+
 PERIODIC = [
     ("run_timers", 60, run_timers),
     ("send_digests", 900, send_digests),
+    ("resume_broadcasts", 60, resume_broadcasts),
 ]

@@ -271,7 +271,20 @@ def _read_csv(content: bytes) -> list[list[str]]:
             continue
     else:
         raise ImportRejected([RowError("CSV", 0, None, "文件编码无法识别（请使用 UTF-8 或 GBK）")])
-    return list(csv.reader(io.StringIO(text)))
+    return [[_unguard(cell) for cell in row] for row in csv.reader(io.StringIO(text))]
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def _guard(value: str) -> str:
+    """CSV injection guard: a cell that a spreadsheet would run as a formula is quoted with '."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def _unguard(value: str) -> str:
+    """Undo `_guard` on import, so an exported file imports back unchanged."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value
 
 
 def _read_xlsx(content: bytes) -> list[tuple[str, list[list[Any]]]]:
@@ -462,6 +475,6 @@ def export_file(session: Session, fmt: str, sheet: str | None = None) -> tuple[s
         if key not in SHEET_BY_KEY:
             raise RegistryError(422, "invalid_sheet", f"未知的表：{key}", "sheet")
         buffer = io.StringIO()
-        csv.writer(buffer).writerows(export_rows(session, key))
+        csv.writer(buffer).writerows([[_guard(v) for v in row] for row in export_rows(session, key)])
         return f"registry-{key}.csv", "text/csv; charset=utf-8", ("\ufeff" + buffer.getvalue()).encode("utf-8")
     raise RegistryError(422, "invalid_format", f"未知格式：{fmt}", "format")

@@ -130,3 +130,14 @@ def test_import_through_the_staff_api(app, fake_wechat):
     assert staff.post("/api/stations", {"code": "S010", "name": "x"}).status_code == 409
     response = staff.post("/api/grids", {"code": "G099", "name": "x", "station_code": "S404"})
     assert response.status_code == 422 and response.json()["error"]["field"] == "station_code"
+
+
+def test_csv_export_guards_against_formulas_and_imports_back(clean_db, demo_county):
+    with db.session_scope() as session:
+        session.scalar(select(Deputy).where(Deputy.code == "D001")).duties = '=HYPERLINK("http://x","点我")'
+    with db.session_scope() as session:
+        name, _type, content = registry.export_file(session, "csv", "deputies")
+        assert "'=HYPERLINK" in content.decode("utf-8-sig")  # a spreadsheet shows it as text
+        registry.import_file(session, name, content)
+    with db.session_scope() as session:
+        assert session.scalar(select(Deputy.duties).where(Deputy.code == "D001")) == '=HYPERLINK("http://x","点我")'

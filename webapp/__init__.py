@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, SECRET_KEY=settings.secret_key,
-                      MAX_CONTENT_LENGTH=settings.webhook_max_body_bytes, JSON_AS_ASCII=False)
+                      MAX_CONTENT_LENGTH=max(settings.api_max_body_bytes, settings.webhook_max_body_bytes),
+                      JSON_AS_ASCII=False)
     app.json.ensure_ascii = False
     app.register_blueprint(wechat_bp)
     try:
