@@ -29,15 +29,9 @@ CUSTOM_PATH = "/cgi-bin/message/custom/send"
 
 
 def recreate_database() -> None:
-    import psycopg
+    from bench._db import recreate_database as recreate
 
-    name = DB_URL.rsplit("/", 1)[1]
-    with psycopg.connect("host=127.0.0.1 port=5432 dbname=postgres user=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    from liaison import schema
-
-    schema.upgrade(DB_URL)
+    recreate(DB_URL)
 
 
 def env_for(fake_url: str, rate: float, chunk: int) -> dict[str, str]:

@@ -25,17 +25,9 @@ DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 
 
 def recreate_database() -> None:
-    from sqlalchemy import create_engine, text
+    from bench._db import recreate_database as recreate
 
-    from liaison import schema
-
-    admin = create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = DB_URL.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    schema.upgrade(DB_URL)
+    recreate(DB_URL)
 
 
 LOAD_SQL = """

@@ -15,7 +15,6 @@ import argparse
 import http.client
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -53,17 +52,10 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 
 def prepare_database() -> None:
-    from sqlalchemy import create_engine, text
+    from bench._db import recreate_database
+    from liaison import db, demo
 
-    from liaison import db, demo, schema
-
-    admin = create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = DB_URL.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    schema.upgrade(DB_URL)
+    recreate_database(DB_URL)
     db.init_engine(DB_URL)
     with db.session_scope() as session:
         demo.seed_demo(session)

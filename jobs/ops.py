@@ -22,7 +22,8 @@ def failed_jobs(redis_client) -> list[tuple[str, str, str]]:
         registry = Queue(name, connection=redis_client).failed_job_registry
         for job_id in registry.get_job_ids():
             job = Job.fetch(job_id, connection=redis_client)
-            info = (job.exc_info or "").strip().splitlines()
+            result = job.latest_result()
+            info = ((result.exc_string if result else "") or "").strip().splitlines()
             rows.append((name, job_id, info[-1] if info else ""))
     return rows
 

@@ -7,10 +7,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 STAMP=".venv/.requirements.sha"
-WANT="$(sha256sum requirements.txt | cut -d' ' -f1)"
+WANT="$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "installing requirements into .venv (log: .venv/pip.log)" >&2
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+         && .venv/bin/python -m pip install --disable-pip-version-check -r requirements.txt -c constraints.txt; } \
+       > .venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    exit 1
+  fi
   echo "$WANT" > "$STAMP"
 fi
 # Notice boards as PNG need a CJK font (PDF uses reportlab's built-in STSong-Light): Debian's
