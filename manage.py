@@ -11,6 +11,26 @@ import os
 import sys
 
 
+# The embedded demo's credentials (scripts/run and `simulate` agree on them); never used when a
+# deployment sets DATABASE_URL or REDIS_URL.
+DEMO_ENV = {
+    "SECRET_KEY": "demo-secret-key-change-me",
+    "WECHAT_TOKEN": "demo-token",
+    "WECHAT_APP_ID": "wx_demo_app",
+    "WECHAT_APP_SECRET": "demo-app-secret",
+    "WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "MINIPROGRAM_APP_ID": "wx_demo_mini",
+    "MINIPROGRAM_APP_SECRET": "demo-mini-secret",
+}
+
+
+def _demo_defaults() -> None:
+    """In the embedded default, fill unset WeChat settings with the demo's."""
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("REDIS_URL"):
+        for name, value in DEMO_ENV.items():
+            os.environ.setdefault(name, value)
+
+
 def _settings():
     from config.settings import SettingsError, load_settings
 
@@ -44,6 +64,7 @@ def cmd_serve(args) -> int:
     from liaison import db, demo, schema
     from webapp import create_app
 
+    _demo_defaults()
     settings = _settings()
     schema.upgrade(settings.database_url)
     fake = None
@@ -73,6 +94,7 @@ def cmd_serve(args) -> int:
 def cmd_simulate(args) -> int:
     from wechat_fake.__main__ import main as fake_main
 
+    _demo_defaults()
     url = args.url or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}/wechat"
     return fake_main(["simulate", "--url", url, "--openid", args.openid, *args.rest]) or 0
 
