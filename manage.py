@@ -87,8 +87,21 @@ def cmd_serve(args) -> int:
     if fake is not None:
         print(f"fake WeChat API: {fake.base_url}  (calls: {fake.base_url}/__fake__/calls)")
         print("talk to it: python manage.py simulate text 幸福里小区路灯坏了")
-    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False,
+            request_handler=_private_request_log_handler())
     return 0
+
+
+def _private_request_log_handler():
+    """The dev server's access log without query strings: WeChat puts the openid there."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            path = self.path.split("?", 1)[0]
+            self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+
+    return Handler
 
 
 def cmd_simulate(args) -> int:

@@ -30,7 +30,6 @@ RATING_WORDS = {
     "3": "unsatisfied", "不满意": "unsatisfied",
 }
 MENU_FIND_DEPUTY, MENU_MY_CASES, MENU_RATE = "FIND_DEPUTY", "MY_CASES", "RATE"
-SUCCESS = None  # the webhook answers the literal "success" (no passive reply)
 WINDOW_EVENTS = ("subscribe", "subscribe_scan", "scan", "click")  # open a 1-minute window
 
 

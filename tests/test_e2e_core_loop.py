@@ -9,7 +9,7 @@ from sqlalchemy import select
 from liaison import cases, db
 from liaison.cases import Actor
 from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent, OutboxMessage
+from liaison.models import CaseEvent, OutboxMessage
 from tests.conftest import wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"

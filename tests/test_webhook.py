@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from liaison import db
 from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent, InboundMessage, Rating, Resident
+from liaison.models import Case, CaseEvent, InboundMessage, Resident
 from tests.conftest import AES_KEY, APP_ID, TOKEN
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")

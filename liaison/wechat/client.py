@@ -287,7 +287,7 @@ class WeChatClient:
             "version": 2, "openid": openid, "scene": scene, "content": content})
         suggest = (result.get("result") or {}).get("suggest")
         if suggest not in ("pass", "review", "risky"):
-            raise WeChatAPIError(None, f"msg_sec_check answered without result.suggest", http_status=200,
+            raise WeChatAPIError(None, "msg_sec_check answered without result.suggest", http_status=200,
                                  path="/wxa/msg_sec_check", response=result)
         return suggest
 
