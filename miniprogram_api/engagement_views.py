@@ -62,9 +62,10 @@ def _content_check():
 
 
 def _enqueue():
-    from jobs.broadcast_tasks import enqueue_chunk
+    """The broadcast-chunk enqueuer the app factory wired in (the API never imports jobs)."""
+    from flask import current_app
 
-    return enqueue_chunk
+    return current_app.extensions["liaison.enqueue_broadcast_chunk"]
 
 
 def _file(filename: str, content_type: str, content: bytes) -> "FileOut":

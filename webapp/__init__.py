@@ -29,6 +29,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
                       MAX_CONTENT_LENGTH=max(settings.api_max_body_bytes, settings.webhook_max_body_bytes),
                       JSON_AS_ASCII=False)
     app.json.ensure_ascii = False
+    from jobs.broadcast_tasks import enqueue_chunk
+
+    app.extensions["liaison.enqueue_broadcast_chunk"] = enqueue_chunk  # the API starts broadcasts
     app.register_blueprint(wechat_bp)
     try:
         from miniprogram_api import bp as api_bp
