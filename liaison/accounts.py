@@ -274,6 +274,22 @@ def merge_residents(session: Session, *, source: Resident, target: Resident) -> 
     session.flush()
 
 
+def link_official_account(session: Session, resident: Resident, unionid: str | None) -> Resident:
+    """An official-account resident's unionid is known: join them with their mini-program self."""
+    if not unionid or resident.unionid == unionid:
+        return resident
+    other = session.scalar(select(Resident).where(Resident.unionid == unionid, Resident.id != resident.id))
+    if other is not None:
+        mp_openid = other.mp_openid
+        log.info("linking mini-program resident %s onto official-account resident %s by unionid",
+                 mask(mp_openid), resident.public_id)
+        merge_residents(session, source=other, target=resident)
+        resident.mp_openid = mp_openid
+    resident.unionid = unionid
+    session.flush()
+    return resident
+
+
 # ---------------------------------------------------------------------------------------------- accounts
 def _hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode("utf-8")).hexdigest()

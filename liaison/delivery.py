@@ -58,7 +58,27 @@ def deliver(outbox_id: int, client=None, mini_client=None) -> str:
             return "skipped"
         if row.kind in RESIDENT_KINDS:
             return _deliver_to_resident(session, row, client, mini_client)
+        if row.kind == "fetch_unionid":
+            return _fetch_unionid(session, row, client)
         return _deliver_to_account(session, row, mini_client)
+
+
+def _fetch_unionid(session: Session, row: OutboxMessage, client) -> str:
+    """user/info for a new follower; a unionid links them with their mini-program self."""
+    from liaison.accounts import link_official_account
+
+    resident = session.get(Resident, row.payload["resident_id"])
+    if resident is None or not resident.oa_openid:
+        outbox.finish_dead(session, row, "resident gone")
+        return row.status
+    info: dict = {}
+    outcome = _attempt(session, row, Plan("user_info"),
+                       lambda: info.update(client.get_user_info(resident.oa_openid)))
+    if outcome == "sent":
+        link_official_account(session, resident, info.get("unionid"))
+    elif outcome not in ("retry", "unknown"):
+        outbox.finish_dead(session, row, row.last_error or "user/info refused")
+    return row.status
 
 
 def _template_values(session: Session, row: OutboxMessage) -> dict[str, str]:

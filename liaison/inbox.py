@@ -106,6 +106,11 @@ def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
     return resident, True
 
 
+def _learn_unionid(session: Session, resident: Resident) -> None:
+    """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps."""
+    outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id})
+
+
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
               now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     if incoming.msg_type == "event":
@@ -115,11 +120,13 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
             _window_opened(session, resident, "event", now, is_new)
         if is_new:
             session.flush()
+            _learn_unionid(session, resident)
         return _event(session, resident, incoming), None
     resident.last_message_at = now
     _window_opened(session, resident, "message", now, is_new)
     if is_new:
         session.flush()
+        _learn_unionid(session, resident)
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:

@@ -177,3 +177,30 @@ def _all_sent():
     with db.session_scope() as session:
         return all(row.status == "sent" for row in session.scalars(
             select(OutboxMessage).where(OutboxMessage.resident_id.is_not(None))))
+
+
+def test_a_follower_is_linked_to_their_mini_program_self_by_unionid(live_server, fake_wechat, rq_worker,
+                                                                    simulator):
+    """The official account learns a new follower's unionid (user/info, by a worker) and joins them
+    with the mini-program resident who logged in with the same unionid."""
+    http = live_http()
+    fake_wechat.register_code("code-link", "o_mp_link", unionid="union_link")
+    mp = http.post(live_server.url + "/api/login", json={"code": "code-link"})
+    assert mp.status_code == 200, mp.text
+    token = mp.json()["token"]
+    submitted = http.post(live_server.url + "/api/cases", json={"text": "东关小区的下水道堵了"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert submitted.status_code == 201, submitted.text
+    fake_wechat.set_unionid("o_oa_link", "union_link")
+    simulator.send_event("o_oa_link", "subscribe")
+
+    def linked():
+        with db.session_scope() as session:
+            rows = session.scalars(select(Resident).where(Resident.unionid == "union_link")).all()
+            return len(rows) == 1 and rows[0].oa_openid == "o_oa_link" and rows[0].mp_openid == "o_mp_link"
+
+    wait_for(linked, message="the two identities to be linked")
+    with db.session_scope() as session:
+        person = session.scalar(select(Resident).where(Resident.unionid == "union_link"))
+        assert [c.text for c in session.scalars(select(Case).where(Case.resident_id == person.id))] == [
+            "东关小区的下水道堵了"]

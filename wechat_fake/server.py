@@ -214,6 +214,7 @@ class FakeWeChatServer:
             self._next_msgid = 1000000
             self._windows: dict[str, dict] = {}
             self._qrcodes: dict[str, dict] = {}
+            self._unionids: dict[str, str] = {}  # official-account openid -> unionid (user/info)
             # Opt-in platform limits (set_rate_limit / set_mass_monthly_limit); reset() clears them.
             self._rate_limits: dict[str, int] = {}
             self._rate_counts: dict[tuple[str, int], int] = {}
@@ -302,6 +303,11 @@ class FakeWeChatServer:
         if self._rate_counts.get(key, 0) >= limit:
             raise _ApiError(45011, "api minute-quota reach limit, mustslower retry next minute")
         self._rate_counts[key] = self._rate_counts.get(key, 0) + 1
+
+    def set_unionid(self, openid: str, unionid: str) -> None:
+        """The unionid /cgi-bin/user/info reports for an official-account follower."""
+        with self._lock:
+            self._unionids[openid] = unionid
 
     def register_code(self, js_code: str, openid: str, session_key: str | None = None,
                       unionid: str | None = None) -> None:
@@ -758,8 +764,19 @@ class FakeWeChatServer:
         self._record_sent(record, "mini_subscribe", touser, body, None)
         return {"errcode": 0, "errmsg": "ok"}
 
+    def _ep_user_info(self, query, body, record):
+        openid = query.get("openid")
+        if not openid:
+            raise _ApiError(40003, "invalid openid")
+        info = {"subscribe": 1, "openid": openid, "language": "zh_CN"}
+        with self._lock:
+            if openid in self._unionids:
+                info["unionid"] = self._unionids[openid]
+        return info
+
     _ROUTES = {
         "/cgi-bin/token": ("GET", _ep_token),
+        "/cgi-bin/user/info": ("GET", _ep_user_info),
         "/cgi-bin/stable_token": ("POST", _ep_stable_token),
         "/cgi-bin/message/custom/send": ("POST", _ep_custom_send),
         "/cgi-bin/message/subscribe/bizsend": ("POST", _ep_bizsend),

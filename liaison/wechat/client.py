@@ -166,6 +166,10 @@ class WeChatClient:
                           raw_ok=raw_ok)
 
     # ------------------------------------------------------------------ official account messages
+    def get_user_info(self, openid: str) -> dict:
+        """A follower's profile (`unionid` only when the account is bound to an Open Platform account)."""
+        return self._call("GET", "/cgi-bin/user/info", params={"openid": openid, "lang": "zh_CN"})
+
     def send_custom_text(self, openid: str, content: str) -> dict:
         """Customer-service text (only inside the 48 h / 1 min window: 45015/45047 otherwise)."""
         log.debug("custom/send text to %s", mask(openid))
