@@ -79,14 +79,16 @@ def install(settings: Settings, redis_client=None):
     _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
 
     def kick(session) -> None:
-        ids = session.info.pop("outbox_ids", None)
-        if not ids:
-            return
+        fresh = outbox.fresh_rows(session)
+        handed = []
         try:
-            with db.session_scope() as relay_session:
-                outbox.enqueue_ids(relay_session, ids, _current.enqueue_outbox)
-        except Exception:  # Redis down: the rows stay pending and the scheduler's relay retries
+            for outbox_id, attempt in fresh:
+                _current.enqueue_outbox(outbox_id, attempt)
+                handed.append(outbox_id)
+        except Exception:  # Redis down: the scheduler's relay sweep hands them over later
             log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
+            with db.session_scope() as relay_session:
+                outbox.back_to_pending(relay_session, [i for i, _ in fresh if i not in handed])
 
     db.clear_after_commit_hooks()
     db.on_after_commit(kick)

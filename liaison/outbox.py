@@ -32,11 +32,18 @@ def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
     existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
     if existing is not None:
         return None
+    now = utcnow()
     row = OutboxMessage(kind=kind, dedup_key=dedup_key, payload=payload, case_id=case_id,
-                        resident_id=resident_id, next_attempt_at=not_before or utcnow())
+                        resident_id=resident_id, next_attempt_at=not_before or now)
+    if not_before is None:
+        # Handed to the queue right after this commit (the after-commit hook): marked so in the same
+        # insert, which keeps a second transaction out of every request. Should that hand-over fail,
+        # the hook puts the row back to pending, or at worst the relay takes it after the lease.
+        row.status, row.lease_until = "enqueued", now + ENQUEUE_LEASE
     session.add(row)
     session.flush()
-    session.info.setdefault("outbox_ids", []).append(row.id)
+    if not_before is None:
+        session.info.setdefault("outbox_fresh", []).append((row.id, 0))
     return row
 
 
@@ -60,10 +67,17 @@ def relay_due(session: Session, enqueue: Callable[[int, int], None], *, now: dat
     return handed
 
 
-def enqueue_ids(session: Session, ids: Iterable[int], enqueue: Callable[[int, int], None]) -> int:
-    """Hand specific freshly committed rows to the queue (the fast path right after a commit)."""
-    now = utcnow()
-    return sum(_enqueue_one(session, i, enqueue, now) for i in ids)
+def fresh_rows(session: Session) -> list[tuple[int, int]]:
+    """(id, attempt) of the rows this session's transaction marked for the queue; forgets them."""
+    return session.info.pop("outbox_fresh", [])
+
+
+def back_to_pending(session: Session, ids: Iterable[int]) -> None:
+    """The queue could not take these rows after all (Redis down): the next relay takes them."""
+    session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(ids)),
+                                                OutboxMessage.status == "enqueued")
+                    .values(status="pending", lease_until=None))
+    session.commit()
 
 
 def _enqueue_one(session: Session, outbox_id: int, enqueue, now: datetime) -> int:
@@ -155,14 +169,15 @@ def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
 
 def release_waiting(session: Session, resident_id: int, limit: int) -> int:
     """A resident's window opened: their waiting messages (oldest first) go out again."""
-    ids = session.scalars(select(OutboxMessage.id).where(
+    rows = session.execute(select(OutboxMessage.id, OutboxMessage.attempts).where(
         OutboxMessage.resident_id == resident_id, OutboxMessage.status == "waiting")
         .order_by(OutboxMessage.id).limit(limit)).all()
-    if ids:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                        .values(status="pending", next_attempt_at=utcnow(), lease_until=None))
-        session.info.setdefault("outbox_ids", []).extend(ids)
-    return len(ids)
+    if rows:
+        now = utcnow()
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]))
+                        .values(status="enqueued", next_attempt_at=now, lease_until=now + ENQUEUE_LEASE))
+        session.info.setdefault("outbox_fresh", []).extend((r.id, r.attempts) for r in rows)
+    return len(rows)
 
 
 def requeue(session: Session, outbox_id: int) -> bool:
