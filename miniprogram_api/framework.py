@@ -44,6 +44,12 @@ def not_found(what: str = "诉求") -> ApiError:
     return ApiError(404, "not_found", f"{what}不存在")
 
 
+def require_county_staff(ctx, message: str = "只有县级工委账号可以登记") -> None:
+    """County-wide changes (registry, classifier rules) are for county staff, not a station's."""
+    if ctx.principal.account.station_id is not None:
+        raise forbidden(message, "county_staff_only")
+
+
 def forbidden(message: str = "无权执行此操作", code: str = "forbidden") -> ApiError:
     return ApiError(403, code, message)
 

@@ -8,7 +8,7 @@ from liaison import rules
 from liaison.casework import ClassifierCorrection
 
 from . import schemas as s
-from .framework import ApiError, Context, endpoint, forbidden, not_found
+from .framework import ApiError, Context, endpoint, not_found, require_county_staff
 
 STAFF = "staff"
 
@@ -37,8 +37,7 @@ def _rule_out(rule: rules.KeywordRule) -> KeywordRuleOut:
 
 
 def _county_staff(ctx: Context) -> None:
-    if ctx.principal.account.station_id is not None:
-        raise forbidden("只有县级工委账号可以维护分类规则", "county_staff_only")
+    require_county_staff(ctx, "只有县级工委账号可以维护分类规则")
 
 
 @endpoint("GET", "/keyword-rules", summary="分类关键词规则（生效中）", roles=(STAFF,),

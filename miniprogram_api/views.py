@@ -17,7 +17,7 @@ from liaison.wechat.privacy import mask
 
 from . import schemas as s
 from . import serializers as out
-from .framework import ALL_ROLES, ApiError, Context, endpoint, forbidden, not_found
+from .framework import ALL_ROLES, ApiError, Context, endpoint, forbidden, not_found, require_county_staff
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ def _by_code(ctx: Context, model, code: str | None, field: str, what: str):
 
 
 def _county_staff(ctx: Context) -> None:
-    if ctx.principal.account.station_id is not None:
-        raise forbidden("只有县级工委账号可以登记", "county_staff_only")
+    require_county_staff(ctx)
 
 
 def _token_response(ctx: Context, principal: accounts.Principal) -> s.LoginOut:
