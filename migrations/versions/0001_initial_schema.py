@@ -198,6 +198,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_status_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_outbox_resident_status', ['resident_id', 'status'], unique=False)
 
     op.create_table('ratings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -244,6 +245,7 @@ def downgrade() -> None:
 
     op.drop_table('ratings')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_resident_status')
         batch_op.drop_index('ix_outbox_status_due')
 
     op.drop_table('outbox')
