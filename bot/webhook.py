@@ -7,6 +7,7 @@ milliseconds, well inside WeChat's 5 seconds — so the passive reply can name t
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -63,8 +64,13 @@ def _check_query_signature(check_freshness: bool = True) -> tuple[str, str]:
 def _cryptos() -> list[WeChatCrypto]:
     """Current key first, then the previous one (kept during a key rotation)."""
     settings = _settings()
-    keys = [settings.wechat_encoding_aes_key, settings.wechat_previous_encoding_aes_key]
-    return [WeChatCrypto(settings.wechat_token, key, settings.wechat_app_id) for key in keys if key]
+    return _cryptos_for(settings.wechat_token, settings.wechat_app_id, settings.wechat_encoding_aes_key,
+                        settings.wechat_previous_encoding_aes_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _cryptos_for(token: str, app_id: str, *keys: str | None) -> list[WeChatCrypto]:
+    return [WeChatCrypto(token, key, app_id) for key in keys if key]
 
 
 def _decrypt(body: bytes, timestamp: str, nonce: str) -> tuple[str, WeChatCrypto]:

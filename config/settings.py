@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
@@ -43,7 +43,6 @@ class Settings:
     webhook_max_clock_skew_seconds: int = 300
     message_join_window_seconds: int = 600
     session_token_max_age_seconds: int = 7 * 24 * 3600
-    extra: dict = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

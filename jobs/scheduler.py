@@ -29,7 +29,7 @@ def default_sweeps() -> list[Sweep]:
     from jobs import tasks
 
     sweeps = [Sweep("relay_outbox", 5, tasks.relay_outbox)]
-    sweeps += [Sweep(name, every, func) for name, every, func in getattr(tasks, "PERIODIC", [])]
+    sweeps += [Sweep(name, every, func) for name, every, func in tasks.PERIODIC]
     return sweeps
 
 

@@ -5,6 +5,7 @@ queue; either way `liaison.runtime` is already configured for the process.
 """
 from __future__ import annotations
 
+from jobs.broadcast_tasks import resume_broadcasts
 from liaison import delivery
 
 
@@ -39,15 +40,8 @@ def send_digests() -> int:
 
 
 # (name, every seconds, function): run by the one scheduler process (jobs.scheduler).
-def resume_broadcasts() -> int:
-    """Broadcasts whose chunk jobs were lost (worker killed, Redis restarted) carry on."""
-    from jobs.broadcast_tasks import resume_broadcasts as resume
-
-    return resume()
-
-
 PERIODIC = [
     ("run_timers", 60, run_timers),
     ("send_digests", 900, send_digests),
-    ("resume_broadcasts", 60, resume_broadcasts),
+    ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
 ]

@@ -4,7 +4,7 @@ resident bound to those grids (Resident.grid_id) receives it.
 Channels, in order, per resident (PLATFORM.md):
 1. subscription message (`send_subscribe_bizsend`) when the resident accepted the notice template
    (one credit spent through `accounts.spend_consent`, in the claim's transaction);
-2. customer-service message while their window is open (`delivery.customer_service_window_open`);
+2. customer-service message while their window is open (`channels.window_remaining`);
 3. mass send by openids while they got fewer than 4 mass messages this month (`MassQuota`, counted
    in the claim's transaction; the batch carries a `clientmsgid`, so re-sending it after a crash is
    answered 45065 by WeChat instead of reaching anyone twice);
@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 
 from liaison import accounts, channels, db
 from liaison.accounts import DEPUTY, STAFF, NotificationConsent, Principal
-from liaison.delivery import customer_service_window_open
 from liaison.engagement_models import Broadcast, BroadcastRecipient, MassQuota
 from liaison.models import DeputyGrid, Grid, Resident, utcnow
 from liaison.wechat.client import thing_value
@@ -51,9 +50,6 @@ SEND_LEASE = timedelta(seconds=120)
 MAX_TEXT = 600
 VISIBLE_STATUSES = ("sent", "miniprogram", "unknown")  # the resident's mini-program copy exists
 OPEN_STATUSES = ("pending", "sending", "mass_retry")
-FALLBACK_ERRCODES_NOTE = "WeChat refused; the notice stays in the mini-program"
-
-
 class BroadcastError(Exception):
     """Refused: `status` (403/404/409/422), `code`, Chinese message."""
 
@@ -427,7 +423,7 @@ class ChunkSender:
              window_used, credits, mass_count) in rows:
             window = _window(resident_id, last_message, last_event, window_kind, window_opened_at, window_used)
             targets.append(_Target(row_id, resident_id, openid, bool(subscribed),
-                                   customer_service_window_open(window, now), credits, mass_count, window))
+                                   channels.window_remaining(window, now) > 0, credits, mass_count, window))
         return targets
 
     def _plan(self, target: _Target) -> str:

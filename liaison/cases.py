@@ -101,12 +101,6 @@ def lead_deputy(session: Session, grid_id: int) -> Deputy | None:
     return session.get(Deputy, info.id) if info else None
 
 
-def find_grid_in_text(session: Session, text: str) -> Grid | None:
-    """A grid whose name or alias (community name) appears in the text, longest match first."""
-    grid_id = directory.get(session).grid_in_text(text)
-    return session.get(Grid, grid_id) if grid_id else None
-
-
 def handler_label(case: Case) -> str:
     """Who handles the case, as shown to the resident."""
     session = object_session(case)

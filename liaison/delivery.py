@@ -40,11 +40,6 @@ def render(row: OutboxMessage) -> str:
     return row.payload["text"]
 
 
-def customer_service_window_open(resident: Resident, now=None) -> bool:
-    """True while WeChat accepts customer-service messages to this resident."""
-    return channels.window_remaining(resident, now) > 0
-
-
 def deliver(outbox_id: int, client=None, mini_client=None) -> str:
     """Send one outbox message; returns its status after this attempt (or "skipped")."""
     from liaison import runtime
@@ -69,7 +64,7 @@ def _fetch_unionid(session: Session, row: OutboxMessage, client) -> str:
 
     resident = session.get(Resident, row.payload["resident_id"])
     if resident is None or not resident.oa_openid:
-        outbox.finish_dead(session, row, "resident gone")
+        outbox.finish_dead(row, "resident gone")
         return row.status
     info: dict = {}
     outcome = _attempt(session, row, Plan("user_info"),
@@ -77,7 +72,7 @@ def _fetch_unionid(session: Session, row: OutboxMessage, client) -> str:
     if outcome == "sent":
         link_official_account(session, resident, info.get("unionid"))
     elif outcome not in ("retry", "unknown"):
-        outbox.finish_dead(session, row, row.last_error or "user/info refused")
+        outbox.finish_dead(row, row.last_error or "user/info refused")
     return row.status
 
 
@@ -93,7 +88,7 @@ def _template_values(session: Session, row: OutboxMessage) -> dict[str, str]:
 def _deliver_to_resident(session: Session, row: OutboxMessage, client, mini_client) -> str:
     resident = session.get(Resident, row.resident_id) if row.resident_id else None
     if resident is None:
-        outbox.finish_dead(session, row, "no recipient")
+        outbox.finish_dead(row, "no recipient")
         return row.status
     refused = False
     for plan in channels.resident_plans(session, resident):
@@ -118,9 +113,9 @@ def _deliver_to_resident(session: Session, row: OutboxMessage, client, mini_clie
                 channels.spend_credit(session, plan, resident_id=resident.id)
             return row.status
     if refused:
-        outbox.finish_dead(session, row, row.last_error or "refused by WeChat")
+        outbox.finish_dead(row, row.last_error or "refused by WeChat")
     else:
-        outbox.finish_waiting(session, row, row.last_error or "no channel open; waiting in the mini-program")
+        outbox.finish_waiting(row, row.last_error or "no channel open; waiting in the mini-program")
     return row.status
 
 
@@ -191,12 +186,12 @@ def _attempt(session: Session, row: OutboxMessage, plan: Plan, send) -> str:
         if error.errcode == NOT_A_FOLLOWER:
             return "not_follower"
         if error.is_rate_limited:
-            outbox.finish_retry(session, row, str(error), delay=timedelta(minutes=10))
+            outbox.finish_retry(row, str(error), delay=timedelta(minutes=10))
             return "retry"
         if error.retryable:
-            outbox.finish_retry(session, row, str(error))
+            outbox.finish_retry(row, str(error))
             return "retry"
         return "refused"  # bad openid, bad template data, no permission: another channel may work
     outbox.record_attempt(session, row, plan.channel, True)
-    outbox.finish_sent(session, row, plan.channel)
+    outbox.finish_sent(row, plan.channel)
     return "sent"

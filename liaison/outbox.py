@@ -1,13 +1,15 @@
 """The transactional outbox: side effects are rows written with the change that caused them.
 
-Flow: `add()` inside the domain transaction → after commit the relay (`relay_due`) hands due rows to the
-queue with a job id unique to the attempt → the job calls `claim()`, which atomically moves the row to
-`sending`; only the one claimer sends. `finish_*` records the outcome.
+Flow: `add()` writes the row inside the domain transaction, already marked `enqueued` with a lease →
+after that commit, the hook in `jobs.queues` hands it to the queue (`fresh_rows`) with a job id unique
+to the attempt → the job calls `claim()`, which atomically moves the row to `sending`; only the one
+claimer sends; `finish_*` records the outcome. The scheduler's relay (`relay_due`) hands over what the
+fast path missed: retries that fell due, and rows whose job was lost (Redis restarted) after their lease.
 
 A row found in `sending` after its lease expired means a worker died mid-send. WeChat's customer-service
 API has no idempotency key, so we cannot know whether the message left: the row becomes `unknown`
-(counted, listed by `python -m jobs.ops failed`) instead of being sent again. The content is never lost:
-it stays on the case timeline, which the resident sees in the mini-program.
+(counted in the metrics, listed by `manage.py outbox failed`) instead of being sent again. The content
+is never lost: it stays on the case timeline, which the resident sees in the mini-program.
 """
 from __future__ import annotations
 
@@ -129,17 +131,17 @@ def record_attempt(session: Session, row: OutboxMessage, channel: str, ok: bool,
                                 error=error))
 
 
-def finish_sent(session: Session, row: OutboxMessage, channel: str) -> None:
+def finish_sent(row: OutboxMessage, channel: str) -> None:
     row.status, row.channel, row.sent_at, row.lease_until = "sent", channel, utcnow(), None
     row.last_error = None
 
 
-def finish_waiting(session: Session, row: OutboxMessage, reason: str) -> None:
+def finish_waiting(row: OutboxMessage, reason: str) -> None:
     """No channel WeChat allows right now: keep it for the mini-program and the next open window."""
     row.status, row.lease_until, row.last_error = "waiting", None, reason
 
 
-def finish_retry(session: Session, row: OutboxMessage, error: str,
+def finish_retry(row: OutboxMessage, error: str,
                  delay: timedelta | None = None) -> None:
     """A transient failure: try again later with backoff, or give up after MAX_ATTEMPTS."""
     row.last_error = error
@@ -152,7 +154,7 @@ def finish_retry(session: Session, row: OutboxMessage, error: str,
     row.next_attempt_at = utcnow() + (delay or timedelta(seconds=backoff))
 
 
-def finish_dead(session: Session, row: OutboxMessage, error: str) -> None:
+def finish_dead(row: OutboxMessage, error: str) -> None:
     row.status, row.last_error, row.lease_until = "dead", error, None
 
 
