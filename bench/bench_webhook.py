@@ -133,6 +133,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--durable-floor", action="store_true",
+                        help="also run the echo plus one INSERT and commit per delivery (no domain work)")
     args = parser.parse_args()
 
     from wechat_fake.server import FakeWeChatServer
@@ -148,11 +150,14 @@ def main() -> int:
     redis.Redis.from_url(REDIS_URL).flushdb()
     results = {}
     total = args.warmup + args.requests
-    for name, spec in (("echo", "bench.echo_app:app"), ("full", "webapp:create_app()")):
+    servers = [("echo", "bench.echo_app:app"), ("full", "webapp:create_app()")]
+    if args.durable_floor:
+        servers.insert(1, ("floor", "bench.durable_echo_app:app"))
+    for index, (name, spec) in enumerate(servers):
         port = free_port()
         proc = gunicorn(spec, port, env, args.workers, args.threads)
         try:
-            offset = 0 if name == "echo" else total
+            offset = index * total
             reqs = build_requests(total, offset)
             run_load(port, reqs[:args.warmup], args.concurrency)
             throughput, latencies, errors = run_load(port, reqs[args.warmup:], args.concurrency)
@@ -163,6 +168,10 @@ def main() -> int:
         print(f"{name:5s}: {throughput:8.1f} msg/s  p50 {results[name][1]:6.2f} ms  "
               f"p99 {results[name][2]:6.2f} ms  errors {errors}")
     fake.stop()
+    if "floor" in results:
+        print(f"ratio floor/echo throughput: {results['floor'][0] / results['echo'][0]:.2f}  "
+              "(echo + one INSERT and commit per delivery: the ceiling of any design that stores "
+              "each delivery before replying)")
     ratio = results["full"][0] / results["echo"][0]
     print(f"ratio full/echo throughput: {ratio:.2f}  (target >= 0.50)")
     print(f"full p99: {results['full'][2]:.1f} ms  (target < 100 ms)")

@@ -10,6 +10,8 @@ import queue
 import threading
 from typing import Callable
 
+from rq import Queue
+
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,6 @@ class RQJobQueue:
     harmless: the job claims its row before sending)."""
 
     def __init__(self, redis_client):
-        from rq import Queue
-
         self.redis = redis_client
         self.queues = {name: Queue(name, connection=redis_client) for name in QUEUE_NAMES}
 
@@ -34,6 +34,17 @@ class RQJobQueue:
 
     def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
         self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
+
+    def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
+        """Several outbox rows in one Redis round trip (e.g. one notice to each follower of a case)."""
+        if len(rows) == 1:
+            self.enqueue_outbox(*rows[0])
+            return
+        queue = self.queues[URGENT]
+        queue.enqueue_many([
+            Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,), job_id=f"outbox-{outbox_id}-{attempt}",
+                               result_ttl=3600, failure_ttl=7 * 24 * 3600)
+            for outbox_id, attempt in rows])
 
 
 class LocalJobQueue:
@@ -63,6 +74,10 @@ class LocalJobQueue:
     def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
         self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id)
 
+    def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
+        for outbox_id, attempt in rows:
+            self.enqueue_outbox(outbox_id, attempt)
+
     def join(self) -> None:
         """Wait until every queued job ran (tests and the CLI use it)."""
         self._queue.join()
@@ -80,15 +95,15 @@ def install(settings: Settings, redis_client=None):
 
     def kick(session) -> None:
         fresh = outbox.fresh_rows(session)
-        handed = []
+        if not fresh:
+            return
         try:
-            for outbox_id, attempt in fresh:
-                _current.enqueue_outbox(outbox_id, attempt)
-                handed.append(outbox_id)
+            _current.enqueue_outbox_many(fresh)
         except Exception:  # Redis down: the scheduler's relay sweep hands them over later
             log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
+            # Rows whose job did get in are harmless to hand back: the job claims before sending.
             with db.session_scope() as relay_session:
-                outbox.back_to_pending(relay_session, [i for i, _ in fresh if i not in handed])
+                outbox.back_to_pending(relay_session, [i for i, _ in fresh])
 
     db.clear_after_commit_hooks()
     db.on_after_commit(kick)

@@ -107,8 +107,12 @@ def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
 
 
 def _learn_unionid(session: Session, resident: Resident) -> None:
-    """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps."""
-    outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id})
+    """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps.
+
+    The resident was created in this transaction, so the key is new: no lookup, no flush of its own.
+    """
+    outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id},
+               new_key=True)
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,

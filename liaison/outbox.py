@@ -29,11 +29,16 @@ BACKOFF_SECONDS = (10, 30, 120, 600, 1800)
 
 def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
         case_id: int | None = None, resident_id: int | None = None,
-        not_before: datetime | None = None) -> OutboxMessage | None:
-    """Queue a side effect in the caller's transaction; a repeated `dedup_key` adds nothing."""
-    existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
-    if existing is not None:
-        return None
+        not_before: datetime | None = None, new_key: bool = False) -> OutboxMessage | None:
+    """Queue a side effect in the caller's transaction; a repeated `dedup_key` adds nothing.
+
+    `new_key=True` says the caller knows the key cannot exist yet (it names a row created in this
+    transaction): no lookup, and the row waits for the caller's next flush instead of its own.
+    """
+    if not new_key:
+        existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
+        if existing is not None:
+            return None
     now = utcnow()
     row = OutboxMessage(kind=kind, dedup_key=dedup_key, payload=payload, case_id=case_id,
                         resident_id=resident_id, next_attempt_at=not_before or now)
@@ -43,9 +48,10 @@ def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
         # the hook puts the row back to pending, or at worst the relay takes it after the lease.
         row.status, row.lease_until = "enqueued", now + ENQUEUE_LEASE
     session.add(row)
-    session.flush()
+    if not new_key:
+        session.flush()
     if not_before is None:
-        session.info.setdefault("outbox_fresh", []).append((row.id, 0))
+        session.info.setdefault("outbox_fresh_rows", []).append(row)
     return row
 
 
@@ -71,7 +77,8 @@ def relay_due(session: Session, enqueue: Callable[[int, int], None], *, now: dat
 
 def fresh_rows(session: Session) -> list[tuple[int, int]]:
     """(id, attempt) of the rows this session's transaction marked for the queue; forgets them."""
-    return session.info.pop("outbox_fresh", [])
+    added = [(row.id, 0) for row in session.info.pop("outbox_fresh_rows", [])]
+    return added + session.info.pop("outbox_fresh", [])
 
 
 def back_to_pending(session: Session, ids: Iterable[int]) -> None:

@@ -48,7 +48,12 @@ def add_working_days(start: datetime, days: int) -> datetime:
 
     A case received on a holiday starts counting on the next working day.
     """
-    local = start.astimezone(CHINA_TZ).date()
+    return _deadline_after(start.astimezone(CHINA_TZ).date(), days)
+
+
+@lru_cache(maxsize=4096)
+def _deadline_after(local: date, days: int) -> datetime:
+    # Every case opened on one day with one limit gets the same deadline: computed once.
     remaining = days
     current = local
     while remaining > 0:
