@@ -39,9 +39,18 @@ def send_digests() -> int:
         return timers.send_digests(session)
 
 
+def purge_idempotency_keys() -> int:
+    """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
+    from liaison import accounts, db
+
+    with db.session_scope() as session:
+        return accounts.purge_idempotency_keys(session)
+
+
 # (name, every seconds, function): run by the one scheduler process (jobs.scheduler).
 PERIODIC = [
     ("run_timers", 60, run_timers),
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
+    ("purge_idempotency_keys", 3600, purge_idempotency_keys),
 ]

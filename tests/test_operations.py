@@ -210,3 +210,18 @@ def test_prometheus_metrics(app, fake_wechat, settings):
     assert 'liaison_queue_length{queue="urgent"}' in body
     assert 'liaison_wechat_errors_total{channel="custom",errcode="45009"} 1.0' in body
     assert 'liaison_outbox_messages{status="failed"} 1.0' in body
+
+
+def test_scheduler_forgets_stale_idempotency_keys(settings):
+    """Stored POST answers are kept while a client may retry, then the hourly sweep drops them."""
+    from jobs import tasks
+    from liaison.accounts import IdempotencyKey
+
+    assert "purge_idempotency_keys" in [name for name, _, _ in tasks.PERIODIC]
+    with db.session_scope() as session:
+        for key, age in (("fresh", timedelta(hours=1)), ("stale", timedelta(days=3))):
+            session.add(IdempotencyKey(principal="resident:1", key=key, request_hash="h", status_code=200,
+                                       response_body={}, created_at=utcnow() - age))
+    assert tasks.purge_idempotency_keys() == 1
+    with db.session_scope() as session:
+        assert session.scalars(select(IdempotencyKey.key)).all() == ["fresh"]
