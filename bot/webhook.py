@@ -113,11 +113,20 @@ def _incoming(msg) -> inbox.Incoming:
     if not openid or not msg_type:
         raise BadRequest(400, "missing FromUserName or MsgType")
     return inbox.Incoming(
-        subscriptions=_subscriptions(data),
+        subscriptions=_subscriptions(data), report=_mass_report(data),
         openid=openid, msg_type=msg_type, create_time=create_time, msg_id=data.get("MsgId"),
         content=content, event=(data.get("Event") or None), event_key=data.get("EventKey"),
         latitude=number("Location_X"), longitude=number("Location_Y"), label=data.get("Label"),
         media_id=data.get("MediaId"))
+
+
+def _mass_report(data: dict) -> tuple[tuple[str, str | None], ...]:
+    """The counts of a MASSSENDJOBFINISH event (WeChat spells the id `MsgID` here)."""
+    if (data.get("Event") or "").lower() != "masssendjobfinish":
+        return ()
+    fields = {"msg_id": "MsgID", "status": "Status", "total": "TotalCount", "filtered": "FilterCount",
+              "sent": "SentCount", "errors": "ErrorCount"}
+    return tuple((name, None if data.get(tag) is None else str(data.get(tag))) for name, tag in fields.items())
 
 
 def _read_body(limit: int) -> bytes:

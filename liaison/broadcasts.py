@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from liaison import accounts, channels, db
 from liaison.accounts import DEPUTY, STAFF, NotificationConsent, Principal
-from liaison.engagement_models import Broadcast, BroadcastRecipient, MassQuota
+from liaison.engagement_models import Broadcast, BroadcastRecipient, MassBatch, MassQuota
 from liaison.models import DeputyGrid, Grid, Resident, utcnow
 from liaison.wechat.client import thing_value
 from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
@@ -599,9 +599,10 @@ class ChunkSender:
         for attempt in range(4):
             self.limiter.acquire("mass")
             try:
-                self.client.mass_send_by_openids(openids, self.text, clientmsgid=key)
+                result = self.client.mass_send_by_openids(openids, self.text, clientmsgid=key)
             except WeChatAPIError as error:
                 if error.errcode == ERR_MASS_DUPLICATE:
+                    self._record_mass_batch(key, len(openids), None)
                     break  # this batch was already accepted before a crash: it is sent
                 if isinstance(error, WeChatTimeoutError) and error.maybe_delivered and attempt < 3:
                     continue  # safe to repeat: the clientmsgid makes WeChat drop a duplicate
@@ -618,8 +619,19 @@ class ChunkSender:
                 self._finish(row_ids, "miniprogram", "miniprogram", errcode=error.errcode, error=str(error))
                 return
             else:
+                self._record_mass_batch(key, len(openids), (result or {}).get("msg_id"))
                 break
         self._finish(row_ids, "sent", "mass")
+
+    def _record_mass_batch(self, key: str, recipients: int, msg_id: int | None) -> None:
+        """Remember the job WeChat accepted, so that its completion report can be matched to it."""
+        with db.session_scope() as session:
+            batch = session.scalar(select(MassBatch).where(MassBatch.batch_key == key))
+            if batch is None:
+                session.add(MassBatch(broadcast_id=self.broadcast_id, batch_key=key, recipients=recipients,
+                                      msg_id=msg_id, status="submitted"))
+            elif batch.msg_id is None and msg_id is not None:
+                batch.msg_id = msg_id
 
     def _retry_mass_batches(self) -> None:
         """Batches a dead worker left in doubt: send again under the same clientmsgid."""
@@ -669,7 +681,39 @@ def progress(session: Session, broadcast: Broadcast) -> dict[str, Any]:
             by_channel[channel or "miniprogram"] = by_channel.get(channel or "miniprogram", 0) + count
     settled = sum(v for k, v in by_status.items() if k not in OPEN_STATUSES)
     return {"total": broadcast.total, "settled": settled, "by_status": by_status, "by_channel": by_channel,
-            "fraction": round(settled / broadcast.total, 4) if broadcast.total else 1.0}
+            "fraction": round(settled / broadcast.total, 4) if broadcast.total else 1.0,
+            "mass": mass_report(session, broadcast.id)}
+
+
+def mass_report(session: Session, broadcast_id: int) -> dict[str, int]:
+    """WeChat's own count of what the broadcast's mass sends reached (from MASSSENDJOBFINISH).
+
+    `reported` of `batches` have reported so far; `filtered` followers WeChat did not deliver to.
+    """
+    batches = session.scalars(select(MassBatch).where(MassBatch.broadcast_id == broadcast_id)).all()
+    finished = [b for b in batches if b.status == "finished"]
+    return {"batches": len(batches), "reported": len(finished),
+            "submitted": sum(b.recipients for b in batches),
+            "sent": sum(b.sent_count or 0 for b in finished),
+            "filtered": sum(b.filter_count or 0 for b in finished),
+            "errors": sum(b.error_count or 0 for b in finished)}
+
+
+def record_mass_report(session: Session, msg_id: int, *, status: str | None, total: int | None,
+                       filtered: int | None, sent: int | None, errors: int | None) -> MassBatch | None:
+    """Store WeChat's completion report of one mass job; None when the job is not one of ours.
+
+    A repeated report (WeChat retries the event) overwrites the same numbers: harmless.
+    """
+    batch = session.scalar(select(MassBatch).where(MassBatch.msg_id == msg_id))
+    if batch is None:
+        return None
+    batch.status, batch.wechat_status = "finished", (status or "")[:64]
+    batch.total_count, batch.filter_count, batch.sent_count, batch.error_count = total, filtered, sent, errors
+    batch.finished_at = utcnow()
+    if status and status != "send success":
+        log.warning("broadcast %s mass job %s finished with status %r", batch.broadcast_id, msg_id, status)
+    return batch
 
 
 def recipients(session: Session, broadcast: Broadcast, *, status: str | None = None, page: int = 1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from liaison.db import Base
@@ -92,6 +92,30 @@ class MassQuota(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (China time)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MassBatch(Base):
+    """One mass-send request of a broadcast and WeChat's report on it (the MASSSENDJOBFINISH event).
+
+    `batch_key` is the clientmsgid the batch was sent under; `msg_id` is WeChat's id for the job,
+    which its completion report names. status: submitted → finished. WeChat filters out followers it
+    will not deliver to (unfollowed, blocked, over quota): `filter_count` says how many.
+    """
+
+    __tablename__ = "mass_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    batch_key: Mapped[str] = mapped_column(String(64), unique=True)
+    msg_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    recipients: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    wechat_status: Mapped[str | None] = mapped_column(String(64))  # "send success", "err(10001)", …
+    total_count: Mapped[int | None] = mapped_column(Integer)
+    filter_count: Mapped[int | None] = mapped_column(Integer)
+    sent_count: Mapped[int | None] = mapped_column(Integer)
+    error_count: Mapped[int | None] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Survey(Base):

@@ -7,6 +7,7 @@ reply stored the first time.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from liaison.models import (
 )
 from liaison.workcalendar import CHINA_TZ
 
+log = logging.getLogger(__name__)
+
 MAX_CASE_TEXT = 2000
 RATING_WORDS = {
     "1": "satisfied", "满意": "satisfied", "非常满意": "satisfied",
@@ -31,6 +34,8 @@ RATING_WORDS = {
 }
 MENU_FIND_DEPUTY, MENU_MY_CASES, MENU_RATE = "FIND_DEPUTY", "MY_CASES", "RATE"
 WINDOW_EVENTS = ("subscribe", "subscribe_scan", "scan", "click")  # open a 1-minute window
+# Reports on the account's own jobs: the sender is WeChat's mass-send helper ("mphelper"), not a resident.
+ACCOUNT_EVENTS = ("masssendjobfinish",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Incoming:
     label: str | None = None
     media_id: str | None = None
     subscriptions: tuple[tuple[str, str], ...] = ()  # (template id, accept|reject) from subscribe_msg_*
+    report: tuple[tuple[str, str | None], ...] = ()  # MASSSENDJOBFINISH: (field, value) pairs
 
     @property
     def dedup_key(self) -> str:
@@ -59,7 +65,8 @@ class Incoming:
         """
         if self.msg_id:
             return f"msg:{self.msg_id}"
-        key = f"evt:{self.openid}:{self.create_time}:{self.event or self.msg_type}:{self.event_key or ''}"
+        job = dict(self.report).get("msg_id") or ""  # two mass jobs may finish within one second
+        key = f"evt:{self.openid}:{self.create_time}:{self.event or self.msg_type}:{self.event_key or job}"
         return key[:128]
 
 
@@ -73,12 +80,40 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     `stored_reply`. Inserting last keeps the unique-key wait out of the common path.
     """
     now = now or utcnow()
+    if incoming.msg_type == "event" and (incoming.event or "").lower() in ACCOUNT_EVENTS:
+        _account_event(session, incoming)
+        session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
+                                   received_at=now, reply_text=None))
+        session.flush()
+        return None
     resident, is_new = _resident(session, incoming.openid)
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new)
     session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
                                received_at=now, resident=resident, case=case, reply_text=reply))
     session.flush()
     return reply
+
+
+def _account_event(session: Session, incoming: Incoming) -> None:
+    """MASSSENDJOBFINISH: WeChat's count of what a broadcast's mass job reached."""
+    from liaison import broadcasts
+
+    report = dict(incoming.report)
+
+    def number(name: str) -> int | None:
+        try:
+            return int(report.get(name) or 0)
+        except ValueError:
+            return None
+
+    msg_id = number("msg_id")
+    if not msg_id:
+        return
+    batch = broadcasts.record_mass_report(session, msg_id, status=report.get("status"),
+                                          total=number("total"), filtered=number("filtered"),
+                                          sent=number("sent"), errors=number("errors"))
+    if batch is None:  # a mass send made outside this system (e.g. from the WeChat admin console)
+        log.info("report of unknown mass job %s ignored", msg_id)
 
 
 def stored_reply(session: Session, dedup_key: str) -> tuple[bool, str | None]:

@@ -131,12 +131,22 @@ class BroadcastIn(s.Request):
                                   description="不填：本人联系的全部网格（代表）或辖区全部网格（工委）")
 
 
+class MassReportOut(s.Out):
+    batches: int = Field(description="群发请求数")
+    reported: int = Field(description="微信已回报结果的群发请求数（MASSSENDJOBFINISH）")
+    submitted: int = Field(description="提交群发的粉丝数")
+    sent: int = Field(description="微信回报发送成功的粉丝数")
+    filtered: int = Field(description="微信过滤未发送的粉丝数（已取关、拒收等）")
+    errors: int = Field(description="微信回报发送失败的粉丝数")
+
+
 class ProgressOut(s.Out):
     total: int
     settled: int
     fraction: float
     by_status: dict[str, int]
     by_channel: dict[str, int]
+    mass: MassReportOut
 
 
 class BroadcastOut(s.Out):

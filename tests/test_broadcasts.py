@@ -225,3 +225,29 @@ def _enqueue(job_id, broadcast_id, chunk):
     from jobs.broadcast_tasks import enqueue_chunk
 
     enqueue_chunk(job_id, broadcast_id, chunk)
+
+
+def test_mass_completion_reports_are_counted(people, fake_wechat, simulator):
+    """WeChat reports each mass job later (MASSSENDJOBFINISH, sent by "mphelper"): the broadcast shows
+    how many it reached and how many WeChat filtered out; a retried or foreign report changes nothing."""
+    seed_residents(40)
+    created = people["deputy"].post("/api/broadcasts", {"title": "停水通知", "text": "明日停水"}).json()
+    b = broadcast_row(created["id"])
+    broadcasts.send_chunk(b.id, 0)
+    (sent,) = fake_wechat.sent_messages("mass_openids")
+    msg_id = sent["msgid"]
+    before = people["deputy"].get(f"/api/broadcasts/{b.public_id}").json()["progress"]["mass"]
+    assert before == {"batches": 1, "reported": 0, "submitted": 10, "sent": 0, "filtered": 0, "errors": 0}
+
+    report = dict(MsgID=msg_id, Status="send success", TotalCount=10, FilterCount=2, SentCount=8, ErrorCount=0)
+    with db.session_scope() as session:
+        residents_before = session.scalar(select(func.count()).select_from(Resident))
+    for _ in range(2):  # WeChat's retry of the same event
+        assert simulator.send_event("mphelper", "MASSSENDJOBFINISH", create_time=1_790_000_000,
+                                    **report).is_ack
+    simulator.send_event("mphelper", "MASSSENDJOBFINISH", MsgID=msg_id + 999, Status="send success",
+                         TotalCount=5, FilterCount=0, SentCount=5, ErrorCount=0)  # sent from the console
+    after = people["deputy"].get(f"/api/broadcasts/{b.public_id}").json()["progress"]["mass"]
+    assert after == {"batches": 1, "reported": 1, "submitted": 10, "sent": 8, "filtered": 2, "errors": 0}
+    with db.session_scope() as session:  # the mass-send helper is not a resident
+        assert session.scalar(select(func.count()).select_from(Resident)) == residents_before
