@@ -16,6 +16,7 @@ def failed_jobs(redis_client) -> list[tuple[str, str, str]]:
     from rq.job import Job
 
     from jobs.queues import QUEUE_NAMES
+    from liaison.logs import redact
 
     rows = []
     for name in QUEUE_NAMES:
@@ -24,7 +25,7 @@ def failed_jobs(redis_client) -> list[tuple[str, str, str]]:
             job = Job.fetch(job_id, connection=redis_client)
             result = job.latest_result()
             info = ((result.exc_string if result else "") or "").strip().splitlines()
-            rows.append((name, job_id, info[-1] if info else ""))
+            rows.append((name, job_id, redact(info[-1]) if info else ""))
     return rows
 
 

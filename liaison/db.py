@@ -26,6 +26,9 @@ def init_engine(url: str, **kwargs) -> Engine:
     global _engine, _session_factory
     if _engine is not None:
         _engine.dispose()
+    # Statement parameters are openids, phone numbers and complaint texts: keep them out of exception
+    # messages, and so out of logs, tracebacks and RQ's failed-job records.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:

@@ -406,3 +406,4 @@ def test_mask_and_no_openid_in_logs(fake, client, caplog):
     client.mass_send_by_openids([openid, "o_other_resident"], "x", clientmsgid="m")
     assert openid not in caplog.text and "o_other_resident" not in caplog.text
     assert mask(openid) in caplog.text
+

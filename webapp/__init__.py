@@ -16,8 +16,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     """Build the WSGI app. In embedded mode (no REDIS_URL) jobs and sweeps run in this process."""
     from bot import bp as wechat_bp
     from jobs import queues
-    from liaison import runtime
+    from liaison import logs, runtime
 
+    logs.configure()
     settings = settings or load_settings()
     rt = runtime.configure(settings)
     queues.install(settings, rt.redis)
