@@ -19,7 +19,7 @@ from liaison.lifecycle import IllegalTransition, Status
 from liaison.models import (
     Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
 )
-from liaison.workcalendar import add_working_days
+from liaison.workcalendar import CHINA_TZ, add_working_days
 
 DEADLINES_FILE = Path(__file__).parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -153,6 +153,32 @@ def _notify_residents(session: Session, case: Case, entry: CaseEvent, text: str)
                    resident_id=resident_id)
 
 
+# What the (new) handler is told when work lands on them, by the action that put it there.
+HANDOVER_NOTICES = {
+    "assign": "新诉求 {number} 待受理：{brief}。请于{accept_by}前受理。",
+    "dispatch": "派单 {number}：{brief}。请于{accept_by}前受理，{deadline}前办结答复。",
+    "reassign": "诉求 {number} 改由您办理：{brief}。请于{accept_by}前受理。",
+    "return": "诉求 {number} 被{department}退回：{reason}。请重新办理或派单。",
+}  # 不满意 (second round) is announced by the escalation it triggers (timers.escalate)
+
+
+def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
+    """Work landed on a handler (代表接单/部门办单 start here): tell them at once, in the mini-program
+    and by a push, instead of leaving it to the digest or the acceptance-overdue reminder."""
+    if entry.id is None:
+        session.flush()  # the entry's id keys the notice
+    detail = entry.detail or {}
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(CHINA_TZ).strftime("%m月%d日") if moment else "尽快"
+
+    text = HANDOVER_NOTICES[entry.action].format(
+        number=case.number, brief=case.text.splitlines()[0][:20], accept_by=local(case.accept_deadline),
+        deadline=local(case.deadline), department=detail.get("department") or "承办部门",
+        reason=detail.get("reason") or "")
+    timers.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
+
+
 def _route(session: Session, case: Case, text: str) -> None:
     """Classify and route: fill category, routing decision with reasons, and the handler."""
     from classifiers import get_classifier, route, signature
@@ -196,8 +222,9 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
     _route(session, case, text)
     case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
     case.accept_deadline = add_working_days(now, deadline_days(case.category, "accept"))
-    _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
-                category=case.category, reasons=case.routing["reasons"])
+    entry = _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
+                        category=case.category, reasons=case.routing["reasons"])
+    _tell_handler(session, case, entry)
     session.flush()  # one batch for the case and its first timeline entries
     return case
 
@@ -288,6 +315,7 @@ def dispatch(session: Session, case: Case, actor: Actor, department: Department,
                         note=note)
     _notify_residents(session, case, entry,
                       f"您的诉求 {case.number} 已转交{department.name}办理，我们会持续跟进督办。")
+    _tell_handler(session, case, entry)
     return entry
 
 
@@ -295,7 +323,9 @@ def return_case(session: Session, case: Case, actor: Actor, reason: str) -> Case
     """退单: the department sends the case back to the grid deputy, with a reason."""
     department_name = case.department.name if case.department else None
     case.handler_kind, case.department_id = "deputy" if case.deputy_id else "office", None
-    return _transition(session, case, "return", actor, reason=reason, department=department_name)
+    entry = _transition(session, case, "return", actor, reason=reason, department=department_name)
+    _tell_handler(session, case, entry)
+    return entry
 
 
 def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | None = None,
@@ -306,12 +336,16 @@ def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | Non
         raise ValueError("reassign needs a deputy, a department or a category")
     if category is not None:
         case.category = category
+    before = (case.handler_kind, case.deputy_id, case.department_id)
     if department is not None:
         case.handler_kind, case.department_id = "department", department.id
     elif deputy is not None:
         case.handler_kind, case.deputy_id, case.department_id = "deputy", deputy.id, None
-    return _transition(session, case, "reassign", actor, reason=reason, category=case.category,
-                       handler=handler_label(case))
+    entry = _transition(session, case, "reassign", actor, reason=reason, category=case.category,
+                        handler=handler_label(case))
+    if (case.handler_kind, case.deputy_id, case.department_id) != before:
+        _tell_handler(session, case, entry)
+    return entry
 
 
 def recategorize(session: Session, case: Case, actor: Actor, category: str,

@@ -134,13 +134,13 @@ def fire(session: Session, case: Case, now: datetime) -> None:
                 and not case.accept_reminded and now >= case.accept_deadline):
             case.accept_reminded = True
             _timeline(session, case, "accept_overdue", deadline=case.accept_deadline.isoformat())
-            _notify_handler(session, case, "accept_overdue",
+            notify_handler(session, case, "accept_overdue",
                             f"诉求 {case.number} 已超过受理时限，请尽快受理。")
         if case.deadline is not None:
             if (case.reminded_for != case.deadline and reminder_time(case.deadline) <= now < case.deadline):
                 case.reminded_for = case.deadline
                 _timeline(session, case, "remind", deadline=case.deadline.isoformat())
-                _notify_handler(session, case, "deadline_reminder",
+                notify_handler(session, case, "deadline_reminder",
                                 f"诉求 {case.number} 将于 {_local(case.deadline)} 到期，请按时办结答复。")
             for level in range((case.escalation_level or 0) + 1, MAX_LEVEL + 1):
                 if now < escalation_time(case.deadline, level):
@@ -175,7 +175,7 @@ def escalate(session: Session, case: Case, level: int, *, reason: str) -> None:
                 _notice(session, case, key + ":deputy", text, deputy_id=case.deputy_id)
             _notice(session, case, key + ":department", text, department_id=case.department_id)
         else:
-            _notify_handler(session, case, "escalation", text, key=key + ":handler")
+            notify_handler(session, case, "escalation", text, key=key + ":handler")
             _staff_notices(session, case, key, text, station_id, county_only=False)
     elif level == 2:
         _staff_notices(session, case, key, text, station_id, county_only=False)
@@ -196,7 +196,9 @@ def _staff_notices(session: Session, case: Case, key: str, text: str, station_id
         _notice(session, case, f"{key}:staff:{account_id}", text, account_id=account_id)
 
 
-def _notify_handler(session: Session, case: Case, kind: str, text: str, key: str | None = None) -> None:
+def notify_handler(session: Session, case: Case, kind: str, text: str, key: str | None = None) -> None:
+    """A notice (and push) to whoever handles the case now: its deputy, its department's accounts, or
+    station/county staff while nobody does."""
     key = key or f"{kind}:{case.id}:{case.round}:{(case.deadline or case.accept_deadline).isoformat()}"
     if case.handler_kind == "department" and case.department_id:
         _notice(session, case, key, text, department_id=case.department_id)

@@ -137,3 +137,52 @@ def test_case_numbers_are_unique_under_concurrency(resident):
     assert len(set(numbers)) == 40 and all(n.startswith(numbers[0][:5]) for n in numbers)
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Case)) == 40
+
+
+def test_whoever_the_work_lands_on_is_told_at_once(resident):
+    """代表接单 and 部门办单 start with a notice: on assignment, 派单, 退单 and 改派 to someone else —
+    in the mini-program and as a push to each of the handler's accounts; a category-only 改派 tells nobody."""
+    from liaison.accounts import Account
+    from liaison.casework import Notice
+    from liaison.models import Department
+
+    number = open_case(resident)  # 幸福里: the grid's lead deputy
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        deputy_id = case.deputy_id
+        department = session.scalar(select(Department).order_by(Department.id).limit(1))
+        session.add_all([Account(role="deputy", name="代表", deputy_id=deputy_id, active=True),
+                         Account(role="department", name="承办人", department_id=department.id, active=True),
+                         Account(role="staff", name="工委", active=True)])
+
+    def notices():
+        with db.session_scope() as session:
+            case = cases.case_by_number(session, number)
+            rows = session.scalars(select(Notice).where(Notice.case_id == case.id, Notice.kind == "new_work")
+                                   .order_by(Notice.id)).all()
+            pushes = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.kind == "account_push", OutboxMessage.case_id == case.id))
+            return [(n.deputy_id, n.department_id, n.account_id, n.text) for n in rows], pushes
+
+    (first,), _ = notices()  # told before the deputy had an account: in the mini-program only
+    assert first[0] == deputy_id and first[3].startswith(f"新诉求 {number} 待受理")
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        cases.dispatch(session, case, Actor("deputy", deputy_id), session.get(Department, department.id))
+    rows, pushes = notices()
+    assert rows[-1][1] == department.id and rows[-1][3].startswith(f"派单 {number}") and pushes == 1
+    with db.session_scope() as session:
+        cases.return_case(session, cases.case_by_number(session, number), Actor("department", department.id),
+                          "不属于本单位职责")
+    rows, pushes = notices()
+    assert rows[-1][0] == deputy_id and "不属于本单位职责" in rows[-1][3] and pushes == 2
+    with db.session_scope() as session:
+        cases.reassign(session, cases.case_by_number(session, number), Actor("staff"), category="城乡建设")
+    assert notices() == (rows, 2)
+
+    # No grid and no department: station and county staff are told (the office assigns it).
+    with db.session_scope() as session:
+        orphan = cases.open_case(session, session.get(Resident, resident), "门口的路灯坏了好几天了")
+        assert orphan.handler_kind == "office"
+        staff_notices = session.scalars(select(Notice).where(Notice.case_id == orphan.id)).all()
+        assert [n.kind for n in staff_notices] == ["new_work"] and staff_notices[0].account_id is not None

@@ -76,7 +76,7 @@ def make_accounts():
         session.add_all([deputy, staff])
         session.flush()
         session.add(NotificationConsent(account_id=deputy.id, template_id="MP_HANDLER_TODO",
-                                        last_result="accept", credits=2, accepted_total=2))
+                                        last_result="accept", credits=3, accepted_total=3))
         return deputy.id, staff.id
 
 
@@ -93,22 +93,27 @@ def test_a_case_across_national_day(clock, fake_wechat, simulator):
         assert local_date(case.deadline) == "2026-10-15"
         assert local_date(case.accept_deadline) == "2026-10-08"
         assert case.alert == "none" and case.handler_kind == "deputy"
+    settle()
+    # The grid deputy is told at once that the case waits for them (代表接单), not only by the digest.
+    (new_work,) = sends(fake_wechat, MINI)
+    assert new_work["json"]["touser"] == "o_mp_deputy_zhang"
+    assert new_work["json"]["data"]["character_string1"]["value"] == number
 
     sweep(clock, 2026, 10, 3, 12, 0)  # mid-holiday: nothing is due
-    assert sends(fake_wechat, MINI) == []
+    assert len(sends(fake_wechat, MINI)) == 1
 
     sweep(clock, 2026, 10, 9, 0, 10)  # acceptance overdue since the end of 8 October
     mini = sends(fake_wechat, MINI)
-    assert [c["json"]["touser"] for c in mini] == ["o_mp_deputy_zhang"]
+    assert [c["json"]["touser"] for c in mini] == ["o_mp_deputy_zhang"] * 2
     with db.session_scope() as session:
         case = cases.case_by_number(session, number)
         cases.accept(session, case, cases.Actor("deputy", 1))
 
     sweep(clock, 2026, 10, 13, 12, 0)  # not yet: the reminder is due at 09:00 on the 14th
-    assert len(sends(fake_wechat, MINI)) == 1
+    assert len(sends(fake_wechat, MINI)) == 2
     sweep(clock, 2026, 10, 14, 9, 5)  # one working day before the deadline
     mini = sends(fake_wechat, MINI)
-    assert len(mini) == 2 and mini[1]["json"]["touser"] == "o_mp_deputy_zhang"  # the last credit
+    assert len(mini) == 3 and mini[2]["json"]["touser"] == "o_mp_deputy_zhang"  # the last credit
     with db.session_scope() as session:
         assert cases.case_by_number(session, number).alert == "yellow"
 
@@ -119,7 +124,7 @@ def test_a_case_across_national_day(clock, fake_wechat, simulator):
         assert case.alert == "red" and case.escalation_level == 1
         staff_notices = session.scalars(select(Notice).where(Notice.account_id == staff_account)).all()
         assert [n.kind for n in staff_notices] == ["escalate"]
-    assert len(sends(fake_wechat, MINI)) == 2  # no credit left: the escalation waits in the mini-program
+    assert len(sends(fake_wechat, MINI)) == 3  # no credit left: the escalation waits in the mini-program
 
     sweep(clock, 2026, 10, 20, 0, 5)  # level 2 after 2 more working days (16th, 19th)
     with db.session_scope() as session:
@@ -153,8 +158,8 @@ def test_a_case_across_national_day(clock, fake_wechat, simulator):
             select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))]
     assert actions == ["submit", "assign", "accept_overdue", "accept", "remind", "escalate", "escalate",
                        "reply", "close", "rating_reminder", "expire_rating"]
-    # Every message, once, on its channel: 2 mini-program pushes, 3 订阅通知, nothing else.
-    assert len(sends(fake_wechat, MINI)) == 2 and sends(fake_wechat, TEMPLATE) == []
+    # Every message, once, on its channel: 3 mini-program pushes, 3 订阅通知, nothing else.
+    assert len(sends(fake_wechat, MINI)) == 3 and sends(fake_wechat, TEMPLATE) == []
 
 
 def test_unsatisfied_reopens_escalated_with_a_fresh_deadline(clock, fake_wechat, simulator):
