@@ -19,7 +19,7 @@ from liaison.lifecycle import IllegalTransition, Status
 from liaison.models import (
     Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
 )
-from liaison.workcalendar import CHINA_TZ, add_working_days
+from liaison.workcalendar import add_working_days
 
 DEADLINES_FILE = Path(__file__).parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -168,13 +168,10 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
     if entry.id is None:
         session.flush()  # the entry's id keys the notice
     detail = entry.detail or {}
-
-    def local(moment: datetime | None) -> str:
-        return moment.astimezone(CHINA_TZ).strftime("%m月%d日") if moment else "尽快"
-
     text = HANDOVER_NOTICES[entry.action].format(
-        number=case.number, brief=case.text.splitlines()[0][:20], accept_by=local(case.accept_deadline),
-        deadline=local(case.deadline), department=detail.get("department") or "承办部门",
+        number=case.number, brief=case.text.splitlines()[0][:20],
+        accept_by=timers.local_day(case.accept_deadline), deadline=timers.local_day(case.deadline),
+        department=detail.get("department") or "承办部门",
         reason=detail.get("reason") or "")
     timers.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
 

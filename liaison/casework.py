@@ -171,7 +171,7 @@ def decide_extension(session: Session, request: ExtensionRequest, actor: Actor, 
         timers.schedule(case)
         cases.record_event(session, case, actor, "extension_approved", working_days=request.working_days,
                            deadline=case.deadline.isoformat(), note=note, request=request.public_id)
-        text = f"诉求 {case.number} 的延期申请已批准，新的办理时限为 {_local_date(case.deadline)}。"
+        text = f"诉求 {case.number} 的延期申请已批准，新的办理时限为 {timers.local_day(case.deadline)}。"
     else:
         cases.record_event(session, case, actor, "extension_rejected", note=note,
                            request=request.public_id)
@@ -200,8 +200,3 @@ def known_categories() -> tuple[str, ...]:
 
     return tuple(get_classifier().labels)
 
-
-def _local_date(moment: datetime) -> str:
-    from liaison.workcalendar import CHINA_TZ
-
-    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d")

@@ -141,7 +141,7 @@ def fire(session: Session, case: Case, now: datetime) -> None:
                 case.reminded_for = case.deadline
                 _timeline(session, case, "remind", deadline=case.deadline.isoformat())
                 notify_handler(session, case, "deadline_reminder",
-                                f"诉求 {case.number} 将于 {_local(case.deadline)} 到期，请按时办结答复。")
+                                f"诉求 {case.number} 将于 {local_day(case.deadline)} 到期，请按时办结答复。")
             for level in range((case.escalation_level or 0) + 1, MAX_LEVEL + 1):
                 if now < escalation_time(case.deadline, level):
                     break
@@ -165,7 +165,7 @@ def escalate(session: Session, case: Case, level: int, *, reason: str) -> None:
     """Raise the case to escalation `level` (督办): timeline entry and notices to that level."""
     case.escalation_level = level
     _timeline(session, case, "escalate", level=level, label=LEVEL_LABELS[level], reason=reason)
-    text = f"【{LEVEL_LABELS[level]}】诉求 {case.number}（{reason}），办理时限 {_local(case.deadline)}。"
+    text = f"【{LEVEL_LABELS[level]}】诉求 {case.number}（{reason}），办理时限 {local_day(case.deadline)}。"
     key = f"escalate:{case.id}:{case.round}:{level}"
     station_id = session.scalar(select(Grid.station_id).where(Grid.id == case.grid_id)) if case.grid_id else None
     if level == 1:
@@ -245,7 +245,8 @@ def _unrated_recipients(session: Session, case: Case) -> list[int]:
     return [r for r in dict.fromkeys([case.resident_id, *followers]) if r not in rated]
 
 
-def _local(moment: datetime | None) -> str:
+def local_day(moment: datetime | None) -> str:
+    """A deadline as residents and handlers read it: 2026年10月15日 (China time)."""
     return moment.astimezone(CHINA_TZ).strftime("%Y年%m月%d日") if moment else "—"
 
 
