@@ -120,13 +120,23 @@ def _incoming(msg) -> inbox.Incoming:
         media_id=data.get("MediaId"))
 
 
-def _mass_report(data: dict) -> tuple[tuple[str, str | None], ...]:
+def _mass_report(data: dict) -> inbox.MassJobReport | None:
     """The counts of a MASSSENDJOBFINISH event (WeChat spells the id `MsgID` here)."""
     if (data.get("Event") or "").lower() != "masssendjobfinish":
-        return ()
-    fields = {"msg_id": "MsgID", "status": "Status", "total": "TotalCount", "filtered": "FilterCount",
-              "sent": "SentCount", "errors": "ErrorCount"}
-    return tuple((name, None if data.get(tag) is None else str(data.get(tag))) for name, tag in fields.items())
+        return None
+
+    def count(tag: str) -> int | None:
+        try:
+            return int(data[tag]) if data.get(tag) is not None else None
+        except ValueError:
+            return None
+
+    msg_id = count("MsgID")
+    if not msg_id:
+        return None
+    return inbox.MassJobReport(msg_id=msg_id, status=data.get("Status"), total=count("TotalCount"),
+                               filtered=count("FilterCount"), sent=count("SentCount"),
+                               errors=count("ErrorCount"))
 
 
 def _read_body(limit: int) -> bytes:

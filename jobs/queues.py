@@ -37,11 +37,7 @@ class RQJobQueue:
 
     def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
         """Several outbox rows in one Redis round trip (e.g. one notice to each follower of a case)."""
-        if len(rows) == 1:
-            self.enqueue_outbox(*rows[0])
-            return
-        queue = self.queues[URGENT]
-        queue.enqueue_many([
+        self.queues[URGENT].enqueue_many([
             Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,), job_id=f"outbox-{outbox_id}-{attempt}",
                                result_ttl=3600, failure_ttl=7 * 24 * 3600)
             for outbox_id, attempt in rows])

@@ -39,6 +39,18 @@ ACCOUNT_EVENTS = ("masssendjobfinish",)
 
 
 @dataclass(frozen=True)
+class MassJobReport:
+    """WeChat's MASSSENDJOBFINISH counts for one mass job (`msg_id` as its send call returned it)."""
+
+    msg_id: int
+    status: str | None = None     # "send success", "send fail", "err(10001)", …
+    total: int | None = None
+    filtered: int | None = None   # followers WeChat did not deliver to
+    sent: int | None = None
+    errors: int | None = None
+
+
+@dataclass(frozen=True)
 class Incoming:
     """A parsed WeChat push, independent of wechatpy's classes."""
 
@@ -54,7 +66,7 @@ class Incoming:
     label: str | None = None
     media_id: str | None = None
     subscriptions: tuple[tuple[str, str], ...] = ()  # (template id, accept|reject) from subscribe_msg_*
-    report: tuple[tuple[str, str | None], ...] = ()  # MASSSENDJOBFINISH: (field, value) pairs
+    report: MassJobReport | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -65,7 +77,7 @@ class Incoming:
         """
         if self.msg_id:
             return f"msg:{self.msg_id}"
-        job = dict(self.report).get("msg_id") or ""  # two mass jobs may finish within one second
+        job = self.report.msg_id if self.report else ""  # two mass jobs may finish within one second
         key = f"evt:{self.openid}:{self.create_time}:{self.event or self.msg_type}:{self.event_key or job}"
         return key[:128]
 
@@ -98,22 +110,13 @@ def _account_event(session: Session, incoming: Incoming) -> None:
     """MASSSENDJOBFINISH: WeChat's count of what a broadcast's mass job reached."""
     from liaison import broadcasts
 
-    report = dict(incoming.report)
-
-    def number(name: str) -> int | None:
-        try:
-            return int(report.get(name) or 0)
-        except ValueError:
-            return None
-
-    msg_id = number("msg_id")
-    if not msg_id:
+    report = incoming.report
+    if report is None:
         return
-    batch = broadcasts.record_mass_report(session, msg_id, status=report.get("status"),
-                                          total=number("total"), filtered=number("filtered"),
-                                          sent=number("sent"), errors=number("errors"))
+    batch = broadcasts.record_mass_report(session, report.msg_id, status=report.status, total=report.total,
+                                          filtered=report.filtered, sent=report.sent, errors=report.errors)
     if batch is None:  # a mass send made outside this system (e.g. from the WeChat admin console)
-        log.info("report of unknown mass job %s ignored", msg_id)
+        log.info("report of unknown mass job %s ignored", report.msg_id)
 
 
 def stored_reply(session: Session, dedup_key: str) -> tuple[bool, str | None]:
