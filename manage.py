@@ -10,7 +10,6 @@ import dataclasses
 import os
 import sys
 
-
 # The embedded demo's credentials (scripts/run and `simulate` agree on them); never used when a
 # deployment sets DATABASE_URL or REDIS_URL.
 DEMO_ENV = {
@@ -49,7 +48,8 @@ def cmd_migrate(_args) -> int:
 
 
 def cmd_seed_demo(_args) -> int:
-    from liaison import db, demo, schema
+    from liaison import demo, schema
+    from liaison.core import db
 
     settings = _settings()
     schema.upgrade(settings.database_url)
@@ -61,7 +61,8 @@ def cmd_seed_demo(_args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from liaison import db, demo, schema
+    from liaison import demo, schema
+    from liaison.core import db
     from webapp import create_app
 
     _demo_defaults()
@@ -115,8 +116,9 @@ def cmd_simulate(args) -> int:
 def cmd_outbox(args) -> int:
     from sqlalchemy import select
 
-    from liaison import db, outbox
-    from liaison.models import OutboxMessage
+    from liaison.core import db
+    from liaison.messaging import outbox
+    from liaison.messaging.models import OutboxMessage
 
     db.init_engine(_settings().database_url)
     with db.session_scope() as session:
@@ -140,8 +142,8 @@ def cmd_export_corrections(args) -> int:
 
     from sqlalchemy import select
 
-    from liaison import db
-    from liaison.casework import ClassifierCorrection
+    from liaison.case.models import ClassifierCorrection
+    from liaison.core import db
 
     db.init_engine(_settings().database_url)
     with db.session_scope() as session, open(args.file, "w", newline="", encoding="utf-8") as out:
@@ -157,7 +159,9 @@ def cmd_export_corrections(args) -> int:
 
 def cmd_create_staff(args) -> int:
     """Create the first county-level staff account and print its one-time binding code."""
-    from liaison import accounts, db, schema
+    from liaison import schema
+    from liaison.core import db
+    from liaison.people import service as accounts
 
     settings = _settings()
     schema.upgrade(settings.database_url)

@@ -68,8 +68,9 @@ def descendants(pid: int) -> list[int]:
 def seed(n: int, grid_id: int) -> None:
     from sqlalchemy import insert, text
 
-    from liaison import db
-    from liaison.models import Resident, utcnow
+    from liaison.core import db
+    from liaison.core.clock import utcnow
+    from liaison.people.models import Resident
 
     now = utcnow()
     with db.session_scope() as session:
@@ -85,10 +86,10 @@ def run(size: int, fake, args) -> dict[str, float]:
     from sqlalchemy import select
 
     from jobs.broadcast_tasks import enqueue_chunk
-    from liaison import broadcasts, db
-    from liaison.accounts import Account
-    from liaison.engagement_models import Broadcast
-    from liaison.models import Grid
+    from liaison.core import db
+    from liaison.engagement import broadcasts
+    from liaison.engagement.models import Broadcast
+    from liaison.people.models import Account, Grid
 
     fake.reset()
     fake.set_rate_limit(CUSTOM_PATH, args.rate_per_min)
@@ -149,8 +150,10 @@ def main() -> int:
 
     logging.disable(logging.WARNING)
     from config.settings import load_settings
-    from liaison import accounts, db, demo, runtime
     from jobs import queues
+    from liaison import demo, runtime
+    from liaison.core import db
+    from liaison.people import service as accounts
     from wechat_fake.server import FakeWeChatServer
 
     recreate_database()

@@ -53,8 +53,9 @@ FROM generate_series(1, :n) AS g
 def load(n: int, due: int, now) -> int:
     from sqlalchemy import text
 
-    from liaison import db, demo
-    from liaison.models import Resident
+    from liaison import demo
+    from liaison.core import db
+    from liaison.people.models import Resident
 
     with db.session_scope() as session:
         demo.seed_demo(session)
@@ -70,7 +71,7 @@ def load(n: int, due: int, now) -> int:
 def explain(now) -> str:
     from sqlalchemy import text
 
-    from liaison import db
+    from liaison.core import db
 
     with db.get_engine().connect() as conn:
         rows = conn.execute(text(
@@ -86,8 +87,9 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     args = parser.parse_args()
 
-    from liaison import db, timers
-    from liaison.models import utcnow
+    from liaison.case import timers
+    from liaison.core import db
+    from liaison.core.clock import utcnow
 
     recreate_database()
     db.init_engine(DB_URL)

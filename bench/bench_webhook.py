@@ -53,7 +53,8 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 def prepare_database() -> None:
     from bench._db import recreate_database
-    from liaison import db, demo
+    from liaison import demo
+    from liaison.core import db
 
     recreate_database(DB_URL)
     db.init_engine(DB_URL)

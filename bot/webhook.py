@@ -20,7 +20,8 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
-from liaison import db, inbox
+from liaison.conversation import service as inbox
+from liaison.core import db
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from math import log as _ln
 from collections import Counter
 from itertools import compress
+from math import log as _ln
 from operator import not_
 
 import jieba

@@ -27,7 +27,7 @@ import sys
 import time
 
 from . import tokenize as T
-from .model import LABELS, KEYWORDS_PATH, DEFAULT_DATA_DIR
+from .model import DEFAULT_DATA_DIR, KEYWORDS_PATH, LABELS
 
 # The few hyperparameters, chosen by 5-fold cross-validation on train.csv grouped by normalised
 # subject (so that reposts never straddle folds), repeated over 4 fold seeds; dev.csv is only the

@@ -7,7 +7,8 @@ from config.settings import Settings, load_settings
 def boot(settings: Settings | None = None):
     """Load settings, configure the domain runtime and this process's job queue; return the runtime."""
     from jobs import queues
-    from liaison import logs, runtime
+    from liaison import runtime
+    from liaison.core import logs
 
     logs.configure()
     settings = settings or load_settings()

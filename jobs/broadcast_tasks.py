@@ -14,14 +14,15 @@ def enqueue_chunk(job_id: str, broadcast_id: int, chunk: int) -> None:
 
 def send_chunk(broadcast_id: int, chunk: int) -> dict:
     """Send one chunk of a broadcast (idempotent: only unclaimed recipients are sent to)."""
-    from liaison import broadcasts
+    from liaison.engagement import broadcasts
 
     return broadcasts.send_chunk(broadcast_id, chunk)
 
 
 def resume_broadcasts() -> int:
     """Periodic sweep: pick up broadcasts whose workers died or whose jobs were lost."""
-    from liaison import broadcasts, db
+    from liaison.core import db
+    from liaison.engagement import broadcasts
 
     with db.session_scope() as session:
         return broadcasts.resume_all(session, enqueue_chunk)

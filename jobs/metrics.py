@@ -13,7 +13,8 @@ class LiaisonCollector(Collector):
         self.redis = redis_client
 
     def collect(self):
-        from liaison import db, stats
+        from liaison.case import stats
+        from liaison.core import db
 
         queue_length = GaugeMetricFamily("liaison_queue_length", "Jobs waiting per RQ queue", labels=["queue"])
         failed = GaugeMetricFamily("liaison_jobs_failed", "Failed RQ jobs per queue", labels=["queue"])

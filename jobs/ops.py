@@ -16,7 +16,7 @@ def failed_jobs(redis_client) -> list[tuple[str, str, str]]:
     from rq.job import Job
 
     from jobs.queues import QUEUE_NAMES
-    from liaison.logs import redact
+    from liaison.core.logs import redact
 
     rows = []
     for name in QUEUE_NAMES:

@@ -85,7 +85,8 @@ _current = None
 def install(settings: Settings, redis_client=None):
     """Create this process's queue and make every committed outbox row go to it at once."""
     global _current
-    from liaison import db, outbox
+    from liaison.core import db
+    from liaison.messaging import outbox
 
     _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
 

@@ -6,7 +6,7 @@ queue; either way `liaison.runtime` is already configured for the process.
 from __future__ import annotations
 
 from jobs.broadcast_tasks import resume_broadcasts
-from liaison import delivery
+from liaison.messaging import delivery
 
 
 def deliver_outbox(outbox_id: int) -> str:
@@ -17,7 +17,8 @@ def deliver_outbox(outbox_id: int) -> str:
 def relay_outbox() -> int:
     """Hand due outbox rows to the queue (retries, and jobs lost when Redis restarted)."""
     from jobs.queues import current_queue
-    from liaison import db, outbox
+    from liaison.core import db
+    from liaison.messaging import outbox
 
     with db.session_scope() as session:
         return outbox.relay_due(session, current_queue().enqueue_outbox)
@@ -25,7 +26,8 @@ def relay_outbox() -> int:
 
 def run_timers() -> int:
     """Deadline reminders, escalation, rating reminders and expiry for every case that is due."""
-    from liaison import db, timers
+    from liaison.case import timers
+    from liaison.core import db
 
     with db.session_scope() as session:
         return timers.run_due(session)
@@ -33,7 +35,8 @@ def run_timers() -> int:
 
 def send_digests() -> int:
     """Each deputy's daily digest of open and overdue cases (once a day; safe to run hourly)."""
-    from liaison import db, timers
+    from liaison.case import timers
+    from liaison.core import db
 
     with db.session_scope() as session:
         return timers.send_digests(session)
@@ -41,7 +44,8 @@ def send_digests() -> int:
 
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
-    from liaison import accounts, db
+    from liaison.core import db
+    from liaison.people import service as accounts
 
     with db.session_scope() as session:
         return accounts.purge_idempotency_keys(session)

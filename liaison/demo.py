@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liaison import directory
-from liaison.models import Department, Deputy, DeputyGrid, Grid, Station
+from liaison.people import directory
+from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Station
 
 DEPARTMENTS = [
     ("zhujian", "县住房和城乡建设局"), ("shengtai", "市生态环境局县分局"), ("jiaotong", "县交通运输局"),

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from config.settings import Settings
-from liaison import db
+from liaison.core import db
 from liaison.wechat.client import WeChatClient
 from liaison.wechat.tokens import MemoryTokenStore, RedisTokenStore
 

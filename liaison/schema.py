@@ -1,10 +1,23 @@
-"""Run the Alembic migrations programmatically (start-up, tests, the CLI)."""
+"""The whole schema: every domain's model module, and the Alembic migrations run programmatically
+(start-up, tests, the CLI).
+
+`metadata` is `Base.metadata` with every table of every domain on it: Alembic's autogenerate, the
+schema comparison test and the test database truncation read it from here.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+
+from liaison.case import models as case_models  # noqa: F401  (each import puts its tables on metadata)
+from liaison.core.db import Base
+from liaison.engagement import models as engagement_models  # noqa: F401
+from liaison.messaging import models as messaging_models  # noqa: F401
+from liaison.people import models as people_models  # noqa: F401
+
+metadata = Base.metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 

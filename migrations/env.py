@@ -6,11 +6,10 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from liaison import models  # noqa: F401  (registers every table on Base.metadata)
-from liaison.db import Base
+from liaison import schema
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = schema.metadata
 
 
 def _url() -> str:

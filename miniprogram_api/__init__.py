@@ -3,8 +3,10 @@
 Views only parse, call the domain (`liaison.*`) and serialise; the endpoint declarations in `views`
 also generate the OpenAPI document served at `/api/openapi.json`.
 """
+from miniprogram_api import (
+    rules_views,  # noqa: F401,E402  (classifier rules and corrections)
+    views,  # noqa: F401  (declares the endpoints on bp)
+)
 from miniprogram_api.framework import bp
-from miniprogram_api import views  # noqa: F401  (declares the endpoints on bp)
-from miniprogram_api import rules_views  # noqa: F401,E402  (classifier rules and corrections)
 
 __all__ = ["bp"]

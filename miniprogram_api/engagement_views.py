@@ -15,8 +15,10 @@ from typing import Literal
 from pydantic import Field
 from sqlalchemy import select
 
-from liaison import access, broadcasts, noticeboard, qrcodes, registry, surveys, votes
-from liaison.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Station
+from liaison.case import access
+from liaison.engagement import broadcasts, noticeboard, qrcodes, surveys, votes
+from liaison.people import registry
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Station
 from liaison.wechat.errors import WeChatAPIError
 
 from . import schemas as s
@@ -569,7 +571,7 @@ def create_project_vote(ctx: Context):
 @endpoint("GET", "/project-votes", summary="民生实事票决列表", roles=WRITERS, response=list[ProjectVoteOut],
           tag="votes")
 def list_project_votes(ctx: Context):
-    from liaison.engagement_models import ProjectVote
+    from liaison.engagement.models import ProjectVote
 
     rows = ctx.session.scalars(select(ProjectVote).order_by(ProjectVote.id.desc()).limit(100))
     return [_vote_out(ctx, v) for v in rows]

@@ -16,10 +16,11 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from liaison import accounts, db
-from liaison.accounts import AccountError, Principal
-from liaison.cases import NotFound
-from liaison.lifecycle import IllegalTransition
+from liaison.case.lifecycle import IllegalTransition
+from liaison.case.service import NotFound
+from liaison.core import db
+from liaison.people import service as accounts
+from liaison.people.service import AccountError, Principal
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def _replay(stored, fingerprint: str) -> Response:
 
 
 def _transition_message(error: IllegalTransition) -> str:
-    from liaison.lifecycle import STATUS_LABELS
+    from liaison.case.lifecycle import STATUS_LABELS
 
     label = STATUS_LABELS.get(error.status, error.status)
     if "already rated" in str(error):

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pydantic import Field
 from sqlalchemy import select
 
-from liaison import rules
-from liaison.casework import ClassifierCorrection
+from liaison.case import rules
+from liaison.case.models import ClassifierCorrection
 
 from . import schemas as s
 from .framework import ApiError, Context, endpoint, not_found, require_county_staff

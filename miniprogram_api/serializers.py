@@ -4,11 +4,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liaison import access, cases
-from liaison.accounts import RESIDENT, ROLE_LABELS, Account, Principal
-from liaison.casework import ExtensionRequest, Notice
-from liaison.lifecycle import STATUS_LABELS, TRANSITIONS
-from liaison.models import Case, CaseEvent, Deputy, DeputyGrid, Grid, Station
+from liaison.case import access
+from liaison.case import service as cases
+from liaison.case.lifecycle import STATUS_LABELS, TRANSITIONS
+from liaison.case.models import Case, CaseEvent, ExtensionRequest, Notice
+from liaison.people.models import Account, Deputy, DeputyGrid, Grid, Station
+from liaison.people.service import RESIDENT, ROLE_LABELS, Principal
 
 from . import schemas as s
 

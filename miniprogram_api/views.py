@@ -7,11 +7,14 @@ from contextlib import contextmanager
 from flask import current_app
 from sqlalchemy import func, select
 
-from liaison import access, accounts, casework, cases, registry
-from liaison.accounts import Account
-from liaison.casework import ExtensionRequest, Notice
-from liaison.lifecycle import STATUS_LABELS
-from liaison.models import Department, Deputy, Grid, Station
+from liaison.case import access
+from liaison.case import handling as casework
+from liaison.case import service as cases
+from liaison.case.lifecycle import STATUS_LABELS
+from liaison.case.models import ExtensionRequest, Notice
+from liaison.people import registry
+from liaison.people import service as accounts
+from liaison.people.models import Account, Department, Deputy, Grid, Station
 from liaison.wechat.errors import WeChatAPIError
 from liaison.wechat.privacy import mask
 
@@ -291,7 +294,7 @@ def _extension(ctx: Context, public_id: str) -> ExtensionRequest:
           roles=(DEPARTMENT, STAFF), query=s.ExtensionListQuery, response=s.Page[s.ExtensionOut],
           tag="staff")
 def list_extensions(ctx: Context):
-    from liaison.models import Case
+    from liaison.case.models import Case
 
     query: s.ExtensionListQuery = ctx.query
     conditions = [access.case_condition(_scope(ctx))]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from liaison import accounts, db
+from liaison.core import db
+from liaison.people import service as accounts
 
 _codes = itertools.count(1)
 

@@ -60,12 +60,14 @@ def migrated_database():
 @pytest.fixture
 def clean_db(migrated_database):
     """An empty (but migrated) database and an initialised domain engine."""
-    from liaison import db, directory, rules
-    from liaison.db import Base
+    from liaison.case import rules
+    from liaison.core import db
+    from liaison.people import directory
+    from liaison.schema import metadata
 
     engine = create_engine(migrated_database)
     existing = set(inspect(engine).get_table_names())  # tests/test_migrations.py checks they all exist
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name in existing)
+    tables = ", ".join(t.name for t in metadata.sorted_tables if t.name in existing)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -109,7 +111,8 @@ def settings(clean_db, redis_client, fake_wechat):
 
 @pytest.fixture
 def demo_county(settings):
-    from liaison import db, demo
+    from liaison import demo
+    from liaison.core import db
 
     with db.session_scope() as session:
         demo.seed_demo(session)

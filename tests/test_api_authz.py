@@ -12,9 +12,9 @@ import itertools
 import pytest
 from sqlalchemy import func, select
 
-from liaison import db
-from liaison.casework import ExtensionRequest
-from liaison.models import CaseEvent, OutboxMessage
+from liaison.case.models import CaseEvent, ExtensionRequest
+from liaison.core import db
+from liaison.messaging.models import OutboxMessage
 from miniprogram_api.openapi import openapi_path
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 

@@ -7,16 +7,23 @@ import itertools
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import (
-    content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
 )
 from sqlalchemy import select
 
-from liaison import accounts, db
-from liaison.casework import ClassifierCorrection, Notice
-from liaison.models import Case, OutboxMessage, Resident, utcnow
-from liaison.workcalendar import add_working_days
+from liaison.case.models import Case, ClassifierCorrection, Notice
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import add_working_days
+from liaison.messaging.models import OutboxMessage
+from liaison.people import service as accounts
+from liaison.people.models import Resident
 from miniprogram_api.openapi import openapi_path
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 

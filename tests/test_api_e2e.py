@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from liaison import db
-from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent, OutboxMessage, Rating, Resident, utcnow
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseEvent, Rating
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.messaging.models import OutboxMessage
+from liaison.people.models import Resident
 from tests.api_fixtures import bootstrap_staff, live_http, make_account, resident
 from tests.conftest import wait_for
 

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from liaison import broadcasts, db
-from liaison.accounts import NotificationConsent
-from liaison.engagement_models import Broadcast, BroadcastRecipient, MassQuota
-from liaison.models import Grid, Resident, utcnow
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.engagement import broadcasts
+from liaison.engagement.models import Broadcast, BroadcastRecipient, MassQuota
+from liaison.people.models import Grid, NotificationConsent, Resident
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 from tests.conftest import WorkerProcess, settings_env, wait_for
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from liaison import cases, db
-from liaison.cases import Actor
-from liaison.lifecycle import IllegalTransition, Status
-from liaison.models import Case, CaseEvent, CaseFollower, OutboxMessage, Resident
+from liaison.case import service as cases
+from liaison.case.lifecycle import IllegalTransition, Status
+from liaison.case.models import Case, CaseEvent, CaseFollower
+from liaison.core import db
+from liaison.core.types import Actor
+from liaison.messaging.models import OutboxMessage
+from liaison.people.models import Resident
 
 
 @pytest.fixture
@@ -142,9 +145,8 @@ def test_case_numbers_are_unique_under_concurrency(resident):
 def test_whoever_the_work_lands_on_is_told_at_once(resident):
     """代表接单 and 部门办单 start with a notice: on assignment, 派单, 退单 and 改派 to someone else —
     in the mini-program and as a push to each of the handler's accounts; a category-only 改派 tells nobody."""
-    from liaison.accounts import Account
-    from liaison.casework import Notice
-    from liaison.models import Department
+    from liaison.case.models import Notice
+    from liaison.people.models import Account, Department
 
     number = open_case(resident)  # 幸福里: the grid's lead deputy
     with db.session_scope() as session:

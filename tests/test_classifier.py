@@ -11,8 +11,16 @@ import threading
 
 import pytest
 
-from classifiers import (Decision, RouteDecision, RoutingConfig, get_classifier, route, signature,
-                         similarity, similarity_threshold)
+from classifiers import (
+    Decision,
+    RouteDecision,
+    RoutingConfig,
+    get_classifier,
+    route,
+    signature,
+    similarity,
+    similarity_threshold,
+)
 from classifiers.evaluate import evaluate_rows, metrics
 from classifiers.model import LABELS, Classifier
 
@@ -231,6 +239,7 @@ def test_model_table_is_readable_and_small():
 
 def test_private_tokenizer_leaves_global_jieba_untouched():
     import jieba
+
     from classifiers import tokenize as T
     tk = T.get_tokenizer()
     assert tk is not jieba.dt
@@ -309,6 +318,7 @@ def test_vocabulary_filter():
 
 def test_scores_follow_the_documented_formula():
     import math
+
     from classifiers import tokenize as T
     table = {"工资": (2.0, {"劳动和社会保障": 1.5, "城乡建设": -0.5}), "医院": (1.0, {"卫生计生": 2.0}),
              "拖欠": (3.0, {})}

@@ -6,10 +6,12 @@ import re
 
 from sqlalchemy import select
 
-from liaison import cases, db
-from liaison.cases import Actor
-from liaison.lifecycle import Status
-from liaison.models import CaseEvent, OutboxMessage
+from liaison.case import service as cases
+from liaison.case.lifecycle import Status
+from liaison.case.models import CaseEvent
+from liaison.core import db
+from liaison.core.types import Actor
+from liaison.messaging.models import OutboxMessage
 from tests.conftest import wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"

@@ -10,8 +10,10 @@ from tests.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, LiveServer, wait_
 
 def test_embedded_mode_runs_the_loop_without_postgres_or_redis(tmp_path, fake_wechat):
     from config.settings import load_settings
-    from liaison import cases, db, demo, schema
-    from liaison.models import Case
+    from liaison import demo, schema
+    from liaison.case import service as cases
+    from liaison.case.models import Case
+    from liaison.core import db
     from webapp import create_app
     from wechat_fake.simulator import WeChatSimulator
 

@@ -1,10 +1,11 @@
 """Staff keyword rules change routing at once, without a restart, and go away when removed."""
 from __future__ import annotations
 
-from liaison import cases, db, rules
-from liaison.models import Resident
+from liaison.case import rules
+from liaison.case import service as cases
+from liaison.core import db
+from liaison.people.models import Resident
 from tests.api_fixtures import FlaskHttp, bootstrap_staff
-
 
 _residents = iter(range(10_000))
 

@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 
-from liaison import lifecycle
-from liaison.lifecycle import IllegalTransition, Status, TRANSITIONS
+from liaison.case import lifecycle
+from liaison.case.lifecycle import TRANSITIONS, IllegalTransition, Status
 
 ALL_STATUSES = [v for k, v in vars(Status).items() if not k.startswith("_")]
 

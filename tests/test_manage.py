@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liaison import casework, cases, db
-from liaison.models import Resident
+from liaison.case import handling as casework
+from liaison.case import service as cases
+from liaison.core import db
+from liaison.people.models import Resident
 from tests.conftest import ROOT, settings_env
 
 

@@ -6,14 +6,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from liaison import schema
-from liaison.db import Base
+from liaison.schema import metadata
 
 
 def schema_drift(url: str) -> list:
     engine = create_engine(url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diff = compare_metadata(context, Base.metadata)
+        diff = compare_metadata(context, metadata)
     engine.dispose()
     return diff
 

@@ -15,8 +15,14 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from jobs import queues
-from liaison import db, outbox, runtime, timers
-from liaison.models import CaseEvent, OutboxMessage, Resident, utcnow
+from liaison import runtime
+from liaison.case import timers
+from liaison.case.models import CaseEvent
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.messaging import outbox
+from liaison.messaging.models import OutboxMessage
+from liaison.people.models import Resident
 from tests.conftest import WorkerProcess, settings_env, wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -142,12 +148,13 @@ PROBLEMS = ["路灯坏了", "下水道堵了", "垃圾没人清运", "楼道飞�
 
 
 def test_two_sweeps_at_once_fire_each_timer_once(app, simulator, migrated_database):
-    from liaison import models
+    from liaison.case.models import Case
+    from liaison.core import clock
 
     for i, problem in enumerate(PROBLEMS):
         simulator.send_text(f"o_sweep_{i}", f"幸福里小区{problem}")
     later = utcnow() + timedelta(days=40)  # every case: acceptance overdue, reminded, escalated thrice
-    models.set_clock(lambda: later)
+    clock.set_clock(lambda: later)
     try:
         errors = []
 
@@ -164,13 +171,13 @@ def test_two_sweeps_at_once_fire_each_timer_once(app, simulator, migrated_databa
         for thread in threads:
             thread.join()
     finally:
-        models.set_clock(None)
+        clock.set_clock(None)
     assert errors == []
     with db.session_scope() as session:
         per_case = session.execute(select(CaseEvent.case_id, CaseEvent.action, func.count())
                                    .where(CaseEvent.action.in_(("escalate", "accept_overdue")))
                                    .group_by(CaseEvent.case_id, CaseEvent.action)).all()
-        case_count = session.scalar(select(func.count()).select_from(models.Case))
+        case_count = session.scalar(select(func.count()).select_from(Case))
     assert case_count >= 6 and len({case for case, _, _ in per_case}) == case_count
     assert {(action, count) for _, action, count in per_case} == {("escalate", 3), ("accept_overdue", 1)}
 
@@ -203,7 +210,7 @@ def test_cli_lists_failed_jobs(settings, redis_client, fake_wechat):
 def test_prometheus_metrics(app, fake_wechat, settings):
     outbox_id = make_message("o_metrics")
     fake_wechat.fail_next(CUSTOM_SEND, 45009, "api freq out of limit")
-    from liaison import delivery
+    from liaison.messaging import delivery
 
     delivery.deliver(outbox_id)
     body = app.test_client().get("/metrics").text
@@ -215,7 +222,7 @@ def test_prometheus_metrics(app, fake_wechat, settings):
 def test_scheduler_forgets_stale_idempotency_keys(settings):
     """Stored POST answers are kept while a client may retry, then the hourly sweep drops them."""
     from jobs import tasks
-    from liaison.accounts import IdempotencyKey
+    from liaison.people.models import IdempotencyKey
 
     assert "purge_idempotency_keys" in [name for name, _, _ in tasks.PERIODIC]
     with db.session_scope() as session:

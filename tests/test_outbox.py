@@ -11,8 +11,11 @@ from rq import Queue
 from sqlalchemy import select
 
 from jobs import queues
-from liaison import db, delivery, outbox
-from liaison.models import DeliveryAttempt, OutboxMessage, Resident, utcnow
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.messaging import delivery, outbox
+from liaison.messaging.models import DeliveryAttempt, OutboxMessage
+from liaison.people.models import Resident
 from tests.conftest import wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -71,7 +74,7 @@ def test_window_closed_uses_the_template_message(runtime, fake_wechat):
 
 
 def test_window_closed_and_no_template_waits_instead_of_sending(runtime, fake_wechat, monkeypatch):
-    from liaison import channels
+    from liaison.messaging import channels
 
     monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     outbox_id = make_message(last_message_ago=timedelta(hours=49))
@@ -94,7 +97,7 @@ def test_45015_falls_back_to_the_next_channel(runtime, fake_wechat):
 
 
 def test_45015_with_no_other_channel_waits_for_a_window(runtime, fake_wechat, monkeypatch):
-    from liaison import channels
+    from liaison.messaging import channels
 
     monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     fake_wechat.fail_next(CUSTOM_SEND, 45015, "response out of time limit")

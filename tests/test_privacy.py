@@ -9,8 +9,8 @@ import logging
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from liaison import db, logs
-from liaison.models import Resident
+from liaison.core import db, logs
+from liaison.people.models import Resident
 from liaison.wechat.privacy import mask
 
 OPENID = "oPrivateOpenid0123456789abcd"  # the shape of a real openid: "o" and 27 more characters

@@ -9,9 +9,11 @@ import io
 import pytest
 from sqlalchemy import select
 
-from liaison import db, noticeboard, qrcodes, runtime
-from liaison.engagement_models import QrCode
-from liaison.models import Deputy, Resident
+from liaison import runtime
+from liaison.core import db
+from liaison.engagement import noticeboard, qrcodes
+from liaison.engagement.models import QrCode
+from liaison.people.models import Deputy, Resident
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account
 
 

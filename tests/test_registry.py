@@ -9,8 +9,9 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
-from liaison import db, directory, registry
-from liaison.models import Department, Deputy, DeputyGrid, Grid, Station
+from liaison.core import db
+from liaison.people import directory, registry
+from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Station
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account
 
 

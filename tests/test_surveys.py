@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from liaison import db
-from liaison.engagement_models import SurveyVote
+from liaison.core import db
+from liaison.engagement.models import SurveyVote
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 
 

@@ -13,12 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from jobs import queues
-from liaison import cases, db, models, timers
-from liaison.accounts import Account, NotificationConsent
-from liaison.casework import Notice
-from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent
-from liaison.workcalendar import CHINA_TZ
+from liaison.case import service as cases
+from liaison.case import timers
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseEvent, Notice
+from liaison.core import clock as domain_clock
+from liaison.core import db
+from liaison.core.workcalendar import CHINA_TZ
+from liaison.people.models import Account, Department, NotificationConsent
 
 CUSTOM = "/cgi-bin/message/custom/send"
 BIZSEND = "/cgi-bin/message/subscribe/bizsend"
@@ -43,9 +45,9 @@ def clock(app, settings):
     """A frozen domain clock, and jobs run on the in-process queue (it shares the clock)."""
     queues.install(dataclasses.replace(settings, redis_url=None), None)
     clock = Clock(datetime(2026, 9, 30, 10, 0, tzinfo=CHINA_TZ))
-    models.set_clock(clock)
+    domain_clock.set_clock(clock)
     yield clock
-    models.set_clock(None)
+    domain_clock.set_clock(None)
 
 
 def settle():
@@ -196,7 +198,7 @@ def test_unsatisfied_reopens_escalated_with_a_fresh_deadline(clock, fake_wechat,
 
 
 def test_waiting_messages_go_out_when_the_resident_writes_again(clock, fake_wechat, simulator, monkeypatch):
-    from liaison import channels
+    from liaison.messaging import channels
 
     monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     reply = simulator.send_text("o_timer_wait", "青山村的自来水停了")
@@ -228,7 +230,7 @@ def test_daily_digest_once_a_day(clock, fake_wechat, simulator):
 
 
 def test_the_chinese_calendar_counts_holidays_and_make_up_days():
-    from liaison.workcalendar import add_working_days, is_working_day
+    from liaison.core.workcalendar import add_working_days, is_working_day
 
     start = datetime(2026, 9, 30, 10, 0, tzinfo=CHINA_TZ)
     assert not is_working_day(datetime(2026, 10, 5).date())  # 国庆 on a Monday
@@ -250,7 +252,7 @@ def test_a_new_deadline_clears_the_alert(clock, simulator):
     with db.session_scope() as session:
         case = session.scalar(select(Case))
         assert case.alert == "red"
-        department = session.scalar(select(models.Department).where(models.Department.code == "zhujian"))
+        department = session.scalar(select(Department).where(Department.code == "zhujian"))
         cases.dispatch(session, case, cases.Actor("deputy", 2), department)
         assert case.alert == "none" and local_date(case.deadline) == "2026-10-29"
 

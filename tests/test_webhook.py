@@ -8,9 +8,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from liaison import db
-from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent, InboundMessage, Resident
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseEvent
+from liaison.core import db
+from liaison.messaging.models import InboundMessage
+from liaison.people.models import Resident
 from tests.conftest import AES_KEY, APP_ID, TOKEN
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")

@@ -16,7 +16,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     """Build the WSGI app. In embedded mode (no REDIS_URL) jobs and sweeps run in this process."""
     from bot import bp as wechat_bp
     from jobs import queues
-    from liaison import logs, runtime
+    from liaison import runtime
+    from liaison.core import logs
 
     logs.configure()
     settings = settings or load_settings()
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     def healthz():
         from sqlalchemy import text
 
-        from liaison import db
+        from liaison.core import db
 
         with db.session_scope() as session:
             session.execute(text("SELECT 1"))

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from liaison.db import Base
-from liaison.models import UTCDateTime, new_public_id, utcnow
+from liaison.core.clock import utcnow
+from liaison.core.db import Base
+from liaison.core.types import UTCDateTime, new_public_id
 
 
 class QrCode(Base):

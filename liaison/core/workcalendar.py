@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
-DATA_DIR = Path(__file__).parent / "data" / "calendar"
+DATA_DIR = Path(__file__).parent.parent / "data" / "calendar"
 
 
 @lru_cache(maxsize=None)

@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from liaison.models import Resident, utcnow
+from liaison.core.clock import utcnow
+from liaison.people.models import Resident
 
-CONFIG_FILE = Path(__file__).parent / "data" / "notifications.json"
+CONFIG_FILE = Path(__file__).parent.parent / "data" / "notifications.json"
 
 CUSTOM, OA_SUBSCRIBE, MP_SUBSCRIBE, TEMPLATE = "custom", "oa_subscribe", "mp_subscribe", "template"
 
@@ -90,7 +91,7 @@ def close_window(resident: Resident) -> None:
 
 def resident_plans(session: Session, resident: Resident, now: datetime | None = None) -> list[Plan]:
     """The channels to try for a resident, best first (empty: wait in the mini-program)."""
-    from liaison.accounts import NotificationConsent
+    from liaison.people.models import NotificationConsent
 
     now = now or utcnow()
     plans: list[Plan] = []
@@ -113,7 +114,7 @@ def resident_plans(session: Session, resident: Resident, now: datetime | None = 
 
 def account_plans(session: Session, account_id: int) -> list[Plan]:
     """Channels for a deputy, department handler or staff account (the mini-program is always there)."""
-    from liaison.accounts import Account, NotificationConsent
+    from liaison.people.models import Account, NotificationConsent
 
     account = session.get(Account, account_id)
     template = config()["account_templates"].get(MP_SUBSCRIBE)
@@ -135,7 +136,7 @@ def _usable(consent, template: dict[str, Any]) -> bool:
 def spend_credit(session: Session, plan: Plan, *, resident_id: int | None = None,
                  account_id: int | None = None) -> None:
     """A one-time subscription was used: one credit less (long-term ones cost nothing)."""
-    from liaison.accounts import NotificationConsent
+    from liaison.people.models import NotificationConsent
 
     if plan.template is None or plan.template.get("long_term"):
         return
@@ -149,7 +150,7 @@ def spend_credit(session: Session, plan: Plan, *, resident_id: int | None = None
 def drop_consent(session: Session, plan: Plan, *, resident_id: int | None = None,
                  account_id: int | None = None) -> None:
     """WeChat answered 43101 (not subscribed / refused): stop trying that template."""
-    from liaison.accounts import NotificationConsent
+    from liaison.people.models import NotificationConsent
 
     owner = (NotificationConsent.resident_id == resident_id if resident_id is not None
              else NotificationConsent.account_id == account_id)

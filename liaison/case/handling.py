@@ -6,78 +6,24 @@ Status changes still go only through `liaison.cases` (and so through the lifecyc
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from liaison import cases, lifecycle, timers
-from liaison.db import Base
-from liaison.lifecycle import IllegalTransition
+from liaison.case import lifecycle, timers
+from liaison.case import service as cases
+from liaison.case.lifecycle import IllegalTransition
+from liaison.case.models import ClassifierCorrection, ExtensionRequest, Notice
 
 if TYPE_CHECKING:
-    from liaison.cases import Actor
-from liaison.models import Case, Department, Grid, Resident, UTCDateTime, new_public_id, utcnow
-from liaison.workcalendar import add_working_days
+    from liaison.core.types import Actor
+from liaison.case.models import Case
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import add_working_days
+from liaison.people.models import Department, Grid, Resident
 
 MAX_EXTENSION_DAYS = 30
-
-
-class ExtensionRequest(Base):
-    """延期申请: a department asks staff to move a case's deadline by `working_days`."""
-
-    __tablename__ = "extension_requests"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
-    requested_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    working_days: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|approved|rejected
-    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    decision_note: Mapped[str | None] = mapped_column(Text)
-    old_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    new_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    case: Mapped[Case] = relationship()
-    department: Mapped[Department | None] = relationship()
-
-
-class ClassifierCorrection(Base):
-    """A handler corrected a case's category: the (text, category) pair feeds the classifier."""
-
-    __tablename__ = "classifier_corrections"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    text: Mapped[str] = mapped_column(Text)
-    old_category: Mapped[str | None] = mapped_column(String(32))
-    new_category: Mapped[str] = mapped_column(String(32))
-    actor_kind: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class Notice(Base):
-    """A notification in the mini-program for a deputy, a department, or one staff account
-    (督办, reminders, escalations, digests, extension decisions)."""
-
-    __tablename__ = "notices"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
-    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    dedup_key: Mapped[str | None] = mapped_column(String(128), unique=True)  # sweeps never repeat one
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    kind: Mapped[str] = mapped_column(String(32))
-    text: Mapped[str] = mapped_column(Text)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    case: Mapped[Case | None] = relationship()
 
 
 def submit_case(session: Session, resident: Resident, text: str, *, photos: list[str] | None = None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from liaison.models import Case, DeliveryAttempt, OutboxMessage, Rating
+from liaison.case.models import Case, Rating
+from liaison.messaging.models import DeliveryAttempt, OutboxMessage
 
 SATISFIED_VALUES = ("satisfied", "basically_satisfied")
 RATED_VALUES = ("satisfied", "basically_satisfied", "unsatisfied")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from liaison import qrcodes
-from liaison.models import DEPUTY_LEVEL_NAMES, Deputy
+from liaison.engagement import qrcodes
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from liaison.db import Base
-from liaison.models import UTCDateTime, new_public_id, utcnow
+from liaison.case.models import KeywordRule
+from liaison.core.clock import utcnow
 
 REFRESH_SECONDS = 10.0
 MAX_WEIGHT = 20.0
-
-
-class KeywordRule(Base):
-    """A keyword rule added by staff: `keyword` in a message adds `weight` to `category`'s score."""
-
-    __tablename__ = "keyword_rules"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
-    keyword: Mapped[str] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(32))
-    weight: Mapped[float] = mapped_column(Float)
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RuleError(ValueError):

@@ -14,19 +14,29 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import (
-    JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, delete, select, update,
+    delete,
+    select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Session
 
-from liaison.db import Base
-from liaison.models import (
-    Case, CaseFollower, Department, Deputy, Grid, InboundMessage, OutboxMessage, Rating, Resident,
-    Station, UTCDateTime, new_public_id, utcnow,
+from liaison.case.models import Case, CaseFollower, Rating
+from liaison.core.clock import utcnow
+from liaison.messaging.models import InboundMessage, OutboxMessage
+from liaison.people.models import (
+    Account,
+    BindingCode,
+    Department,
+    Deputy,
+    Grid,
+    IdempotencyKey,
+    NotificationConsent,
+    Resident,
+    Station,
 )
 from liaison.wechat.privacy import mask
 
@@ -52,76 +62,6 @@ class AccountError(Exception):
         super().__init__(message)
 
 
-# ---------------------------------------------------------------------------------------------- models
-class Account(Base):
-    """A deputy, department handler or liaison-office staff member who works cases in the mini-program.
-
-    `deputy_id` is set for deputies, `department_id` for handlers. A staff account with a `station_id`
-    is limited to that station's grids (its jurisdiction); without one it sees the whole county.
-    """
-
-    __tablename__ = "accounts"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
-    role: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(String(50))
-    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
-    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
-    mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    deputy: Mapped[Deputy | None] = relationship()
-    department: Mapped[Department | None] = relationship()
-    station: Mapped[Station | None] = relationship()
-
-
-class BindingCode(Base):
-    """A one-time code that binds a WeChat identity to an account. Only its hash is stored."""
-
-    __tablename__ = "binding_codes"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class IdempotencyKey(Base):
-    """The stored answer to a POST sent with an `Idempotency-Key` header, per user (`principal`)."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("principal", "key"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    principal: Mapped[str] = mapped_column(String(40))
-    key: Mapped[str] = mapped_column(String(100))
-    request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[Any | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-
-
-class NotificationConsent(Base):
-    """Which subscription template a resident or account accepted (wx.requestSubscribeMessage).
-
-    Each one-time acceptance is one message credit; the notification planner spends `credits`.
-    """
-
-    __tablename__ = "notification_consents"
-    __table_args__ = (UniqueConstraint("resident_id", "template_id"),
-                      UniqueConstraint("account_id", "template_id"))
-    id: Mapped[int] = mapped_column(primary_key=True)
-    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    template_id: Mapped[str] = mapped_column(String(64))
-    last_result: Mapped[str] = mapped_column(String(8))  # accept | reject | ban | filter
-    credits: Mapped[int] = mapped_column(Integer, default=0)
-    accepted_total: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
 # ---------------------------------------------------------------------------------------------- principals
 @dataclass(frozen=True)
 class Principal:
@@ -144,7 +84,7 @@ class Principal:
 
     def actor(self):
         """The `cases.Actor` for this caller (deputy and department act under their row ids)."""
-        from liaison.cases import Actor
+        from liaison.core.types import Actor
 
         if self.role == RESIDENT:
             return Actor(RESIDENT, self.resident.id)
@@ -450,4 +390,3 @@ def spend_consent(session: Session, *, template_id: str, resident_id: int | None
     return bool(result.rowcount)
 
 
-from liaison import casework as _casework  # noqa: E402,F401  (registers the casework tables)

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison.accounts import DEPUTY, STAFF, Principal
-from liaison.engagement_models import ProjectBallot, ProjectCandidate, ProjectVote
-from liaison.models import DEPUTY_LEVEL_NAMES, DEPUTY_LEVELS, Deputy, utcnow
+from liaison.core.clock import utcnow
+from liaison.engagement.models import ProjectBallot, ProjectCandidate, ProjectVote
+from liaison.people.models import DEPUTY_LEVEL_NAMES, DEPUTY_LEVELS, Deputy
+from liaison.people.service import DEPUTY, STAFF, Principal
 
 
 class VoteError(Exception):

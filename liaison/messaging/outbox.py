@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from liaison.models import DeliveryAttempt, OutboxMessage, utcnow
+from liaison.core.clock import utcnow
+from liaison.messaging.models import DeliveryAttempt, OutboxMessage
 
 SEND_LEASE = timedelta(seconds=120)
 ENQUEUE_LEASE = timedelta(seconds=300)

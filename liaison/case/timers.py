@@ -19,10 +19,13 @@ from typing import Iterable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from liaison import channels, lifecycle, outbox
-from liaison.lifecycle import Status
-from liaison.models import Case, CaseEvent, CaseFollower, DeputyGrid, Grid, Rating, utcnow
-from liaison.workcalendar import CHINA_TZ, add_working_days, is_working_day
+from liaison.case import lifecycle
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseEvent, CaseFollower, Rating
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import CHINA_TZ, add_working_days, is_working_day
+from liaison.messaging import channels, outbox
+from liaison.people.models import DeputyGrid, Grid
 
 AWAITING_ACCEPTANCE = frozenset({Status.ASSIGNED, Status.TRANSFERRED, Status.RETURNED, Status.REOPENED})
 MAX_LEVEL = 3
@@ -149,7 +152,7 @@ def fire(session: Session, case: Case, now: datetime) -> None:
     elif case.status == Status.CLOSED and case.closed_at is not None:
         remind_at, expire_at = _rating_times(case)
         if now >= expire_at:
-            from liaison import cases
+            from liaison.case import service as cases
 
             cases.expire_rating(session, case)
         elif now >= remind_at and not case.rating_reminded:
@@ -187,7 +190,7 @@ def escalate(session: Session, case: Case, level: int, *, reason: str) -> None:
 
 def _staff_notices(session: Session, case: Case, key: str, text: str, station_id: int | None,
                    county_only: bool) -> None:
-    from liaison.accounts import Account
+    from liaison.people.models import Account
 
     scope = Account.station_id.is_(None) if county_only or station_id is None else or_(
         Account.station_id.is_(None), Account.station_id == station_id)
@@ -212,8 +215,8 @@ def notify_handler(session: Session, case: Case, kind: str, text: str, key: str 
 def _notice(session: Session, case: Case | None, key: str, text: str, *, deputy_id: int | None = None,
             department_id: int | None = None, account_id: int | None = None, kind: str | None = None) -> bool:
     """A notice in the mini-program (once per key) plus a WeChat push to each account behind it."""
-    from liaison.accounts import Account
-    from liaison.casework import Notice
+    from liaison.case.models import Notice
+    from liaison.people.models import Account
 
     if session.scalar(select(Notice.id).where(Notice.dedup_key == key)) is not None:
         return False
@@ -254,7 +257,7 @@ def local_day(moment: datetime | None) -> str:
 
 def send_digests(session: Session, now: datetime | None = None) -> int:
     """Once a day (after digest_hour, China time): each deputy's open and overdue cases."""
-    from liaison.models import Deputy
+    from liaison.people.models import Deputy
 
     now = now or utcnow()
     local = now.astimezone(CHINA_TZ)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liaison.models import DEPUTY_LEVEL_NAMES, Department, Deputy, DeputyGrid, Grid
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Department, Deputy, DeputyGrid, Grid
 
 TTL_SECONDS = 30.0
 

@@ -18,9 +18,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison.accounts import DEPUTY, STAFF, Principal
-from liaison.engagement_models import Survey, SurveyPrompt, SurveyVote
-from liaison.models import Case, Deputy, Resident, Station, utcnow
+from liaison.case.models import Case
+from liaison.core.clock import utcnow
+from liaison.engagement.models import Survey, SurveyPrompt, SurveyVote
+from liaison.people.models import Deputy, Resident, Station
+from liaison.people.service import DEPUTY, STAFF, Principal
 
 KINDS = ("station", "report", "case")
 KIND_LABELS = {"station": "联络站服务", "report": "代表述职", "case": "诉求办理"}

@@ -18,8 +18,16 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from liaison import directory
-from liaison.models import DEPUTY_LEVEL_NAMES, DEPUTY_LEVELS, Department, Deputy, DeputyGrid, Grid, Station
+from liaison.people import directory
+from liaison.people.models import (
+    DEPUTY_LEVEL_NAMES,
+    DEPUTY_LEVELS,
+    Department,
+    Deputy,
+    DeputyGrid,
+    Grid,
+    Station,
+)
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 LEVEL_BY_NAME = {name: level for level, name in DEPUTY_LEVEL_NAMES.items()}

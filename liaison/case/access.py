@@ -16,11 +16,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from liaison import lifecycle
-from liaison.accounts import DEPARTMENT, DEPUTY, RESIDENT, STAFF, Principal, staff_grid_ids
-from liaison.cases import NotFound, lock_case
-from liaison.lifecycle import Status
-from liaison.models import Case, CaseFollower, DeputyGrid, utcnow
+from liaison.case import lifecycle
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseFollower
+from liaison.case.service import NotFound, lock_case
+from liaison.core.clock import utcnow
+from liaison.people.models import DeputyGrid
+from liaison.people.service import DEPARTMENT, DEPUTY, RESIDENT, STAFF, Principal, staff_grid_ids
 
 
 class Forbidden(Exception):

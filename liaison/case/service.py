@@ -5,7 +5,6 @@ transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -14,32 +13,23 @@ from typing import Any
 from sqlalchemy import String, insert, select, text, update
 from sqlalchemy.orm import Session, object_session
 
-from liaison import directory, lifecycle, outbox, rules, timers
-from liaison.lifecycle import IllegalTransition, Status
-from liaison.models import (
-    Case, CaseCounter, CaseEvent, CaseFollower, Department, Deputy, Grid, Rating, Resident, utcnow,
-)
-from liaison.workcalendar import add_working_days
+from liaison.case import lifecycle, rules, timers
+from liaison.case.lifecycle import IllegalTransition, Status
+from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
+from liaison.core.clock import utcnow
+from liaison.core.types import Actor
+from liaison.core.workcalendar import add_working_days
+from liaison.messaging import outbox
+from liaison.people import directory
+from liaison.people.models import Department, Deputy, Grid, Resident
 
-DEADLINES_FILE = Path(__file__).parent / "data" / "deadlines.json"
+DEADLINES_FILE = Path(__file__).parent.parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 DUPLICATE_WINDOW = timedelta(days=7)
 
 
 class NotFound(Exception):
     """The referenced case, department or deputy does not exist (or is not visible to the caller)."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts on a case: resident | deputy | department | staff | system, with their row id."""
-
-    kind: str
-    id: int | None = None
-
-    @staticmethod
-    def system() -> Actor:
-        return Actor("system")
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +76,7 @@ def next_case_number(session: Session, now: datetime) -> str:
 def _create_sequence(name: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
-    from liaison.db import get_engine
+    from liaison.core.db import get_engine
 
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         try:

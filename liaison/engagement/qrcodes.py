@@ -15,8 +15,8 @@ import os
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from liaison.engagement_models import QrCode, Survey
-from liaison.models import Deputy, Grid, Station
+from liaison.engagement.models import QrCode, Survey
+from liaison.people.models import Deputy, Grid, Station
 
 log = logging.getLogger(__name__)
 

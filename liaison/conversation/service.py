@@ -16,13 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison import cases, channels, directory, lifecycle, outbox
-from liaison.lifecycle import Status
-from liaison.models import (
-    DEPUTY_LEVEL_NAMES, Case, CaseFollower, Deputy, DeputyGrid, Grid, InboundMessage, Rating, Resident,
-    Station, utcnow,
-)
-from liaison.workcalendar import CHINA_TZ
+from liaison.case import lifecycle
+from liaison.case import service as cases
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseFollower, Rating
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import CHINA_TZ
+from liaison.messaging import channels, outbox
+from liaison.messaging.models import InboundMessage
+from liaison.people import directory
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
 
 def _account_event(session: Session, incoming: Incoming) -> None:
     """MASSSENDJOBFINISH: WeChat's count of what a broadcast's mass job reached."""
-    from liaison import broadcasts
+    from liaison.engagement import broadcasts
 
     report = incoming.report
     if report is None:
@@ -206,7 +209,7 @@ def _text(session: Session, resident: Resident, text: str, join_window: timedelt
           now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     text = text[:MAX_CASE_TEXT]
     if not is_new:
-        from liaison import surveys  # a reply 1/2/3 right after scanning a survey code is the vote
+        from liaison.engagement import surveys  # a reply 1/2/3 right after scanning a survey code is the vote
 
         answer = surveys.answer_from_chat(session, resident, text, now)
         if answer is not None:
@@ -318,7 +321,7 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         scene = key[len("qrscene_"):] if key.startswith("qrscene_") else key
         resident.subscribed = True
         if scene.startswith("survey:"):
-            from liaison import surveys
+            from liaison.engagement import surveys
 
             return surveys.on_scan(session, resident, scene[len("survey:"):])
         if scene:
@@ -343,7 +346,7 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
     if event == "click":
         return _menu(session, resident, incoming.event_key or "")
     if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event") and incoming.subscriptions:
-        from liaison.accounts import Principal, record_consents
+        from liaison.people.service import Principal, record_consents
 
         results = {template: ("accept" if status == "accept" else "reject")
                    for template, status in incoming.subscriptions}

@@ -34,14 +34,17 @@ from typing import Any, Callable
 from sqlalchemy import and_, event, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from liaison import accounts, channels, db
-from liaison.accounts import DEPUTY, STAFF, NotificationConsent, Principal
-from liaison.engagement_models import Broadcast, BroadcastRecipient, MassBatch, MassQuota
-from liaison.models import DeputyGrid, Grid, Resident, utcnow
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import CHINA_TZ
+from liaison.engagement.models import Broadcast, BroadcastRecipient, MassBatch, MassQuota
+from liaison.messaging import channels
+from liaison.people import service as accounts
+from liaison.people.models import DeputyGrid, Grid, NotificationConsent, Resident
+from liaison.people.service import DEPUTY, STAFF, Principal
 from liaison.wechat.client import thing_value
 from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
 from liaison.wechat.privacy import mask
-from liaison.workcalendar import CHINA_TZ
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,17 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from liaison import channels, db, outbox
-from liaison.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
-from liaison.inbox import rating_prompt_text
-from liaison.lifecycle import STATUS_LABELS
-from liaison.models import Case, OutboxMessage, Resident, utcnow
+from liaison.case.lifecycle import STATUS_LABELS
+from liaison.case.models import Case
+from liaison.conversation.service import rating_prompt_text
+from liaison.core import db
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import CHINA_TZ
+from liaison.messaging import channels, outbox
+from liaison.messaging.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
+from liaison.messaging.models import OutboxMessage
+from liaison.people.models import Resident
 from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
-from liaison.workcalendar import CHINA_TZ
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ def deliver(outbox_id: int, client=None, mini_client=None) -> str:
 
 def _fetch_unionid(session: Session, row: OutboxMessage, client) -> str:
     """user/info for a new follower; a unionid links them with their mini-program self."""
-    from liaison.accounts import link_official_account
+    from liaison.people.service import link_official_account
 
     resident = session.get(Resident, row.payload["resident_id"])
     if resident is None or not resident.oa_openid:
@@ -142,7 +146,7 @@ def _send_resident(session, row, resident: Resident, plan: Plan, client, mini_cl
 
 def _deliver_to_account(session: Session, row: OutboxMessage, mini_client) -> str:
     """A push to a deputy/handler/staff account; the notice itself is already in the mini-program."""
-    from liaison.accounts import Account
+    from liaison.people.models import Account
 
     account_id = row.payload.get("account_id")
     for plan in channels.account_plans(session, account_id):

@@ -1,0 +1,175 @@
+"""People and places: stations, grids, deputies, departments, residents and the accounts of those
+who work cases (with their binding codes, consents and idempotency keys). Names follow GLOSSARY.md."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from liaison.core.clock import utcnow
+from liaison.core.db import Base
+from liaison.core.types import UTCDateTime, new_public_id
+
+DEPUTY_LEVELS = ("national", "province", "city", "county", "township")
+DEPUTY_LEVEL_NAMES = {"national": "全国", "province": "省", "city": "市", "county": "县", "township": "乡"}
+
+
+class Station(Base):
+    """代表联络站 / 代表之家."""
+
+    __tablename__ = "stations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(200))
+    reception_hours: Mapped[str | None] = mapped_column(String(100))
+    grids: Mapped[list[Grid]] = relationship(back_populates="station")
+
+
+class Grid(Base):
+    """网格: the smallest neighbourhood unit. `aliases` lists community names residents write."""
+
+    __tablename__ = "grids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    station: Mapped[Station | None] = relationship(back_populates="grids")
+    deputy_links: Mapped[list[DeputyGrid]] = relationship(back_populates="grid")
+
+
+class Deputy(Base):
+    """人大代表. `level` is one of DEPUTY_LEVELS."""
+
+    __tablename__ = "deputies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(50))
+    level: Mapped[str] = mapped_column(String(16))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    duties: Mapped[str | None] = mapped_column(String(200))
+    reception_hours: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    station: Mapped[Station | None] = relationship()
+    grid_links: Mapped[list[DeputyGrid]] = relationship(back_populates="deputy")
+
+
+class DeputyGrid(Base):
+    """A deputy serves a grid as lead (主) or assisting (协) deputy."""
+
+    __tablename__ = "deputy_grids"
+    deputy_id: Mapped[int] = mapped_column(ForeignKey("deputies.id"), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), default="lead")  # lead | assist
+    deputy: Mapped[Deputy] = relationship(back_populates="grid_links")
+    grid: Mapped[Grid] = relationship(back_populates="deputy_links")
+
+
+class Department(Base):
+    """职能部门 / 承办单位; `code` matches the classifier's routing table."""
+
+    __tablename__ = "departments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Resident(Base):
+    """群众: one person, known by the official-account and/or mini-program openid (linked by unionid)."""
+
+    __tablename__ = "residents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    oa_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Customer-service window bookkeeping (WeChat allows messages only after a user action).
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The current customer-service window: "message" (48 h, 5 sends) or "event" (1 min, 3 sends).
+    window_kind: Mapped[str | None] = mapped_column(String(8))
+    window_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_used: Mapped[int] = mapped_column(Integer, default=0)
+    grid: Mapped[Grid | None] = relationship()
+
+
+class Account(Base):
+    """A deputy, department handler or liaison-office staff member who works cases in the mini-program.
+
+    `deputy_id` is set for deputies, `department_id` for handlers. A staff account with a `station_id`
+    is limited to that station's grids (its jurisdiction); without one it sees the whole county.
+    """
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(50))
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deputy: Mapped[Deputy | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+    station: Mapped[Station | None] = relationship()
+
+
+class BindingCode(Base):
+    """A one-time code that binds a WeChat identity to an account. Only its hash is stored."""
+
+    __tablename__ = "binding_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """The stored answer to a POST sent with an `Idempotency-Key` header, per user (`principal`)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("principal", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(100))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class NotificationConsent(Base):
+    """Which subscription template a resident or account accepted (wx.requestSubscribeMessage).
+
+    Each one-time acceptance is one message credit; the notification planner spends `credits`.
+    """
+
+    __tablename__ = "notification_consents"
+    __table_args__ = (UniqueConstraint("resident_id", "template_id"),
+                      UniqueConstraint("account_id", "template_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    template_id: Mapped[str] = mapped_column(String(64))
+    last_result: Mapped[str] = mapped_column(String(8))  # accept | reject | ban | filter
+    credits: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_total: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
