@@ -1,5 +1,9 @@
 """Shared fixtures: real PostgreSQL and Redis, the fake WeChat API, the app over real HTTP, RQ workers.
 
+Take the least a test needs (docs/architecture.md, "Tests"): nothing for a pure function (tests/unit/); `db_session`
+or `demo_db` for a domain service (tests/domain/: the database and nothing else); `app`, `simulator`,
+`rq_worker` for the web layers and the workers (tests/ top level).
+
 The database is TEST_DATABASE_URL (default: the machine's PostgreSQL, database `test`), migrated with
 Alembic once per session and truncated before each test that uses it. Redis is TEST_REDIS_URL
 (default DB 1), flushed before each test that uses it.
@@ -79,6 +83,29 @@ def clean_db(migrated_database):
 
 
 @pytest.fixture
+def demo_db(clean_db):
+    """The migrated database holding the demo county, with the domain engine initialised: all a domain
+    service needs. No app, no Redis, no fake WeChat (nothing is delivered: outbox rows just wait)."""
+    from liaison import demo
+    from liaison.core import db
+
+    with db.session_scope() as session:
+        demo.seed_demo(session)
+    return clean_db
+
+
+@pytest.fixture
+def db_session(demo_db):
+    """A session on the demo county for a domain test; what the test did not commit is rolled back."""
+    from liaison.core import db
+
+    session = db.new_session()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
 def redis_client():
     client = redis_lib.Redis.from_url(TEST_REDIS_URL)
     client.flushdb()
@@ -110,12 +137,8 @@ def settings(clean_db, redis_client, fake_wechat):
 
 
 @pytest.fixture
-def demo_county(settings):
-    from liaison import demo
-    from liaison.core import db
-
-    with db.session_scope() as session:
-        demo.seed_demo(session)
+def demo_county(settings, demo_db):
+    """The demo county for tests of the whole service (the app's settings, Redis, fake WeChat)."""
 
 
 @pytest.fixture

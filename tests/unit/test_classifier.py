@@ -24,7 +24,7 @@ from classifiers import (
 from classifiers.evaluate import evaluate_rows, metrics
 from classifiers.model import LABELS, Classifier
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "teddy2020c"))
 DEV = os.path.join(DATA_DIR, "dev.csv")
 

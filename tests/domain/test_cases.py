@@ -15,7 +15,7 @@ from liaison.people.models import Resident
 
 
 @pytest.fixture
-def resident(settings, demo_county):
+def resident(demo_db):
     with db.session_scope() as session:
         person = Resident(oa_openid="o_cases_1")
         session.add(person)

@@ -1,8 +1,7 @@
 """Registry import/export: XLSX and CSV with the offices' Chinese headers, all-or-nothing with every bad
-row listed, upsert by code; the same through the staff API."""
+row listed, upsert by code (the staff API over it: tests/test_registry_api.py)."""
 from __future__ import annotations
 
-import base64
 import io
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy import func, select
 from liaison.core import db
 from liaison.people import directory, registry
 from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Station
-from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account
 
 
 def workbook(sheets: dict[str, list[list[str]]]) -> bytes:
@@ -43,7 +41,7 @@ def counts(session):
     return tuple(session.scalar(select(func.count()).select_from(m)) for m in (Department, Station, Grid, Deputy))
 
 
-def test_xlsx_import_upserts_by_code_and_links_lead_and_assist(clean_db, demo_county):
+def test_xlsx_import_upserts_by_code_and_links_lead_and_assist(demo_db):
     with db.session_scope() as session:
         summary = registry.import_file(session, "registry.xlsx", workbook(GOOD))
     assert summary.created == {"departments": 1, "stations": 1, "grids": 2, "deputies": 2}
@@ -62,7 +60,7 @@ def test_xlsx_import_upserts_by_code_and_links_lead_and_assist(clean_db, demo_co
         assert counts(session) == before and sum(again.created.values()) == 0
 
 
-def test_file_with_bad_rows_is_rejected_whole_and_every_bad_row_is_listed(clean_db, demo_county):
+def test_file_with_bad_rows_is_rejected_whole_and_every_bad_row_is_listed(demo_db):
     bad = {
         "联络站": GOOD["联络站"],
         "网格": [GOOD["网格"][0], ["G010", "南湖社区第一网格", "", "S999"], ["G011", "", "", "S010"],
@@ -89,7 +87,7 @@ def test_file_with_bad_rows_is_rejected_whole_and_every_bad_row_is_listed(clean_
         assert session.scalar(select(Station).where(Station.code == "S010")) is None
 
 
-def test_csv_roundtrip_export_then_import(clean_db, demo_county):
+def test_csv_roundtrip_export_then_import(demo_db):
     with db.session_scope() as session:
         name, _type, content = registry.export_file(session, "csv", "deputies")
         assert content.startswith("\ufeff".encode()) and "代表编码,姓名,层级" in content.decode("utf-8-sig")
@@ -108,32 +106,7 @@ def test_csv_roundtrip_export_then_import(clean_db, demo_county):
     assert [c.value for c in book["代表"][1]][:6] == ["代表编码", "姓名", "层级", "联络站编码", "网格", "主/协"]
 
 
-def test_import_through_the_staff_api(app, fake_wechat):
-    http = FlaskHttp(app.test_client())
-    staff = bootstrap_staff(http, "", fake_wechat, "o_reg_staff")
-    station_staff = make_account(staff, fake_wechat, "o_reg_station", role="staff", name="站", station_code="S002")
-
-    def upload(user, content, filename="registry.xlsx"):
-        return user.post("/api/registry/import", {"filename": filename,
-                                                  "content_base64": base64.b64encode(content).decode()})
-
-    bad = {"代表": [GOOD["代表"][0], ["D010", "赵红梅", "县", "", "G404", "主", "", "", ""]]}
-    response = upload(staff, workbook(bad))
-    assert response.status_code == 200 and response.json()["imported"] is False
-    assert response.json()["errors"] == [{"sheet": "代表", "row": 2, "field": "网格", "message": "网格不存在：G404"}]
-    assert upload(station_staff, workbook(GOOD)).status_code == 403
-    ok = upload(staff, workbook(GOOD)).json()
-    assert ok["imported"] is True and ok["created"]["deputies"] == 2
-    assert any(d["code"] == "D010" for d in staff.get("/api/deputies").json())
-    exported = staff.get("/api/registry/export", format="csv", sheet="grids").json()
-    assert "G010" in base64.b64decode(exported["content_base64"]).decode("utf-8-sig")
-    # The create endpoints now go through the registry services too.
-    assert staff.post("/api/stations", {"code": "S010", "name": "x"}).status_code == 409
-    response = staff.post("/api/grids", {"code": "G099", "name": "x", "station_code": "S404"})
-    assert response.status_code == 422 and response.json()["error"]["field"] == "station_code"
-
-
-def test_csv_export_guards_against_formulas_and_imports_back(clean_db, demo_county):
+def test_csv_export_guards_against_formulas_and_imports_back(demo_db):
     with db.session_scope() as session:
         session.scalar(select(Deputy).where(Deputy.code == "D001")).duties = '=HYPERLINK("http://x","点我")'
     with db.session_scope() as session:
