@@ -1,8 +1,8 @@
 """Shared fixtures: real PostgreSQL and Redis, the fake WeChat API, the app over real HTTP, RQ workers.
 
-Take the least a test needs (docs/architecture.md, "Tests"): nothing for a pure function (tests/unit/); `db_session`
-or `demo_db` for a domain service (tests/domain/: the database and nothing else); `app`, `simulator`,
-`rq_worker` for the web layers and the workers (tests/ top level).
+Take the least a test needs (docs/architecture.md, "Tests"): nothing for a pure function (tests/unit/);
+`db_session` or `demo_db` for a domain service (tests/domain/: the database and nothing else); `app`,
+`simulator`, `rq_worker` for the web layers and the workers (tests/ top level).
 
 The database is TEST_DATABASE_URL (default: the machine's PostgreSQL, database `test`), migrated with
 Alembic once per session and truncated before each test that uses it. Redis is TEST_REDIS_URL

@@ -229,20 +229,6 @@ def test_daily_digest_once_a_day(clock, fake_wechat, simulator):
         assert "在办诉求 1 件" in digest.text
 
 
-def test_the_chinese_calendar_counts_holidays_and_make_up_days():
-    from liaison.core.workcalendar import add_working_days, is_working_day
-
-    start = datetime(2026, 9, 30, 10, 0, tzinfo=CHINA_TZ)
-    assert not is_working_day(datetime(2026, 10, 5).date())  # 国庆 on a Monday
-    assert is_working_day(datetime(2026, 10, 10).date())  # make-up Saturday
-    assert is_working_day(datetime(2026, 9, 20).date())  # make-up Sunday
-    assert local_date(add_working_days(start, 1)) == "2026-10-08"
-    assert local_date(add_working_days(start, 3)) == "2026-10-10"
-    assert local_date(add_working_days(start, 4)) == "2026-10-12"
-    assert timers.reminder_time(add_working_days(start, 4)).astimezone(CHINA_TZ).isoformat().startswith(
-        "2026-10-10T09:00")
-
-
 def test_a_new_deadline_clears_the_alert(clock, simulator):
     simulator.send_text("o_ext", "东关小区下水道堵塞")
     clock.to(2026, 10, 20, 10, 0)
