@@ -320,11 +320,13 @@ def import_registry(ctx: Context):
                              updated=summary.updated, errors=[])
 
 
-@endpoint("GET", "/registry/export", summary="导出登记信息（XLSX 全部表，或 CSV 单表）", roles=(STAFF,),
+@endpoint("GET", "/registry/export", summary="导出登记信息（XLSX 全部表，或 CSV 单表；联络站工委只导出本站的）", roles=(STAFF,),
           query=ExportQuery, response=FileOut, tag="registry")
 @domain_errors
 def export_registry(ctx: Context):
-    return _file(*registry.export_file(ctx.session, ctx.query.format, ctx.query.sheet))
+    # A station's staff export their station's part only (deputies' phone numbers stay in it).
+    return _file(*registry.export_file(ctx.session, ctx.query.format, ctx.query.sheet,
+                                       station_id=ctx.principal.account.station_id))
 
 
 # ---------------------------------------------------------------------------------------------- QR codes
@@ -408,6 +410,20 @@ def notice_board(ctx: Context, public_id: str):
 
 
 # ---------------------------------------------------------------------------------------------- broadcasts
+def _replay_check(resolve):
+    """A `visible` hook for the replay of a stored answer: resolve the path's object for the caller
+    again, with the domain's refusals answered as API errors."""
+    @domain_errors
+    def check(ctx: Context, public_id: str) -> None:
+        resolve(ctx, public_id)
+
+    return check
+
+
+_BROADCAST_VISIBLE = _replay_check(lambda ctx, public_id: broadcasts.get(ctx.session, ctx.principal, public_id))
+_VOTE_VISIBLE = _replay_check(lambda ctx, public_id: votes.by_public_id(ctx.session, public_id))
+
+
 def _broadcast_out(ctx: Context, broadcast) -> BroadcastOut:
     grids = ctx.session.scalars(select(Grid).where(Grid.id.in_(broadcast.grid_ids or [])).order_by(Grid.code))
     return BroadcastOut(id=broadcast.public_id, title=broadcast.title, text=broadcast.text,
@@ -455,7 +471,7 @@ def broadcast_recipients(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/broadcasts/<public_id>/approve", summary="工委审核通过（内容安全检查建议人工复核的通知）",
-          roles=(STAFF,), response=BroadcastOut, tag="broadcasts")
+          roles=(STAFF,), response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
 @domain_errors
 def approve_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
@@ -463,7 +479,7 @@ def approve_broadcast(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/broadcasts/<public_id>/cancel", summary="撤回通知（尚未送达的群众不再收到）", roles=WRITERS,
-          response=BroadcastOut, tag="broadcasts")
+          response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
 @domain_errors
 def cancel_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
@@ -471,7 +487,7 @@ def cancel_broadcast(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/broadcasts/<public_id>/resume", summary="继续发送（工作进程中断后；不会重复送达）",
-          roles=(STAFF,), response=BroadcastOut, tag="broadcasts")
+          roles=(STAFF,), response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
 @domain_errors
 def resume_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
@@ -504,6 +520,14 @@ def _visible_survey(ctx: Context, public_id: str):
     return survey
 
 
+def _open_survey(ctx: Context, public_id: str):
+    """The survey if the caller may see it (a case survey: the case's residents and handlers), else 404."""
+    survey = surveys.by_public_id(ctx.session, public_id)
+    if not surveys.open_to(ctx.session, ctx.principal, survey):
+        raise ApiError(404, "not_found", "评价不存在")
+    return survey
+
+
 @endpoint("POST", "/surveys", summary="创建扫码评价（联络站服务、代表述职、单个诉求）", roles=WRITERS,
           body=SurveyIn, response=SurveyOut, status=201, tag="surveys")
 @domain_errors
@@ -518,14 +542,15 @@ def create_survey(ctx: Context):
           response=SurveyOut, tag="surveys")
 @domain_errors
 def get_survey(ctx: Context, public_id: str):
-    return _survey_out(surveys.by_public_id(ctx.session, public_id))
+    return _survey_out(_open_survey(ctx, public_id))
 
 
 @endpoint("POST", "/surveys/<public_id>/votes", summary="群众评价（满意/基本满意/不满意，每人一次）",
-          roles=(RESIDENT,), body=SurveyVoteIn, response=SurveyVoteOut, status=201, tag="surveys")
+          roles=(RESIDENT,), body=SurveyVoteIn, response=SurveyVoteOut, status=201, tag="surveys",
+          visible=_replay_check(_open_survey))
 @domain_errors
 def vote_survey(ctx: Context, public_id: str):
-    survey = surveys.by_public_id(ctx.session, public_id)
+    survey = _open_survey(ctx, public_id)
     row = surveys.vote(ctx.session, survey, ctx.principal.resident, ctx.body.value, ctx.body.comment)
     return SurveyVoteOut(survey_id=survey.public_id, value=row.value, created_at=row.created_at)
 
@@ -585,7 +610,8 @@ def get_project_vote(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/project-votes/<public_id>/ballots", summary="代表投票（仅该层级代表，每人一票）",
-          roles=(DEPUTY,), body=BallotIn, response=BallotOut, status=201, tag="votes")
+          roles=(DEPUTY,), body=BallotIn, response=BallotOut, status=201, tag="votes",
+          visible=_VOTE_VISIBLE)
 @domain_errors
 def cast_ballot(ctx: Context, public_id: str):
     vote = votes.by_public_id(ctx.session, public_id)
@@ -594,7 +620,7 @@ def cast_ballot(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/project-votes/<public_id>/close", summary="结束票决并公布结果（县级工委）", roles=(STAFF,),
-          response=ProjectVoteOut, tag="votes")
+          response=ProjectVoteOut, tag="votes", visible=_VOTE_VISIBLE)
 @domain_errors
 def close_project_vote(ctx: Context, public_id: str):
     vote = votes.by_public_id(ctx.session, public_id)

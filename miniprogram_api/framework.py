@@ -84,6 +84,9 @@ class Endpoint:
     tag: str = "api"
     idempotent: bool = False
     path_params: list[str] = field(default_factory=list)
+    # Re-checks that the caller may still see the object in the path, `visible(ctx, **path_values)`
+    # (raises NotFound or an ApiError): run before a stored Idempotency-Key answer is replayed.
+    visible: Callable[..., Any] | None = None
 
     @property
     def full_path(self) -> str:
@@ -98,15 +101,22 @@ ACCOUNT_ERROR_STATUS = {"already_bound": 409, "already_bootstrapped": 409, "not_
 
 def endpoint(method: str, path: str, *, summary: str, roles: tuple[str, ...] | None,
              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-             response: Any = None, status: int = 200, tag: str = "api") -> Callable:
+             response: Any = None, status: int = 200, tag: str = "api",
+             visible: Callable[..., Any] | None = None) -> Callable:
     """Declare a view. The view is called as `view(ctx, **path_params)` and returns a pydantic model
-    (or a plain JSON-able value) that is validated against `response`."""
+    (or a plain JSON-able value) that is validated against `response`.
+
+    `visible(ctx, **path_params)` repeats the view's access check on the object in the path; a POST
+    with path parameters needs one, because a stored Idempotency-Key answer is replayed only to a
+    caller who may still see that object (tests/test_api_authz.py checks every such endpoint has it).
+    """
 
     def decorator(view: Callable) -> Callable:
         params = [part[1:-1].split(":")[-1] for part in path.split("/") if part.startswith("<")]
         spec = Endpoint(method=method, path=path, name=view.__name__, summary=summary, roles=roles,
                         body=body, query=query, response=response, status=status, tag=tag,
-                        idempotent=method == "POST" and roles is not None, path_params=params)
+                        idempotent=method == "POST" and roles is not None, path_params=params,
+                        visible=visible)
         ENDPOINTS.append(spec)
 
         @functools.wraps(view)
@@ -158,6 +168,7 @@ def _run(spec: Endpoint, view: Callable, path_values: dict[str, str]) -> Respons
             if idem_key is not None:
                 stored = accounts.stored_idempotent_response(session, principal_ref, idem_key)
                 if stored is not None:
+                    _still_visible(spec, session, principal, path_values)
                     return _replay(stored, fingerprint)
                 reserved = accounts.reserve_idempotency_key(session, principal_ref, idem_key, fingerprint)
             g.principal = principal
@@ -184,8 +195,20 @@ def _run(spec: Endpoint, view: Callable, path_values: dict[str, str]) -> Respons
             stored = accounts.stored_idempotent_response(session, principal_ref, idem_key)
             if stored is None:
                 raise
+            _still_visible(spec, session, _authenticate(session, spec, token), path_values)
             return _replay(stored, fingerprint)
     return _json(data, spec.status)
+
+
+def _still_visible(spec: Endpoint, session, principal: Principal | None, path_values: dict[str, str]) -> None:
+    """A stored answer describes the object in the path as it was: replay it only to a caller who may
+    still see that object (a deputy whose grid was taken away gets a 404, not the old answer)."""
+    if spec.visible is None:
+        return
+    try:
+        spec.visible(Context(session=session, principal=principal), **path_values)
+    except NotFound:
+        raise not_found() from None
 
 
 def _replay(stored, fingerprint: str) -> Response:

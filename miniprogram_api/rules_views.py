@@ -59,7 +59,8 @@ def add_keyword_rule(ctx: Context):
 
 
 @endpoint("POST", "/keyword-rules/<public_id>/remove", summary="停用分类关键词规则（立即生效）",
-          roles=(STAFF,), response=KeywordRuleOut, tag="classifier")
+          roles=(STAFF,), response=KeywordRuleOut, tag="classifier",
+          visible=lambda ctx, public_id: _county_staff(ctx))
 def remove_keyword_rule(ctx: Context, public_id: str):
     _county_staff(ctx)
     rule = rules.remove_rule(ctx.session, public_id)

@@ -3,7 +3,7 @@ document's schemas)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -251,6 +251,7 @@ class EventOut(Out):
 
 
 class CaseOut(Out):
+    view: Literal["full"] = Field(default="full", description="full：完整信息；follower：附议群众看到的简要信息")
     id: str = Field(description="public_id")
     number: str
     status: str
@@ -277,8 +278,41 @@ class CaseDetailOut(CaseOut):
     timeline: list[EventOut]
 
 
+class ReplyOut(Out):
+    at: datetime
+    label: str
+    text: str
+
+
+class FollowedCaseOut(Out):
+    """What a follower (并单, a resident whose similar message joined someone else's case) sees: that the
+    matter is being handled, by whom and by when, the handler's public replies, and whether they can
+    rate. Never the other resident's words, location, photos or timeline."""
+
+    view: Literal["follower"] = "follower"
+    id: str = Field(description="public_id")
+    number: str
+    status: str
+    status_label: str
+    category: str | None
+    handler: str
+    round: int
+    deadline: datetime | None
+    overdue: bool
+    closed_at: datetime | None
+    followed_at: datetime | None = Field(description="本人附议的时间")
+    replies: list[ReplyOut] = Field(description="办理人的答复、办结情况")
+    can_rate: bool
+    actions: list[str] = Field(description="当前用户可执行的操作")
+
+
+# A case as one caller sees it: in full, or the follower's reduced view (`view` tells which).
+CaseItem = Annotated[CaseOut | FollowedCaseOut, Field(discriminator="view")]
+CaseView = Annotated[CaseDetailOut | FollowedCaseOut, Field(discriminator="view")]
+
+
 class ActionOut(Out):
-    case: CaseDetailOut
+    case: CaseView
     event: EventOut | None = None
 
 

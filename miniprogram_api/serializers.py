@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from liaison.case import access
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS, TRANSITIONS
-from liaison.case.models import Case, CaseEvent, ExtensionRequest, Notice
+from liaison.case.models import Case, CaseEvent, CaseFollower, ExtensionRequest, Notice, Rating
 from liaison.people.models import Account, Deputy, DeputyGrid, Grid, Station
 from liaison.people.service import RESIDENT, ROLE_LABELS, Principal
 
@@ -34,10 +34,13 @@ def ref(row) -> s.Ref | None:
     return s.Ref(code=row.code, name=row.name) if row is not None else None
 
 
-def event_out(entry: CaseEvent, viewer_role: str) -> s.EventOut:
+def event_out(entry: CaseEvent, scope: access.Scope) -> s.EventOut:
     detail = dict(entry.detail or {})
-    if viewer_role == RESIDENT:
-        detail = {k: v for k, v in detail.items() if k in RESIDENT_DETAIL_KEYS}
+    if scope.role == RESIDENT:
+        if entry.actor_kind == RESIDENT and entry.actor_id != scope.principal.resident.id:
+            detail = {}  # another resident's words (a follower's message or rating) stay theirs
+        else:
+            detail = {k: v for k, v in detail.items() if k in RESIDENT_DETAIL_KEYS}
     return s.EventOut(at=entry.at, actor_kind=entry.actor_kind, action=entry.action,
                       label=action_label(entry.action), from_status=entry.from_status,
                       to_status=entry.to_status, detail=detail)
@@ -54,16 +57,47 @@ def _case_fields(scope: access.Scope, case: Case) -> dict:
         actions=access.allowed_actions(scope, case))
 
 
-def case_out(scope: access.Scope, case: Case) -> s.CaseOut:
+# The handler's answers a follower may read, and the detail key holding each one's text.
+PUBLIC_REPLIES = {"reply": "text", "close": "summary", "reject": "reason"}
+
+
+def followed_case_out(session: Session, scope: access.Scope, case: Case) -> s.FollowedCaseOut:
+    """The follower's view of someone else's case: built from an allow-list, never from `_case_fields`."""
+    resident_id = scope.principal.resident.id
+    replies = session.scalars(select(CaseEvent).where(
+        CaseEvent.case_id == case.id, CaseEvent.action.in_(PUBLIC_REPLIES)).order_by(CaseEvent.id)).all()
+    followed_at = session.scalar(select(CaseFollower.created_at).where(
+        CaseFollower.case_id == case.id, CaseFollower.resident_id == resident_id))
+    actions = [a for a in access.allowed_actions(scope, case) if a == "rate"]
+    rated = session.scalar(select(Rating.id).where(Rating.case_id == case.id, Rating.round == case.round,
+                                                   Rating.resident_id == resident_id)) is not None
+    return s.FollowedCaseOut(
+        id=case.public_id, number=case.number, status=case.status,
+        status_label=STATUS_LABELS.get(case.status, case.status), category=case.category,
+        handler=cases.handler_label(case), round=case.round, deadline=case.deadline,
+        overdue=access.is_overdue(case), closed_at=case.closed_at, followed_at=followed_at,
+        replies=[s.ReplyOut(at=e.at, label=action_label(e.action),
+                            text=str((e.detail or {}).get(PUBLIC_REPLIES[e.action]) or ""))
+                 for e in replies if (e.detail or {}).get(PUBLIC_REPLIES[e.action])],
+        can_rate=bool(actions) and not rated, actions=[] if rated else actions)
+
+
+def case_out(session: Session, scope: access.Scope, case: Case) -> s.CaseOut | s.FollowedCaseOut:
+    """A list item: the case in full, or the follower's view."""
+    if access.follows_only(scope, case):
+        return followed_case_out(session, scope, case)
     return s.CaseOut(**_case_fields(scope, case))
 
 
-def case_detail(session: Session, scope: access.Scope, case: Case) -> s.CaseDetailOut:
+def case_detail(session: Session, scope: access.Scope, case: Case) -> s.CaseDetailOut | s.FollowedCaseOut:
+    """The case with photos and timeline, or the follower's view."""
+    if access.follows_only(scope, case):
+        return followed_case_out(session, scope, case)
     entries = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                               .order_by(CaseEvent.id)).all()
     role = scope.role
     photos = [p for e in entries if e.action == "attach" for p in (e.detail or {}).get("photos", [])]
-    timeline = [event_out(e, role) for e in entries
+    timeline = [event_out(e, scope) for e in entries
                 if not (role == RESIDENT and e.action in RESIDENT_HIDDEN_ACTIONS)]
     return s.CaseDetailOut(**_case_fields(scope, case), photos=photos, timeline=timeline)
 

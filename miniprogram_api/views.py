@@ -34,6 +34,11 @@ def _scope(ctx: Context) -> access.Scope:
     return access.scope_of(ctx.session, ctx.principal)
 
 
+def _sees_case(ctx: Context, public_id: str) -> None:
+    """The replay check of the case endpoints: the caller may still see the case (else NotFound)."""
+    access.get_case(ctx.session, _scope(ctx), public_id)
+
+
 def _acting_on(ctx: Context, public_id: str, action: str):
     """The visible case, locked, after checking the caller may attempt `action` on it."""
     scope = _scope(ctx)
@@ -49,7 +54,7 @@ def _done(ctx: Context, scope: access.Scope, case, entry=None) -> s.ActionOut:
     ctx.session.flush()
     ctx.session.refresh(case)
     return s.ActionOut(case=out.case_detail(ctx.session, scope, case),
-                       event=out.event_out(entry, scope.role) if entry is not None else None)
+                       event=out.event_out(entry, scope) if entry is not None else None)
 
 
 def _page(query: s.PageQuery, items: list, total: int) -> dict:
@@ -130,7 +135,7 @@ def list_consents(ctx: Context):
 
 # ---------------------------------------------------------------------------------------------- cases
 @endpoint("GET", "/cases", summary="诉求列表：群众看自己的，代表看网格内和经办的，部门看本部门的，工委看辖区内的",
-          roles=ALL_ROLES, query=s.CaseListQuery, response=s.Page[s.CaseOut], tag="cases")
+          roles=ALL_ROLES, query=s.CaseListQuery, response=s.Page[s.CaseItem], tag="cases")
 def list_cases(ctx: Context):
     query: s.CaseListQuery = ctx.query
     statuses = None
@@ -142,7 +147,7 @@ def list_cases(ctx: Context):
     scope = _scope(ctx)
     rows, total = access.list_cases(ctx.session, scope, statuses=statuses, overdue=query.overdue,
                                     category=query.category, page=query.page, page_size=query.page_size)
-    return s.Page[s.CaseOut](**_page(query, [out.case_out(scope, c) for c in rows], total))
+    return s.Page[s.CaseItem](**_page(query, [out.case_out(ctx.session, scope, c) for c in rows], total))
 
 
 @endpoint("POST", "/cases", summary="群众提交诉求", roles=(RESIDENT,), body=s.CaseIn,
@@ -155,15 +160,15 @@ def submit_case(ctx: Context):
     return out.case_detail(ctx.session, _scope(ctx), case)
 
 
-@endpoint("GET", "/cases/<public_id>", summary="诉求详情与办理时间线", roles=ALL_ROLES,
-          response=s.CaseDetailOut, tag="cases")
+@endpoint("GET", "/cases/<public_id>", summary="诉求详情与办理时间线（附议群众只看到办理状态与答复）",
+          roles=ALL_ROLES, response=s.CaseView, tag="cases")
 def get_case(ctx: Context, public_id: str):
     scope = _scope(ctx)
     return out.case_detail(ctx.session, scope, access.get_case(ctx.session, scope, public_id))
 
 
 @endpoint("POST", "/cases/<public_id>/information", summary="群众补充信息", roles=(RESIDENT,),
-          body=s.InformationIn, response=s.ActionOut, tag="resident")
+          body=s.InformationIn, response=s.ActionOut, visible=_sees_case, tag="resident")
 def add_information(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "add_information")
     entry = casework.add_information(ctx.session, case, ctx.principal.resident, ctx.body.text,
@@ -172,7 +177,7 @@ def add_information(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/rating", summary="群众评价已办结的诉求", roles=(RESIDENT,),
-          body=s.RatingIn, response=s.ActionOut, tag="resident")
+          body=s.RatingIn, response=s.ActionOut, visible=_sees_case, tag="resident")
 def rate_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "rate")
     entry = cases.rate(ctx.session, case, ctx.principal.resident, ctx.body.value, channel="miniprogram",
@@ -181,7 +186,7 @@ def rate_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/withdraw", summary="群众撤回诉求", roles=(RESIDENT,),
-          response=s.ActionOut, tag="resident")
+          response=s.ActionOut, visible=_sees_case, tag="resident")
 def withdraw_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "withdraw")
     entry = cases.withdraw(ctx.session, case, ctx.principal.resident)
@@ -189,21 +194,21 @@ def withdraw_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/accept", summary="受理", roles=HANDLERS, response=s.ActionOut,
-          tag="handling")
+          visible=_sees_case, tag="handling")
 def accept_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "accept")
     return _done(ctx, scope, case, cases.accept(ctx.session, case, ctx.principal.actor()))
 
 
 @endpoint("POST", "/cases/<public_id>/reply", summary="答复群众", roles=HANDLERS, body=s.ReplyIn,
-          response=s.ActionOut, tag="handling")
+          response=s.ActionOut, visible=_sees_case, tag="handling")
 def reply_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "reply")
     return _done(ctx, scope, case, cases.reply(ctx.session, case, ctx.principal.actor(), ctx.body.text))
 
 
 @endpoint("POST", "/cases/<public_id>/information-requests", summary="请群众补充信息", roles=HANDLERS,
-          body=s.QuestionIn, response=s.ActionOut, tag="handling")
+          body=s.QuestionIn, response=s.ActionOut, visible=_sees_case, tag="handling")
 def request_information(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "request_information")
     entry = casework.request_information(ctx.session, case, ctx.principal.actor(), ctx.body.question)
@@ -211,7 +216,7 @@ def request_information(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/dispatch", summary="派单给职能部门（限期办结）", roles=(DEPUTY, STAFF),
-          body=s.DispatchIn, response=s.ActionOut, tag="handling")
+          body=s.DispatchIn, response=s.ActionOut, visible=_sees_case, tag="handling")
 def dispatch_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "dispatch")
     department = _by_code(ctx, Department, ctx.body.department_code, "department_code", "部门")
@@ -221,21 +226,21 @@ def dispatch_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/urge", summary="督办承办部门", roles=(DEPUTY, STAFF),
-          body=s.UrgeIn, response=s.ActionOut, tag="handling")
+          body=s.UrgeIn, response=s.ActionOut, visible=_sees_case, tag="handling")
 def urge_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "urge")
     return _done(ctx, scope, case, casework.urge(ctx.session, case, ctx.principal.actor(), ctx.body.note))
 
 
 @endpoint("POST", "/cases/<public_id>/close", summary="办结（附办理情况）", roles=HANDLERS, body=s.CloseIn,
-          response=s.ActionOut, tag="handling")
+          response=s.ActionOut, visible=_sees_case, tag="handling")
 def close_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "close")
     return _done(ctx, scope, case, cases.close(ctx.session, case, ctx.principal.actor(), ctx.body.summary))
 
 
 @endpoint("POST", "/cases/<public_id>/category", summary="更正诉求分类（并记录供分类器学习）",
-          roles=(DEPUTY, STAFF), body=s.CategoryIn, response=s.ActionOut, tag="handling")
+          roles=(DEPUTY, STAFF), body=s.CategoryIn, response=s.ActionOut, visible=_sees_case, tag="handling")
 def correct_category(ctx: Context, public_id: str):
     if ctx.body.category not in casework.known_categories():
         raise ApiError(422, "unknown_category", f"未知分类：{ctx.body.category}", "category")
@@ -246,7 +251,7 @@ def correct_category(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/return", summary="部门退单（附理由）", roles=(DEPARTMENT,),
-          body=s.ReasonIn, response=s.ActionOut, tag="handling")
+          body=s.ReasonIn, response=s.ActionOut, visible=_sees_case, tag="handling")
 def return_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "return")
     entry = cases.return_case(ctx.session, case, ctx.principal.actor(), ctx.body.reason)
@@ -254,7 +259,7 @@ def return_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/extension-requests", summary="部门申请延期", roles=(DEPARTMENT,),
-          body=s.ExtensionIn, response=s.ExtensionOut, status=201, tag="handling")
+          body=s.ExtensionIn, response=s.ExtensionOut, status=201, visible=_sees_case, tag="handling")
 def request_extension(ctx: Context, public_id: str):
     _scope_, case = _acting_on(ctx, public_id, "request_extension")
     request = casework.request_extension(ctx.session, case, ctx.principal.actor(), ctx.principal.account.id,
@@ -263,7 +268,7 @@ def request_extension(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/reassign", summary="工委改派（换代表、部门或分类）", roles=(STAFF,),
-          body=s.ReassignIn, response=s.ActionOut, tag="staff")
+          body=s.ReassignIn, response=s.ActionOut, visible=_sees_case, tag="staff")
 def reassign_case(ctx: Context, public_id: str):
     body: s.ReassignIn = ctx.body
     if body.deputy_code is None and body.department_code is None and body.category is None:
@@ -310,7 +315,7 @@ def list_extensions(ctx: Context):
 
 
 @endpoint("POST", "/extension-requests/<public_id>/approve", summary="批准延期（按工作日顺延时限）",
-          roles=(STAFF,), body=s.DecisionIn, response=s.ExtensionOut, tag="staff")
+          roles=(STAFF,), body=s.DecisionIn, response=s.ExtensionOut, tag="staff", visible=_extension)
 def approve_extension(ctx: Context, public_id: str):
     request = _extension(ctx, public_id)
     casework.decide_extension(ctx.session, request, ctx.principal.actor(), ctx.principal.account.id,
@@ -319,7 +324,7 @@ def approve_extension(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/extension-requests/<public_id>/reject", summary="不批准延期", roles=(STAFF,),
-          body=s.DecisionIn, response=s.ExtensionOut, tag="staff")
+          body=s.DecisionIn, response=s.ExtensionOut, tag="staff", visible=_extension)
 def reject_extension(ctx: Context, public_id: str):
     request = _extension(ctx, public_id)
     casework.decide_extension(ctx.session, request, ctx.principal.actor(), ctx.principal.account.id,
@@ -417,10 +422,35 @@ def create_deputy(ctx: Context):
           response=s.Page[s.AccountOut], tag="registry")
 def list_accounts(ctx: Context):
     query: s.PageQuery = ctx.query
-    total = ctx.session.scalar(select(func.count()).select_from(Account)) or 0
-    rows = ctx.session.scalars(select(Account).order_by(Account.id)
+    condition = accounts.staff_account_condition(ctx.principal.account)
+    total = ctx.session.scalar(select(func.count()).select_from(Account).where(condition)) or 0
+    rows = ctx.session.scalars(select(Account).where(condition).order_by(Account.id)
                                .offset((query.page - 1) * query.page_size).limit(query.page_size)).all()
     return s.Page[s.AccountOut](**_page(query, [out.account_out(a) for a in rows], total))
+
+
+def _managed_account(ctx: Context, public_id: str) -> Account:
+    """An account the calling staff member manages (a station's staff: their station's), else 404."""
+    account = ctx.session.scalar(select(Account).where(
+        Account.public_id == public_id, accounts.staff_account_condition(ctx.principal.account)))
+    if account is None:
+        raise not_found("账号")
+    return account
+
+
+@endpoint("POST", "/accounts/<public_id>/disable", summary="停用账号（其所有登录立即失效）", roles=(STAFF,),
+          response=s.AccountOut, tag="registry", visible=lambda ctx, public_id: _managed_account(ctx, public_id))
+def disable_account(ctx: Context, public_id: str):
+    account = _managed_account(ctx, public_id)
+    if account.id == ctx.principal.account.id:
+        raise ApiError(409, "cannot_disable_self", "不能停用自己的账号")
+    return out.account_out(accounts.set_active(ctx.session, account, False))
+
+
+@endpoint("POST", "/accounts/<public_id>/enable", summary="重新启用账号（需重新登录）", roles=(STAFF,),
+          response=s.AccountOut, tag="registry", visible=lambda ctx, public_id: _managed_account(ctx, public_id))
+def enable_account(ctx: Context, public_id: str):
+    return out.account_out(accounts.set_active(ctx.session, _managed_account(ctx, public_id), True))
 
 
 @endpoint("POST", "/accounts", summary="登记代表、部门或工委账号（返回一次性绑定码）", roles=(STAFF,),
@@ -437,7 +467,8 @@ def create_account(ctx: Context):
 
 
 @endpoint("POST", "/accounts/<public_id>/binding-code", summary="重新发放绑定码（旧码作废）",
-          roles=(STAFF,), response=s.BindingCodeOut, status=201, tag="registry")
+          roles=(STAFF,), response=s.BindingCodeOut, status=201, tag="registry",
+          visible=lambda ctx, public_id: _county_staff(ctx))
 def reissue_binding_code(ctx: Context, public_id: str):
     _county_staff(ctx)
     account = ctx.session.scalar(select(Account).where(Account.public_id == public_id))

@@ -83,6 +83,9 @@ SWEEP = {
     ("POST", "/api/accounts"): ({COUNTY_STAFF}, None,
                                 lambda: {"role": "department", "name": "交通局 王", "department_code": "jiaotong"}),
     ("POST", "/api/accounts/{public_id}/binding-code"): ({COUNTY_STAFF}, "account", None),
+    # Hardening: staff disable (and enable again) the accounts they manage; disabling ends sessions.
+    ("POST", "/api/accounts/{public_id}/disable"): (STAFF, "account", None),
+    ("POST", "/api/accounts/{public_id}/enable"): (STAFF, "account", None),
     # Issue 6: registry import/export, find-your-deputy codes, broadcasts, surveys, livelihood votes.
     ("POST", "/api/registry/import"): ({COUNTY_STAFF}, None, lambda: _registry_csv()),
     ("GET", "/api/registry/export"): (STAFF, None, None),
@@ -138,6 +141,16 @@ def test_every_endpoint_is_swept(app):
     assert api_routes(app) == set(SWEEP), "add the new endpoint to SWEEP (and check its roles)"
 
 
+def test_every_replayable_endpoint_rechecks_access(app):
+    """A POST with an id in its path stores its answer under the Idempotency-Key: the endpoint must say
+    how to re-check that the caller may still see that object before the answer is replayed."""
+    from miniprogram_api.framework import ENDPOINTS
+
+    missing = [spec.full_path for spec in ENDPOINTS
+               if spec.idempotent and spec.path_params and spec.visible is None]
+    assert not missing, missing
+
+
 @pytest.fixture
 def world(app, fake_wechat):
     """Two residents with a case each in different stations' grids, and every kind of account."""
@@ -175,6 +188,8 @@ def _foreign(world, kind: str, role: str) -> str:
         return world["mine"]["id"] if role == STATION_STAFF else world["theirs"]["id"]
     if kind == "extension":
         return world["extension"]["id"] if role == STATION_STAFF else UNKNOWN_ID
+    if kind == "account":  # the department handler's account: the county's, not a station's
+        return world["account"] if role == STATION_STAFF else UNKNOWN_ID
     return UNKNOWN_ID
 
 

@@ -97,6 +97,14 @@ def case_condition(scope: Scope) -> ColumnElement[bool]:
     return false()
 
 
+def follows_only(scope: Scope, case: Case) -> bool:
+    """The caller is a resident who follows (并单) someone else's case: they may see that it is being
+    handled, its status and the handler's public replies, and rate it, but nothing the other resident
+    wrote (text, location, photos, timeline)."""
+    principal = scope.principal
+    return principal.role == RESIDENT and case.resident_id != principal.resident.id
+
+
 def get_case(session: Session, scope: Scope, public_id: str, *, lock: bool = False) -> Case:
     """The case with this public id if the caller may see it (locked for an action), else NotFound."""
     case_id = session.scalar(select(Case.id).where(Case.public_id == public_id, case_condition(scope)))
@@ -141,6 +149,9 @@ def _refusal(scope: Scope, action: str, case: Case) -> str | None:
             return "只有提出诉求的群众可以执行此操作"
         return None
     if principal.role == DEPUTY:
+        # A grid's other (assisting) deputies see its cases, but acting needs the case handed to them.
+        if case.deputy_id != principal.account.deputy_id:
+            return "该诉求由其他代表负责办理"
         with_department = case.handler_kind == "department"
         if action == "urge":
             return None if with_department else "该诉求未派给部门，无需督办"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 from liaison.case.models import Case
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import add_working_days
+from liaison.messaging import outbox
 from liaison.people.models import Department, Grid, Resident
 
 MAX_EXTENSION_DAYS = 30
@@ -56,8 +57,11 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
     if case.status not in lifecycle.WORKING_STATUSES:
         raise IllegalTransition("request_information", case.status)
     entry = cases.record_event(session, case, actor, "request_information", question=question)
-    cases.notify_residents(session, case, entry,
-                           f"【诉求 {case.number} 需要补充】\n{question}\n请在小程序中补充信息。")
+    # Only the resident who raised the case can answer; followers (并单) are not asked about it.
+    session.flush()  # the entry's id keys the outbox row
+    outbox.add(session, "resident_text", f"event:{entry.id}:resident:{case.resident_id}",
+               {"text": f"【诉求 {case.number} 需要补充】\n{question}\n请在小程序中补充信息。",
+                "case_number": case.number}, case_id=case.id, resident_id=case.resident_id)
     return entry
 
 

@@ -365,10 +365,20 @@ def _menu(session: Session, resident: Resident, key: str) -> str | None:
     if key == MENU_MY_CASES:
         recent = session.scalars(select(Case).where(Case.resident_id == resident.id)
                                  .order_by(Case.created_at.desc()).limit(5)).all()
-        if not recent:
+        # Cases they follow (并单) are someone else's: number, status and handler only, never the text.
+        followed = session.scalars(select(Case).join(CaseFollower, CaseFollower.case_id == Case.id).where(
+            CaseFollower.resident_id == resident.id, Case.resident_id != resident.id)
+            .order_by(CaseFollower.created_at.desc()).limit(5)).all()
+        if not recent and not followed:
             return "您还没有提交过诉求。直接发送文字或语音即可反映。"
-        lines = ["您最近的诉求："]
-        lines += [f"{c.number} {lifecycle.STATUS_LABELS[c.status]}：{c.text[:16]}" for c in recent]
+        lines = []
+        if recent:
+            lines.append("您最近的诉求：")
+            lines += [f"{c.number} {lifecycle.STATUS_LABELS[c.status]}：{c.text[:16]}" for c in recent]
+        if followed:
+            lines.append("您关注的同类诉求：")
+            lines += [f"{c.number} {lifecycle.STATUS_LABELS[c.status]}，{cases.handler_label(c)}办理"
+                      for c in followed]
         return "\n".join(lines)
     if key == MENU_RATE:
         case = _awaiting_rating(session, resident)

@@ -18,11 +18,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liaison.case.models import Case
+from liaison.case import access
+from liaison.case.models import Case, CaseFollower
 from liaison.core.clock import utcnow
 from liaison.engagement.models import Survey, SurveyPrompt, SurveyVote
 from liaison.people.models import Deputy, Resident, Station
-from liaison.people.service import DEPUTY, STAFF, Principal
+from liaison.people.service import DEPUTY, RESIDENT, STAFF, Principal
 
 KINDS = ("station", "report", "case")
 KIND_LABELS = {"station": "联络站服务", "report": "代表述职", "case": "诉求办理"}
@@ -89,10 +90,38 @@ def by_public_id(session: Session, public_id: str) -> Survey:
     return survey
 
 
+def is_case_party(session: Session, survey: Survey, resident: Resident) -> bool:
+    """Whether the resident may take part in the survey: station and report surveys are open to anyone
+    who scans; a case survey only to the case's resident and its followers (并单)."""
+    if survey.kind != "case":
+        return True
+    case = session.get(Case, survey.case_id)
+    if case is None:
+        return False
+    if case.resident_id == resident.id:
+        return True
+    return session.get(CaseFollower, (case.id, resident.id)) is not None
+
+
+def open_to(session: Session, principal: Principal, survey: Survey) -> bool:
+    """Whether the caller may see the survey: a case survey is for the case's residents, and for the
+    deputies, departments and staff who may see the case; the other kinds are public."""
+    if survey.kind != "case":
+        return True
+    if principal.role == RESIDENT:
+        return is_case_party(session, survey, principal.resident)
+    scope = access.scope_of(session, principal)
+    return session.scalar(select(Case.id).where(Case.id == survey.case_id,
+                                                access.case_condition(scope))) is not None
+
+
 def vote(session: Session, survey: Survey, resident: Resident, value: str, comment: str | None = None, *,
          channel: str = "miniprogram", now: datetime | None = None) -> SurveyVote:
-    """Record the resident's one vote in this survey (409 when they already voted)."""
+    """Record the resident's one vote in this survey (409 when they already voted; 404 for a case survey
+    about someone else's case)."""
     now = now or utcnow()
+    if not is_case_party(session, survey, resident):
+        raise SurveyError(404, "not_found", "评价不存在")
     if value not in VALUES:
         raise SurveyError(422, "invalid_value", "评价取值无效")
     if survey.closes_at is not None and survey.closes_at <= now:
@@ -120,6 +149,8 @@ def on_scan(session: Session, resident: Resident, public_id: str, now: datetime 
     survey = session.scalar(select(Survey).where(Survey.public_id == public_id))
     if survey is None:
         return "该评价二维码已失效。"
+    if not is_case_party(session, survey, resident):
+        return "该评价仅限反映该诉求的群众参与。"
     if session.scalar(select(SurveyVote.id).where(SurveyVote.survey_id == survey.id,
                                                   SurveyVote.resident_id == resident.id)) is not None:
         return f"您已参与过“{survey.title}”的评价，感谢支持！"

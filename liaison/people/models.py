@@ -12,8 +12,10 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
@@ -125,9 +127,25 @@ class Account(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Written into every session token; a token whose number differs is dead. Bumped when the account
+    # is bound to another WeChat user, disabled or enabled, or changes role or what it speaks for (below).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deputy: Mapped[Deputy | None] = relationship()
     department: Mapped[Department | None] = relationship()
     station: Mapped[Station | None] = relationship()
+
+
+def _end_sessions_on_change(target: Account, value, oldvalue, _initiator):
+    """A token was issued for the account as it was: after a new role, deputy, department or station, a
+    new WeChat user, or disabling, everyone must log in again, whichever code path made the change."""
+    if oldvalue is NO_VALUE or oldvalue is NEVER_SET or value == oldvalue:
+        return  # a new row, or nothing changed
+    target.session_generation = (target.session_generation or 0) + 1
+
+
+for _attribute in (Account.role, Account.deputy_id, Account.department_id, Account.station_id,
+                   Account.mp_openid, Account.active):
+    event.listen(_attribute, "set", _end_sessions_on_change, active_history=True)
 
 
 class BindingCode(Base):

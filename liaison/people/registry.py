@@ -28,6 +28,7 @@ from liaison.people.models import (
     Grid,
     Station,
 )
+from liaison.people.service import station_deputy_ids
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 LEVEL_BY_NAME = {name: level for level, name in DEPUTY_LEVEL_NAMES.items()}
@@ -434,21 +435,29 @@ def _apply(session: Session, plan: dict[str, list[dict[str, Any]]], summary: Imp
 
 
 # ---------------------------------------------------------------------------------------------- export
-def export_rows(session: Session, key: str) -> list[list[str]]:
-    """One sheet of the registry as rows under the template's header (the same format import reads)."""
+def export_rows(session: Session, key: str, station_id: int | None = None) -> list[list[str]]:
+    """One sheet of the registry as rows under the template's header (the same format import reads).
+
+    With `station_id` (a station's staff), only that station, its grids and its deputies (registered
+    there or serving one of its grids): deputies' phone numbers stay within their jurisdiction.
+    Departments are the county's and always listed."""
     spec = SHEET_BY_KEY[key]
     rows: list[list[str]] = [spec.headers]
     if key == "departments":
         for d in session.scalars(select(Department).order_by(Department.code)):
             rows.append([d.code, d.name])
     elif key == "stations":
-        for s in session.scalars(select(Station).order_by(Station.code)):
+        query = select(Station) if station_id is None else select(Station).where(Station.id == station_id)
+        for s in session.scalars(query.order_by(Station.code)):
             rows.append([s.code, s.name, s.address or "", s.reception_hours or ""])
     elif key == "grids":
-        for g in session.scalars(select(Grid).order_by(Grid.code)):
+        query = select(Grid) if station_id is None else select(Grid).where(Grid.station_id == station_id)
+        for g in session.scalars(query.order_by(Grid.code)):
             rows.append([g.code, g.name, "、".join(g.aliases or []), g.station.code if g.station else ""])
     else:
-        for d in session.scalars(select(Deputy).order_by(Deputy.code)):
+        query = select(Deputy) if station_id is None else select(Deputy).where(
+            Deputy.id.in_(station_deputy_ids(station_id)))
+        for d in session.scalars(query.order_by(Deputy.code)):
             links = sorted(d.grid_links, key=lambda link: (link.role != "lead", link.grid.code))
             rows.append([d.code, d.name, DEPUTY_LEVEL_NAMES[d.level], d.station.code if d.station else "",
                          "、".join(link.grid.code for link in links),
@@ -457,9 +466,10 @@ def export_rows(session: Session, key: str) -> list[list[str]]:
     return rows
 
 
-def export_file(session: Session, fmt: str, sheet: str | None = None) -> tuple[str, str, bytes]:
+def export_file(session: Session, fmt: str, sheet: str | None = None, *,
+                station_id: int | None = None) -> tuple[str, str, bytes]:
     """(filename, content type, bytes): an XLSX workbook of every sheet, or one sheet as CSV (UTF-8 with
-    BOM so Excel opens it)."""
+    BOM so Excel opens it). `station_id` limits it to one station's part (see `export_rows`)."""
     if fmt == "xlsx":
         from openpyxl import Workbook
 
@@ -469,7 +479,7 @@ def export_file(session: Session, fmt: str, sheet: str | None = None) -> tuple[s
 
         for spec in SHEETS:
             ws = workbook.create_sheet(spec.name)
-            for r, row in enumerate(export_rows(session, spec.key), start=1):
+            for r, row in enumerate(export_rows(session, spec.key, station_id), start=1):
                 for c, value in enumerate(row, start=1):
                     cell = ws.cell(row=r, column=c)
                     cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
@@ -483,6 +493,6 @@ def export_file(session: Session, fmt: str, sheet: str | None = None) -> tuple[s
         if key not in SHEET_BY_KEY:
             raise RegistryError(422, "invalid_sheet", f"未知的表：{key}", "sheet")
         buffer = io.StringIO()
-        csv.writer(buffer).writerows([[_guard(v) for v in row] for row in export_rows(session, key)])
+        csv.writer(buffer).writerows([[_guard(v) for v in row] for row in export_rows(session, key, station_id)])
         return f"registry-{key}.csv", "text/csv; charset=utf-8", ("\ufeff" + buffer.getvalue()).encode("utf-8")
     raise RegistryError(422, "invalid_format", f"未知格式：{fmt}", "format")

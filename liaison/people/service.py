@@ -17,8 +17,13 @@ from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
     delete,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +37,7 @@ from liaison.people.models import (
     BindingCode,
     Department,
     Deputy,
+    DeputyGrid,
     Grid,
     IdempotencyKey,
     NotificationConsent,
@@ -104,12 +110,15 @@ def issue_token(secret_key: str, principal: Principal) -> str:
     if principal.resident is not None:
         payload = {"k": "r", "id": principal.resident.public_id}
     else:
-        payload = {"k": "a", "id": principal.account.public_id}
+        # "g": the account's session generation; bumping it (re-binding, disabling, a role change)
+        # ends every session issued before.
+        payload = {"k": "a", "id": principal.account.public_id, "g": principal.account.session_generation or 0}
     return _serializer(secret_key).dumps(payload)
 
 
 def principal_from_token(session: Session, secret_key: str, token: str, max_age: int) -> Principal | None:
-    """The principal a token names, or None when it is forged, expired, or the account is gone."""
+    """The principal a token names, or None when it is forged, expired, the account is gone or
+    disabled, or its sessions were ended since the token was issued."""
     try:
         payload = _serializer(secret_key).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature):
@@ -123,6 +132,8 @@ def principal_from_token(session: Session, secret_key: str, token: str, max_age:
         account = session.scalar(select(Account).where(Account.public_id == payload["id"]))
         if account is None or not account.active:
             return None
+        if payload.get("g", 0) != account.session_generation:
+            return None  # issued before the account was re-bound, disabled or changed role
         return Principal(account.role, account=account)
     return None
 
@@ -301,12 +312,38 @@ def bind(session: Session, resident: Resident, code: str, *, now: datetime | Non
     return account
 
 
+def set_active(session: Session, account: Account, active: bool) -> Account:
+    """Disable (or enable again) an account. Disabling ends its sessions at once: the account's
+    session generation moves on (see `Account`), so every token issued before is refused."""
+    account.active = active
+    session.flush()
+    log.info("account %s %s", account.public_id, "enabled" if active else "disabled")
+    return account
+
+
 # ---------------------------------------------------------------------------------------------- scope
 def staff_grid_ids(session: Session, account: Account) -> list[int] | None:
     """The grids a staff account may see; None means the whole county."""
     if account.station_id is None:
         return None
     return list(session.scalars(select(Grid.id).where(Grid.station_id == account.station_id)))
+
+
+def station_deputy_ids(station_id: int) -> Select:
+    """SELECT of the deputies of a station: registered there, or serving one of its grids."""
+    station_grids = select(Grid.id).where(Grid.station_id == station_id)
+    return select(Deputy.id).where(or_(
+        Deputy.station_id == station_id,
+        Deputy.id.in_(select(DeputyGrid.deputy_id).where(DeputyGrid.grid_id.in_(station_grids)))))
+
+
+def staff_account_condition(account: Account) -> ColumnElement[bool]:
+    """The accounts a staff member manages: every account for county staff; for a station's staff, the
+    station's own staff accounts and its deputies' accounts (department handlers are the county's)."""
+    if account.station_id is None:
+        return true()
+    return or_(and_(Account.role == STAFF, Account.station_id == account.station_id),
+               and_(Account.role == DEPUTY, Account.deputy_id.in_(station_deputy_ids(account.station_id))))
 
 
 # ---------------------------------------------------------------------------------------------- idempotency
