@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, insert, select, text, update
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, object_session
 
-from liaison.case import lifecycle, rules, timers
+from classifiers import get_classifier, route, signature, similarity, similarity_threshold
+from liaison.case import lifecycle, notices, rules, timers
 from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
 from liaison.core.clock import utcnow
+from liaison.core.db import get_engine
 from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
@@ -74,10 +78,6 @@ def next_case_number(session: Session, now: datetime) -> str:
 
 
 def _create_sequence(name: str) -> None:
-    from sqlalchemy.exc import DBAPIError
-
-    from liaison.core.db import get_engine
-
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         try:
             connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
@@ -163,13 +163,11 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
         accept_by=timers.local_day(case.accept_deadline), deadline=timers.local_day(case.deadline),
         department=detail.get("department") or "承办部门",
         reason=detail.get("reason") or "")
-    timers.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
+    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
 
 
 def _route(session: Session, case: Case, text: str) -> None:
     """Classify and route: fill category, routing decision with reasons, and the handler."""
-    from classifiers import get_classifier, route, signature
-
     rules.sync(session)  # staff keyword rules, live without a restart
     decision = get_classifier().classify(text)
     routed = route(decision, text)
@@ -219,8 +217,6 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
 def find_duplicate(session: Session, text: str, grid_id: int | None, *,
                    exclude_resident_id: int | None = None, now: datetime | None = None) -> Case | None:
     """An open case in the same grid about the same problem, recent enough to merge into (并单)."""
-    from classifiers import signature, similarity, similarity_threshold
-
     if grid_id is None:
         return None
     now = now or utcnow()
@@ -232,8 +228,6 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
         Case.created_at >= now - DUPLICATE_WINDOW)
     if session.get_bind().dialect.name == "postgresql":
         # GIN-indexed overlap: only cases sharing a keyword are candidates.
-        from sqlalchemy.dialects.postgresql import array
-
         query = query.where(Case.signature.op("&&")(array(sorted(mine), type_=String(64))))
     candidates = session.scalars(query.order_by(Case.created_at.desc()).limit(50)).all()
     best, best_score = None, 0.0
