@@ -51,8 +51,7 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
     question = question.strip()
     if not question:
         raise ValueError("question is empty")
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("request_information", case.status)
+    lifecycle.check_case("request_information", case)
     entry = cases.record_event(session, case, actor, "request_information", question=question)
     cases.notify_residents(session, case, entry,
                            f"【诉求 {case.number} 需要补充】\n{question}\n请在小程序中补充信息。")
@@ -61,10 +60,7 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
 
 def urge(session: Session, case: Case, actor: Actor, note: str | None = None):
     """督办: press the department handling the case; a timeline entry and a notice to the department."""
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("urge", case.status)
-    if case.handler_kind != "department" or case.department_id is None:
-        raise IllegalTransition("urge", case.status, "只能督办已派单给部门的诉求")
+    lifecycle.check_case("urge", case)  # also: only while a department handles it
     department = session.get(Department, case.department_id)
     entry = cases.record_event(session, case, actor, "urge", department=department.name,
                                note=note, deadline=case.deadline.isoformat() if case.deadline else None)
@@ -83,8 +79,7 @@ def request_extension(session: Session, case: Case, actor: Actor, account_id: in
         raise ValueError("reason is empty")
     if not 1 <= working_days <= MAX_EXTENSION_DAYS:
         raise ValueError("working_days out of range")
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("request_extension", case.status)
+    lifecycle.check_case("request_extension", case, reason)
     pending = session.scalar(select(ExtensionRequest.id).where(
         ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending"))
     if pending is not None:

@@ -117,7 +117,9 @@ def _event(session: Session, case: Case, actor: Actor, action: str, from_status:
 def _transition(session: Session, case: Case, action: str, actor: Actor, *,
                 reason: str | None = None, **detail: Any) -> CaseEvent:
     """Apply one row of the lifecycle table: check, change status, write the timeline entry."""
-    transition = lifecycle.check(action, case.status, reason)
+    transition = lifecycle.check_case(action, case, reason)
+    if transition.target is None:  # a programming error, never a client's
+        raise RuntimeError(f"{action!r} does not change the status: record it with record_event")
     before = case.status
     case.status = transition.target
     case.updated_at = utcnow()
@@ -254,8 +256,7 @@ def add_information(session: Session, case: Case, actor: Actor, text: str, *,
 
     With `reroute`, a case nobody has accepted yet is classified again on the whole text.
     """
-    if case.status in lifecycle.FINAL_STATUSES or case.status == Status.CLOSED:
-        raise IllegalTransition("add_information", case.status)
+    lifecycle.check_case("add_information", case)
     case.text = f"{case.text}\n{text}"
     case.last_message_at = utcnow()
     entry = _event(session, case, actor, "add_information", case.status, case.status, text=text)
@@ -332,8 +333,7 @@ def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | Non
 def recategorize(session: Session, case: Case, actor: Actor, category: str,
                  reason: str | None = None) -> CaseEvent:
     """Correct the category only (the handler and status stay); re-routing is `reassign`/`dispatch`."""
-    if case.status in lifecycle.FINAL_STATUSES:
-        raise IllegalTransition("recategorize", case.status)
+    lifecycle.check_case("correct_category", case)
     old, case.category = case.category, category
     return _event(session, case, actor, "recategorize", case.status, case.status, old_category=old,
                   category=category, reason=reason)
@@ -362,8 +362,7 @@ def rate(session: Session, case: Case, resident: Resident, value: str, *, channe
     """
     if value not in RATING_VALUES:
         raise ValueError(f"unknown rating {value!r}")
-    if case.status != Status.CLOSED:
-        raise IllegalTransition("rate", case.status)
+    lifecycle.check_case("rate", case)
     if resident.id not in _recipients(session, case):
         raise NotFound("case")
     existing = session.scalar(select(Rating).where(
@@ -404,15 +403,22 @@ def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent
     return entry
 
 
-def merge(session: Session, case: Case, into: Case, actor: Actor) -> CaseEvent:
-    """并单: close `case` into `into`; its resident follows `into` from now on."""
-    if case.id == into.id or into.status in lifecycle.FINAL_STATUSES:
+def merge(session: Session, case: Case, into: Case, actor: Actor, reason: str) -> CaseEvent:
+    """并单: close `case` into the open case `into`, with a reason on both timelines. The merged
+    case's resident (and its followers) follow `into` from now on and are told so."""
+    if case.id == into.id or into.status not in lifecycle.OPEN_STATUSES:
         raise IllegalTransition("merge", into.status, "cannot merge into that case")
+    recipients = _recipients(session, case)  # before the merge: the merged case's own people
     case.merged_into_id = into.id
-    entry = _transition(session, case, "merge", actor, into=into.number)
-    if session.get(CaseFollower, (into.id, case.resident_id)) is None and into.resident_id != case.resident_id:
-        session.add(CaseFollower(case_id=into.id, resident_id=case.resident_id))
-    _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number)
+    entry = _transition(session, case, "merge", actor, reason=reason, into=into.number)
+    for resident_id in recipients:
+        if resident_id != into.resident_id and session.get(CaseFollower, (into.id, resident_id)) is None:
+            session.add(CaseFollower(case_id=into.id, resident_id=resident_id))
+    _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number,
+           reason=reason)
+    _notify_residents(session, case, entry,
+                      f"您的诉求 {case.number} 与诉求 {into.number} 反映的是同一件事，已合并办理。"
+                      f"今后诉求 {into.number} 的办理进展和结果会同样告诉您，办结后也请您评价。")
     return entry
 
 
