@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     args = parser.parse_args()
 
-    from liaison.case import timers
+    from liaison.case import sweep
     from liaison.core import db
     from liaison.core.clock import utcnow
 
@@ -103,7 +103,7 @@ def main() -> int:
 
     started = time.perf_counter()
     with db.session_scope() as session:
-        handled = timers.run_due(session, now)
+        handled = sweep.run_due(session, now)
     elapsed = time.perf_counter() - started
     print(f"\nsweep firing due timers: {handled:,} cases in {elapsed:.2f} s "
           f"({handled / elapsed:,.0f} cases/s, {elapsed / max(handled, 1) * 1000:.2f} ms per case)")
@@ -112,7 +112,7 @@ def main() -> int:
     for _ in range(5):
         started = time.perf_counter()
         with db.session_scope() as session:
-            assert timers.run_due(session, now) == 0
+            assert sweep.run_due(session, now) == 0
         idle_runs.append(time.perf_counter() - started)
     print(f"idle sweep (nothing due, {args.cases:,} cases): best {min(idle_runs) * 1000:.2f} ms of 5")
     print("\nquery plan when nothing is due:")

@@ -26,11 +26,11 @@ def relay_outbox() -> int:
 
 def run_timers() -> int:
     """Deadline reminders, escalation, rating reminders and expiry for every case that is due."""
-    from liaison.case import timers
+    from liaison.case import sweep
     from liaison.core import db
 
     with db.session_scope() as session:
-        return timers.run_due(session)
+        return sweep.run_due(session)
 
 
 def send_digests() -> int:

@@ -11,6 +11,8 @@ Text = Field(min_length=1, max_length=2000)
 Short = Field(min_length=1, max_length=500)
 Photo = Field(min_length=1, max_length=500)
 Code = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
+Reason = Field(min_length=1, max_length=500, pattern=r"\S",
+               description="理由（必填，不能只有空白），写入办理时间线")
 
 RoleName = Literal["resident", "deputy", "department", "staff"]
 RatingValue = Literal["satisfied", "basically_satisfied", "unsatisfied"]
@@ -95,6 +97,17 @@ class CloseIn(Request):
 
 class ReasonIn(Request):
     reason: str = Short
+
+
+class MergeIn(Request):
+    into: str = Field(min_length=1, max_length=24,
+                      description="并入的诉求：编号（如 2026-000123）或 id；须为仍在办理中的诉求")
+    reason: str = Reason
+
+
+class RejectIn(Request):
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S",
+                        description="不予受理的理由及建议的反映渠道（必填），会告知群众")
 
 
 class CategoryIn(Request):

@@ -11,7 +11,7 @@ from liaison.case import access
 from liaison.case import handling as casework
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS
-from liaison.case.models import ExtensionRequest, Notice
+from liaison.case.models import Case, ExtensionRequest, Notice
 from liaison.people import registry
 from liaison.people import service as accounts
 from liaison.people.models import Account, Department, Deputy, Grid, Station
@@ -283,6 +283,40 @@ def reassign_case(ctx: Context, public_id: str):
     return _done(ctx, scope, case, entry)
 
 
+@endpoint("POST", "/cases/<public_id>/merge", summary="工委并单：把重复诉求并入另一件诉求（附理由，群众随主诉求获知进展）",
+          roles=(STAFF,), body=s.MergeIn, response=s.ActionOut, tag="staff")
+def merge_case(ctx: Context, public_id: str):
+    scope = _scope(ctx)
+    case = access.get_case(ctx.session, scope, public_id)
+    try:
+        access.check(scope, "merge", case)
+    except access.Forbidden as refusal:
+        raise forbidden(str(refusal)) from None
+    into = _case_by_reference(ctx, scope, ctx.body.into)
+    # Lock both rows in id order, so two merges of the same pair at once cannot deadlock.
+    for row in sorted({case, into}, key=lambda c: c.id):
+        ctx.session.refresh(row, with_for_update=True)
+    entry = cases.merge(ctx.session, case, into, ctx.principal.actor(), ctx.body.reason)
+    return _done(ctx, scope, case, entry)
+
+
+@endpoint("POST", "/cases/<public_id>/reject", summary="工委不予受理（附理由，告知群众）", roles=(STAFF,),
+          body=s.RejectIn, response=s.ActionOut, tag="staff")
+def reject_case(ctx: Context, public_id: str):
+    scope, case = _acting_on(ctx, public_id, "reject")
+    entry = cases.reject(ctx.session, case, ctx.principal.actor(), ctx.body.reason)
+    return _done(ctx, scope, case, entry)
+
+
+def _case_by_reference(ctx: Context, scope: access.Scope, reference: str):
+    """A case the caller can see, named by its number (2026-000123) or its id; else 404."""
+    public_id = ctx.session.scalar(select(Case.public_id).where(Case.number == reference)) or reference
+    try:
+        return access.get_case(ctx.session, scope, public_id)
+    except cases.NotFound:
+        raise ApiError(404, "not_found", f"要并入的诉求不存在：{reference}", "into") from None
+
+
 # ---------------------------------------------------------------------------------------------- extensions
 def _extension(ctx: Context, public_id: str) -> ExtensionRequest:
     request = ctx.session.scalar(select(ExtensionRequest).where(ExtensionRequest.public_id == public_id))
@@ -299,8 +333,6 @@ def _extension(ctx: Context, public_id: str) -> ExtensionRequest:
           roles=(DEPARTMENT, STAFF), query=s.ExtensionListQuery, response=s.Page[s.ExtensionOut],
           tag="staff")
 def list_extensions(ctx: Context):
-    from liaison.case.models import Case
-
     query: s.ExtensionListQuery = ctx.query
     conditions = [access.case_condition(_scope(ctx))]
     if ctx.principal.role == DEPARTMENT:

@@ -33,7 +33,6 @@ SHARED_LEAVES = ("models", "lifecycle")
 # The floor every domain stands on; it imports no domain.
 FLOOR = ("core", "wechat")
 # Checks that fail on today's code. Strict: the run turns red once the imports are fixed, so the mark goes.
-PENDING_CASE_RENOVATION = pytest.mark.xfail(strict=True, reason="removed by the case-domain renovation")
 PENDING_ELSEWHERE = pytest.mark.xfail(
     strict=True, reason="fails on main today, outside the case-domain renovation: fix the imports, drop the mark")
 
@@ -192,7 +191,6 @@ def test_the_graph_sees_hidden_relative_and_type_only_imports():
     assert len({e.source for e in edges()}) > 20  # and it reads the real package
 
 
-@PENDING_CASE_RENOVATION  # case/service.py <-> case/timers.py
 def test_no_import_cycle_between_liaison_modules():
     graph: dict[str, set[str]] = {name: set() for name in modules()}
     lines: dict[tuple[str, str], Edge] = {}
@@ -279,8 +277,7 @@ def unexplained_function_level_imports(folder_name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("folder_name", marked(("liaison",) + FLOOR + DOMAINS, {
-    "case": PENDING_CASE_RENOVATION, "people": PENDING_ELSEWHERE, "messaging": PENDING_ELSEWHERE,
-    "engagement": PENDING_ELSEWHERE, "conversation": PENDING_ELSEWHERE,
+    "people": PENDING_ELSEWHERE, "messaging": PENDING_ELSEWHERE, "engagement": PENDING_ELSEWHERE,
 }))
 def test_function_level_imports_of_liaison_say_why(folder_name):
     """An import inside a function hides a dependency (and often a circle): the comment says why it

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from jobs import queues
 from liaison import runtime
-from liaison.case import timers
+from liaison.case import sweep as timer_sweep
 from liaison.case.models import CaseEvent
 from liaison.core import db
 from liaison.core.clock import utcnow
@@ -161,7 +161,7 @@ def test_two_sweeps_at_once_fire_each_timer_once(app, simulator, migrated_databa
         def sweep():
             try:
                 with db.session_scope() as session:
-                    timers.run_due(session, later, batch=3)
+                    timer_sweep.run_due(session, later, batch=3)
             except Exception as error:  # pragma: no cover - reported below
                 errors.append(error)
 

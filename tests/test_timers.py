@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from jobs import queues
 from liaison.case import service as cases
+from liaison.case import sweep as timer_sweep
 from liaison.case import timers
 from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseEvent, Notice
@@ -58,7 +59,7 @@ def settle():
 def sweep(clock, *args):
     clock.to(*args)
     with db.session_scope() as session:
-        timers.run_due(session)
+        timer_sweep.run_due(session)
     settle()
 
 
@@ -234,7 +235,7 @@ def test_a_new_deadline_clears_the_alert(clock, simulator):
     clock.to(2026, 10, 20, 10, 0)
     with db.session_scope() as session:
         case = session.scalar(select(Case))
-        timers.run_due(session)
+        timer_sweep.run_due(session)
     with db.session_scope() as session:
         case = session.scalar(select(Case))
         assert case.alert == "red"
@@ -248,8 +249,8 @@ def test_a_timer_due_exactly_now_fires_once_and_the_sweep_ends(clock, simulator)
     with db.session_scope() as session:
         case = session.scalar(select(Case))
         clock.now = case.deadline  # the very instant the deadline passes
-        assert timers.run_due(session) == 1
+        assert timer_sweep.run_due(session) == 1
     with db.session_scope() as session:
         case = session.scalar(select(Case))
         assert case.alert == "red" and case.escalation_level == 1 and case.next_action_at > clock.now
-        assert timers.run_due(session) == 0
+        assert timer_sweep.run_due(session) == 0

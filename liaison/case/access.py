@@ -17,7 +17,6 @@ from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from liaison.case import lifecycle
-from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseFollower
 from liaison.case.service import NotFound, lock_case
 from liaison.core.clock import utcnow
@@ -29,7 +28,8 @@ class Forbidden(Exception):
     """The caller sees the case but may not perform this action on it (message in Chinese)."""
 
 
-# Which roles may attempt each mini-program action on a case.
+# Which roles may attempt each mini-program action on a case. Every action is a row of the
+# lifecycle table (`lifecycle.ACTIONS`), which alone says from which statuses it is allowed.
 ACTION_ROLES: dict[str, frozenset[str]] = {
     "add_information": frozenset({RESIDENT}),
     "withdraw": frozenset({RESIDENT}),
@@ -44,12 +44,9 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "return": frozenset({DEPARTMENT}),
     "request_extension": frozenset({DEPARTMENT}),
     "reassign": frozenset({STAFF}),
+    "merge": frozenset({STAFF}),
+    "reject": frozenset({STAFF}),
 }
-
-# The lifecycle action behind each mini-program action (None: checked against the status sets below).
-_LIFECYCLE = {"accept": "accept", "reply": "reply", "close": "close", "dispatch": "dispatch",
-              "return": "return", "reassign": "reassign", "correct_category": "reassign",
-              "withdraw": "withdraw", "rate": "rate_satisfied"}
 
 
 @dataclass(frozen=True)
@@ -173,19 +170,8 @@ def check(scope: Scope, action: str, case: Case) -> None:
 
 
 def allowed_actions(scope: Scope, case: Case) -> list[str]:
-    """The actions this caller can take on the case now (role, handler and lifecycle all agree)."""
-    result = []
-    for action in ACTION_ROLES:
-        if _refusal(scope, action, case) is not None:
-            continue
-        lifecycle_action = _LIFECYCLE.get(action)
-        if lifecycle_action is not None:
-            if case.status not in lifecycle.TRANSITIONS[lifecycle_action].sources:
-                continue
-        elif action == "add_information":
-            if case.status in lifecycle.FINAL_STATUSES or case.status == Status.CLOSED:
-                continue
-        elif case.status not in lifecycle.WORKING_STATUSES:
-            continue
-        result.append(action)
-    return result
+    """The actions this caller can take on the case now: the role and handler rules above, and the
+    lifecycle table (the same check the services make before acting)."""
+    return [action for action in ACTION_ROLES
+            if _refusal(scope, action, case) is None
+            and lifecycle.allows(action, case.status, case.handler_kind)]

@@ -1,25 +1,23 @@
 """Casework done in the mini-program beyond the lifecycle transitions: submitting with photos and a
 location, asking the resident for information, urging a department (督办), extension requests (延期),
-category corrections kept for the classifier, and notices to handlers.
+category corrections kept for the classifier. Handlers are told through `case.notices`.
 
-Status changes still go only through `liaison.cases` (and so through the lifecycle table).
+Status changes still go only through `case.service` (and so through the lifecycle table).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liaison.case import lifecycle, timers
+from classifiers import get_classifier
+from liaison.case import lifecycle, notices, timers
 from liaison.case import service as cases
 from liaison.case.lifecycle import IllegalTransition
-from liaison.case.models import ClassifierCorrection, ExtensionRequest, Notice
-
-if TYPE_CHECKING:
-    from liaison.core.types import Actor
-from liaison.case.models import Case
+from liaison.case.models import Case, ClassifierCorrection, ExtensionRequest
 from liaison.core.clock import utcnow
+from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
 from liaison.people.models import Department, Grid, Resident
@@ -34,7 +32,7 @@ def submit_case(session: Session, resident: Resident, text: str, *, photos: list
     if location:
         case.location = location
     if photos:
-        cases.record_event(session, case, cases.Actor("resident", resident.id), "attach", photos=photos)
+        cases.record_event(session, case, Actor("resident", resident.id), "attach", photos=photos)
     return case
 
 
@@ -43,9 +41,9 @@ def add_information(session: Session, case: Case, resident: Resident, text: str,
     """The resident adds to their own open case; an unaccepted case is classified again."""
     if case.resident_id != resident.id:
         raise cases.NotFound("case")
-    entry = cases.add_information(session, case, cases.Actor("resident", resident.id), text, reroute=True)
+    entry = cases.add_information(session, case, Actor("resident", resident.id), text, reroute=True)
     if photos:
-        cases.record_event(session, case, cases.Actor("resident", resident.id), "attach", photos=photos)
+        cases.record_event(session, case, Actor("resident", resident.id), "attach", photos=photos)
     return entry
 
 
@@ -54,8 +52,7 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
     question = question.strip()
     if not question:
         raise ValueError("question is empty")
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("request_information", case.status)
+    lifecycle.check_case("request_information", case)
     entry = cases.record_event(session, case, actor, "request_information", question=question)
     # Only the resident who raised the case can answer; followers (并单) are not asked about it.
     session.flush()  # the entry's id keys the outbox row
@@ -67,17 +64,14 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
 
 def urge(session: Session, case: Case, actor: Actor, note: str | None = None):
     """督办: press the department handling the case; a timeline entry and a notice to the department."""
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("urge", case.status)
-    if case.handler_kind != "department" or case.department_id is None:
-        raise IllegalTransition("urge", case.status, "只能督办已派单给部门的诉求")
+    lifecycle.check_case("urge", case)  # also: only while a department handles it
     department = session.get(Department, case.department_id)
     entry = cases.record_event(session, case, actor, "urge", department=department.name,
                                note=note, deadline=case.deadline.isoformat() if case.deadline else None)
+    session.flush()  # the entry's id keys the notice: every urge is told once, a retry is not
     text = f"诉求 {case.number} 被督办，请抓紧办理" + (f"：{note}" if note else "。")
-    session.add(Notice(department_id=case.department_id, case_id=case.id, kind="urge", text=text,
-                       detail={"event_id": entry.id}))
-    session.flush()
+    notices.notify(session, case, f"urge:{case.id}:{entry.id}", text, department_id=case.department_id,
+                   detail={"event_id": entry.id})
     return entry
 
 
@@ -89,8 +83,7 @@ def request_extension(session: Session, case: Case, actor: Actor, account_id: in
         raise ValueError("reason is empty")
     if not 1 <= working_days <= MAX_EXTENSION_DAYS:
         raise ValueError("working_days out of range")
-    if case.status not in lifecycle.WORKING_STATUSES:
-        raise IllegalTransition("request_extension", case.status)
+    lifecycle.check_case("request_extension", case, reason)
     pending = session.scalar(select(ExtensionRequest.id).where(
         ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending"))
     if pending is not None:
@@ -127,8 +120,8 @@ def decide_extension(session: Session, request: ExtensionRequest, actor: Actor, 
                            request=request.public_id)
         text = f"诉求 {case.number} 的延期申请未获批准" + (f"：{note}" if note else "。")
     if request.department_id is not None:
-        session.add(Notice(department_id=request.department_id, case_id=case.id,
-                           kind=f"extension_{request.status}", text=text))
+        notices.notify(session, case, f"extension_{request.status}:{request.id}", text,
+                       department_id=request.department_id)
     session.flush()
     return request
 
@@ -146,7 +139,5 @@ def correct_category(session: Session, case: Case, actor: Actor, category: str,
 
 def known_categories() -> tuple[str, ...]:
     """The categories the classifier knows (a correction must name one of them)."""
-    from classifiers import get_classifier
-
     return tuple(get_classifier().labels)
 

@@ -1,7 +1,11 @@
-"""The case lifecycle as one explicit transition table.
+"""The case lifecycle: the one table of what may happen to a case in each status.
 
 群众点单 → 代表接单 → 派单 → 部门办单 → 代表督单 → 群众评单. Every status change of a case goes through
-`TRANSITIONS`; anything not listed is refused with `IllegalTransition` and changes nothing.
+`TRANSITIONS`; the casework that leaves the status as it is (改类, 督办, asking for or adding
+information, asking for an extension, rating) is listed in `CASEWORK`. The services check an action
+with `check` before doing it and the mini-program's `access.allowed_actions` asks `allows`, both on
+`ACTIONS`, so what the API accepts and what the mini-program offers cannot disagree. Anything not
+listed is refused with `IllegalTransition` and changes nothing.
 """
 from __future__ import annotations
 
@@ -41,17 +45,20 @@ WORKING_STATUSES = OPEN_STATUSES
 
 @dataclass(frozen=True)
 class Transition:
-    """One row of the table: an action allowed from `sources` that leads to `target`."""
+    """One row of the table: an action allowed from `sources` that leads to `target` (None: the
+    status stays), optionally only while the case is with one of `handler_kinds`."""
 
     action: str
     sources: frozenset[str]
-    target: str
+    target: str | None
     label: str  # Chinese, shown on the timeline
     needs_reason: bool = False
+    handler_kinds: frozenset[str] | None = None  # None: whoever handles it
 
 
-def _t(action, sources, target, label, needs_reason=False) -> tuple[str, Transition]:
-    return action, Transition(action, frozenset(sources), target, label, needs_reason)
+def _t(action, sources, target, label, needs_reason=False, handler_kinds=None) -> tuple[str, Transition]:
+    return action, Transition(action, frozenset(sources), target, label, needs_reason,
+                              frozenset(handler_kinds) if handler_kinds is not None else None)
 
 
 S = Status
@@ -68,11 +75,31 @@ TRANSITIONS: dict[str, Transition] = dict([
     _t("rate_satisfied", {S.CLOSED}, S.ARCHIVED, "评价并销号"),
     _t("rate_unsatisfied", {S.CLOSED}, S.REOPENED, "不满意，二次办理"),
     _t("expire_rating", {S.CLOSED}, S.UNRATED, "未评价"),
-    _t("merge", {S.SUBMITTED, S.ASSIGNED}, S.MERGED, "并单"),
+    _t("merge", {S.SUBMITTED, S.ASSIGNED}, S.MERGED, "并单", needs_reason=True),
     _t("reject", {S.SUBMITTED, S.ASSIGNED, S.ACCEPTED, S.RETURNED}, S.REJECTED, "不予受理",
        needs_reason=True),
     _t("withdraw", OPEN_STATUSES, S.WITHDRAWN, "撤回"),
 ])
+
+
+# Casework that leaves the status as it is. 改类 is allowed on any case still being worked
+# (including 已答复: the handler answered but the case is not closed), never once it is closed.
+_DEPARTMENT = {"department"}
+CASEWORK: dict[str, Transition] = dict([
+    _t("correct_category", WORKING_STATUSES, None, "更正分类"),
+    _t("urge", WORKING_STATUSES, None, "督办", handler_kinds=_DEPARTMENT),
+    _t("request_information", WORKING_STATUSES, None, "请群众补充信息"),
+    _t("request_extension", WORKING_STATUSES, None, "申请延期", needs_reason=True,
+       handler_kinds=_DEPARTMENT),
+    _t("add_information", OPEN_STATUSES, None, "补充信息"),
+    _t("rate", {S.CLOSED}, None, "评价"),  # the resident's rating decides rate_satisfied/unsatisfied
+])
+
+# Everything that may happen to a case, by action name.
+ACTIONS: dict[str, Transition] = {**TRANSITIONS, **CASEWORK}
+
+# Why an action is refused though the status allows it (Chinese, may be shown to the person acting).
+HANDLER_REFUSALS = {"urge": "只能督办已派单给部门的诉求", "request_extension": "只有承办部门可以申请延期"}
 
 
 class IllegalTransition(Exception):
@@ -83,18 +110,36 @@ class IllegalTransition(Exception):
         super().__init__(message or f"action {action!r} is not allowed in status {status!r}")
 
 
-def check(action: str, status: str, reason: str | None = None) -> Transition:
-    """Return the transition for `action` from `status`, or raise IllegalTransition."""
-    transition = TRANSITIONS.get(action)
+def check(action: str, status: str, reason: str | None = None, *,
+          handler_kind: str | None = None) -> Transition:
+    """Return the table's row for `action` from `status`, or raise IllegalTransition.
+
+    A row limited to some handlers (督办 only while a department handles the case) also needs the
+    case's `handler_kind`."""
+    transition = ACTIONS.get(action)
     if transition is None:
         raise IllegalTransition(action, status, f"unknown action {action!r}")
     if status not in transition.sources:
         raise IllegalTransition(action, status)
+    if transition.handler_kinds is not None and handler_kind not in transition.handler_kinds:
+        raise IllegalTransition(action, status, HANDLER_REFUSALS.get(action, "not with this handler"))
     if transition.needs_reason and not (reason and reason.strip()):
         raise IllegalTransition(action, status, f"action {action!r} needs a reason")
     return transition
 
 
-def allowed_actions(status: str) -> list[str]:
+def check_case(action: str, case, reason: str | None = None) -> Transition:
+    """`check` for a case: its status and its handler."""
+    return check(action, case.status, reason, handler_kind=case.handler_kind)
+
+
+def allows(action: str, status: str, handler_kind: str | None = None) -> bool:
+    """Whether the table allows `action` now (a needed reason is the caller's input, not checked)."""
+    transition = ACTIONS.get(action)
+    return (transition is not None and status in transition.sources
+            and (transition.handler_kinds is None or handler_kind in transition.handler_kinds))
+
+
+def allowed_actions(status: str, handler_kind: str | None = None) -> list[str]:
     """The actions the table allows from `status` (for handlers' UIs)."""
-    return [name for name, t in TRANSITIONS.items() if status in t.sources]
+    return [name for name in ACTIONS if allows(name, status, handler_kind)]

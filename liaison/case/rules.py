@@ -12,6 +12,7 @@ import time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from classifiers import get_classifier
 from liaison.case.models import KeywordRule
 from liaison.core.clock import utcnow
 
@@ -30,8 +31,6 @@ _state: dict = {"checked": 0.0, "version": None, "url": None}
 def add_rule(session: Session, keyword: str, category: str, weight: float,
              account_id: int | None = None) -> KeywordRule:
     """Add a rule; it applies to this process's classifier at once."""
-    from classifiers import get_classifier
-
     keyword = keyword.strip()
     if not keyword:
         raise RuleError("关键词不能为空")
@@ -64,8 +63,6 @@ def active_rules(session: Session) -> list[KeywordRule]:
 
 def sync(session: Session, *, force: bool = False) -> None:
     """Make this process's classifier use the stored rules (cheap unless they changed)."""
-    from classifiers import get_classifier
-
     now = time.monotonic()
     url = str(session.get_bind().url)
     if not force and _state["url"] == url and now - _state["checked"] < REFRESH_SECONDS:
@@ -83,8 +80,6 @@ def sync(session: Session, *, force: bool = False) -> None:
 
 def forget() -> None:
     """Drop this process's overlay and cached version (tests between databases)."""
-    from classifiers import get_classifier
-
     with _lock:
         get_classifier().set_rules([])
         _state.update(checked=0.0, version=None, url=None)

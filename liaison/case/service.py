@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, insert, select, text, update
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, object_session
 
-from liaison.case import lifecycle, rules, timers
+from classifiers import get_classifier, route, signature, similarity, similarity_threshold
+from liaison.case import lifecycle, notices, rules, timers
 from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
 from liaison.core.clock import utcnow
+from liaison.core.db import get_engine
 from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
@@ -74,10 +78,6 @@ def next_case_number(session: Session, now: datetime) -> str:
 
 
 def _create_sequence(name: str) -> None:
-    from sqlalchemy.exc import DBAPIError
-
-    from liaison.core.db import get_engine
-
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         try:
             connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
@@ -117,7 +117,9 @@ def _event(session: Session, case: Case, actor: Actor, action: str, from_status:
 def _transition(session: Session, case: Case, action: str, actor: Actor, *,
                 reason: str | None = None, **detail: Any) -> CaseEvent:
     """Apply one row of the lifecycle table: check, change status, write the timeline entry."""
-    transition = lifecycle.check(action, case.status, reason)
+    transition = lifecycle.check_case(action, case, reason)
+    if transition.target is None:  # a programming error, never a client's
+        raise RuntimeError(f"{action!r} does not change the status: record it with record_event")
     before = case.status
     case.status = transition.target
     case.updated_at = utcnow()
@@ -163,13 +165,11 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
         accept_by=timers.local_day(case.accept_deadline), deadline=timers.local_day(case.deadline),
         department=detail.get("department") or "承办部门",
         reason=detail.get("reason") or "")
-    timers.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
+    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
 
 
 def _route(session: Session, case: Case, text: str) -> None:
     """Classify and route: fill category, routing decision with reasons, and the handler."""
-    from classifiers import get_classifier, route, signature
-
     rules.sync(session)  # staff keyword rules, live without a restart
     decision = get_classifier().classify(text)
     routed = route(decision, text)
@@ -219,8 +219,6 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
 def find_duplicate(session: Session, text: str, grid_id: int | None, *,
                    exclude_resident_id: int | None = None, now: datetime | None = None) -> Case | None:
     """An open case in the same grid about the same problem, recent enough to merge into (并单)."""
-    from classifiers import signature, similarity, similarity_threshold
-
     if grid_id is None:
         return None
     now = now or utcnow()
@@ -232,8 +230,6 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
         Case.created_at >= now - DUPLICATE_WINDOW)
     if session.get_bind().dialect.name == "postgresql":
         # GIN-indexed overlap: only cases sharing a keyword are candidates.
-        from sqlalchemy.dialects.postgresql import array
-
         query = query.where(Case.signature.op("&&")(array(sorted(mine), type_=String(64))))
     candidates = session.scalars(query.order_by(Case.created_at.desc()).limit(50)).all()
     best, best_score = None, 0.0
@@ -260,8 +256,7 @@ def add_information(session: Session, case: Case, actor: Actor, text: str, *,
 
     With `reroute`, a case nobody has accepted yet is classified again on the whole text.
     """
-    if case.status in lifecycle.FINAL_STATUSES or case.status == Status.CLOSED:
-        raise IllegalTransition("add_information", case.status)
+    lifecycle.check_case("add_information", case)
     case.text = f"{case.text}\n{text}"
     case.last_message_at = utcnow()
     entry = _event(session, case, actor, "add_information", case.status, case.status, text=text)
@@ -338,8 +333,7 @@ def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | Non
 def recategorize(session: Session, case: Case, actor: Actor, category: str,
                  reason: str | None = None) -> CaseEvent:
     """Correct the category only (the handler and status stay); re-routing is `reassign`/`dispatch`."""
-    if case.status in lifecycle.FINAL_STATUSES:
-        raise IllegalTransition("recategorize", case.status)
+    lifecycle.check_case("correct_category", case)
     old, case.category = case.category, category
     return _event(session, case, actor, "recategorize", case.status, case.status, old_category=old,
                   category=category, reason=reason)
@@ -368,8 +362,7 @@ def rate(session: Session, case: Case, resident: Resident, value: str, *, channe
     """
     if value not in RATING_VALUES:
         raise ValueError(f"unknown rating {value!r}")
-    if case.status != Status.CLOSED:
-        raise IllegalTransition("rate", case.status)
+    lifecycle.check_case("rate", case)
     if resident.id not in _recipients(session, case):
         raise NotFound("case")
     existing = session.scalar(select(Rating).where(
@@ -410,15 +403,22 @@ def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent
     return entry
 
 
-def merge(session: Session, case: Case, into: Case, actor: Actor) -> CaseEvent:
-    """并单: close `case` into `into`; its resident follows `into` from now on."""
-    if case.id == into.id or into.status in lifecycle.FINAL_STATUSES:
+def merge(session: Session, case: Case, into: Case, actor: Actor, reason: str) -> CaseEvent:
+    """并单: close `case` into the open case `into`, with a reason on both timelines. The merged
+    case's resident (and its followers) follow `into` from now on and are told so."""
+    if case.id == into.id or into.status not in lifecycle.OPEN_STATUSES:
         raise IllegalTransition("merge", into.status, "cannot merge into that case")
+    recipients = _recipients(session, case)  # before the merge: the merged case's own people
     case.merged_into_id = into.id
-    entry = _transition(session, case, "merge", actor, into=into.number)
-    if session.get(CaseFollower, (into.id, case.resident_id)) is None and into.resident_id != case.resident_id:
-        session.add(CaseFollower(case_id=into.id, resident_id=case.resident_id))
-    _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number)
+    entry = _transition(session, case, "merge", actor, reason=reason, into=into.number)
+    for resident_id in recipients:
+        if resident_id != into.resident_id and session.get(CaseFollower, (into.id, resident_id)) is None:
+            session.add(CaseFollower(case_id=into.id, resident_id=resident_id))
+    _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number,
+           reason=reason)
+    _notify_residents(session, case, entry,
+                      f"您的诉求 {case.number} 与诉求 {into.number} 反映的是同一件事，已合并办理。"
+                      f"今后诉求 {into.number} 的办理进展和结果会同样告诉您，办结后也请您评价。")
     return entry
 
 

@@ -22,10 +22,12 @@ from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseFollower, Rating
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
+from liaison.engagement import broadcasts, surveys
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.service import Principal, record_consents
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,6 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
 
 def _account_event(session: Session, incoming: Incoming) -> None:
     """MASSSENDJOBFINISH: WeChat's count of what a broadcast's mass job reached."""
-    from liaison.engagement import broadcasts
-
     report = incoming.report
     if report is None:
         return
@@ -208,9 +208,7 @@ def _window_opened(session: Session, resident: Resident, kind: str, now: datetim
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
           now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
     text = text[:MAX_CASE_TEXT]
-    if not is_new:
-        from liaison.engagement import surveys  # a reply 1/2/3 right after scanning a survey code is the vote
-
+    if not is_new:  # a reply 1/2/3 right after scanning a survey code is the vote
         answer = surveys.answer_from_chat(session, resident, text, now)
         if answer is not None:
             return answer, None
@@ -321,8 +319,6 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         scene = key[len("qrscene_"):] if key.startswith("qrscene_") else key
         resident.subscribed = True
         if scene.startswith("survey:"):
-            from liaison.engagement import surveys
-
             return surveys.on_scan(session, resident, scene[len("survey:"):])
         if scene:
             grid, deputy, station = _scene_target(session, scene)
@@ -346,8 +342,6 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
     if event == "click":
         return _menu(session, resident, incoming.event_key or "")
     if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event") and incoming.subscriptions:
-        from liaison.people.service import Principal, record_consents
-
         results = {template: ("accept" if status == "accept" else "reject")
                    for template, status in incoming.subscriptions}
         record_consents(session, Principal(role="resident", resident=resident), results)

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from liaison.core.clock import utcnow
-from liaison.people.models import Resident
+from liaison.people.models import Account, NotificationConsent, Resident
+from liaison.wechat.client import thing_value
 
 CONFIG_FILE = Path(__file__).parent.parent / "data" / "notifications.json"
 
@@ -91,8 +92,6 @@ def close_window(resident: Resident) -> None:
 
 def resident_plans(session: Session, resident: Resident, now: datetime | None = None) -> list[Plan]:
     """The channels to try for a resident, best first (empty: wait in the mini-program)."""
-    from liaison.people.models import NotificationConsent
-
     now = now or utcnow()
     plans: list[Plan] = []
     if resident.oa_openid and resident.subscribed and window_remaining(resident, now) > 0:
@@ -114,8 +113,6 @@ def resident_plans(session: Session, resident: Resident, now: datetime | None = 
 
 def account_plans(session: Session, account_id: int) -> list[Plan]:
     """Channels for a deputy, department handler or staff account (the mini-program is always there)."""
-    from liaison.people.models import Account, NotificationConsent
-
     account = session.get(Account, account_id)
     template = config()["account_templates"].get(MP_SUBSCRIBE)
     if account is None or not account.mp_openid or not template:
@@ -136,8 +133,6 @@ def _usable(consent, template: dict[str, Any]) -> bool:
 def spend_credit(session: Session, plan: Plan, *, resident_id: int | None = None,
                  account_id: int | None = None) -> None:
     """A one-time subscription was used: one credit less (long-term ones cost nothing)."""
-    from liaison.people.models import NotificationConsent
-
     if plan.template is None or plan.template.get("long_term"):
         return
     owner = (NotificationConsent.resident_id == resident_id if resident_id is not None
@@ -150,8 +145,6 @@ def spend_credit(session: Session, plan: Plan, *, resident_id: int | None = None
 def drop_consent(session: Session, plan: Plan, *, resident_id: int | None = None,
                  account_id: int | None = None) -> None:
     """WeChat answered 43101 (not subscribed / refused): stop trying that template."""
-    from liaison.people.models import NotificationConsent
-
     owner = (NotificationConsent.resident_id == resident_id if resident_id is not None
              else NotificationConsent.account_id == account_id)
     session.execute(update(NotificationConsent).where(
@@ -161,8 +154,6 @@ def drop_consent(session: Session, plan: Plan, *, resident_id: int | None = None
 
 def template_data(plan: Plan, values: dict[str, str]) -> dict[str, str]:
     """Fill the template's fields; `thing` fields are cut to WeChat's 20 characters, no line breaks."""
-    from liaison.wechat.client import thing_value
-
     data = {}
     for field, pattern in plan.template["fields"].items():
         value = pattern.format(**values)

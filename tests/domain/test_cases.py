@@ -95,7 +95,7 @@ def test_merge_makes_the_resident_a_follower_who_is_asked_to_rate(resident):
         session.flush()
         second = cases.open_case(session, other, "东关街排水不畅，污水外溢").number
         cases.merge(session, cases.case_by_number(session, second), cases.case_by_number(session, first),
-                    Actor("staff"))
+                    Actor("staff"), "同一处下水道")
         other_id = other.id
     with db.session_scope() as session:
         target = cases.case_by_number(session, first)
