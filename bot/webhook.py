@@ -11,7 +11,6 @@ import functools
 import logging
 import time
 from datetime import timedelta
-from xml.parsers.expat import ExpatError
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -93,32 +92,53 @@ def _decrypt(body: bytes, timestamp: str, nonce: str) -> tuple[str, WeChatCrypto
     raise BadRequest(400, "cannot decrypt message")
 
 
+# Element text WeChat sends; a field carrying child elements or repeated is malformed (xmltodict
+# would hand the domain a dict or a list). Limits are the columns the values end up in.
+MAX_OPENID, MAX_MSG_TYPE, MAX_MSG_ID = 64, 32, 64
+
+
+def _text(data: dict, name: str, max_length: int | None = None) -> str | None:
+    """The text of a top-level element (None when absent); 400 for anything but plain text."""
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        if value is not None and max_length is not None and len(value) > max_length:
+            raise BadRequest(400, f"{name} too long")
+        return value
+    raise BadRequest(400, f"{name} is not plain text")
+
+
 def _incoming(msg) -> inbox.Incoming:
     data = msg._data
-    msg_type = (data.get("MsgType") or "").lower()
-    content = data.get("Content")
+    msg_type = (_text(data, "MsgType", MAX_MSG_TYPE) or "").lower()
+    content = _text(data, "Content")
+    recognition = _text(data, "Recognition")
     if msg_type == "voice":
-        content = data.get("Recognition")
+        content = recognition
 
     def number(name):
+        raw = _text(data, name)
         try:
-            return float(data[name]) if data.get(name) is not None else None
+            return float(raw) if raw is not None else None
         except ValueError:
             return None
 
     try:
-        create_time = int(data.get("CreateTime") or 0)
+        create_time = int(_text(data, "CreateTime") or 0)
     except ValueError:
         raise BadRequest(400, "invalid CreateTime") from None
-    openid = data.get("FromUserName")
+    openid = _text(data, "FromUserName", MAX_OPENID)
+    _text(data, "ToUserName", MAX_OPENID)  # the passive reply is addressed from it
     if not openid or not msg_type:
         raise BadRequest(400, "missing FromUserName or MsgType")
+    msg_id = _text(data, "MsgId", MAX_MSG_ID)
+    if msg_id is not None and not msg_id.strip().isdigit():
+        raise BadRequest(400, "invalid MsgId")
     return inbox.Incoming(
         subscriptions=_subscriptions(data), report=_mass_report(data),
-        openid=openid, msg_type=msg_type, create_time=create_time, msg_id=data.get("MsgId"),
-        content=content, event=(data.get("Event") or None), event_key=data.get("EventKey"),
-        latitude=number("Location_X"), longitude=number("Location_Y"), label=data.get("Label"),
-        media_id=data.get("MediaId"))
+        openid=openid, msg_type=msg_type, create_time=create_time, msg_id=msg_id and msg_id.strip(),
+        content=content, event=(_text(data, "Event") or None), event_key=_text(data, "EventKey"),
+        latitude=number("Location_X"), longitude=number("Location_Y"), label=_text(data, "Label"),
+        media_id=_text(data, "MediaId"))
 
 
 def _mass_report(data: dict) -> inbox.MassJobReport | None:
@@ -127,15 +147,16 @@ def _mass_report(data: dict) -> inbox.MassJobReport | None:
         return None
 
     def count(tag: str) -> int | None:
+        raw = _text(data, tag)
         try:
-            return int(data[tag]) if data.get(tag) is not None else None
+            return int(raw) if raw is not None else None
         except ValueError:
             return None
 
     msg_id = count("MsgID")
     if not msg_id:
         return None
-    return inbox.MassJobReport(msg_id=msg_id, status=data.get("Status"), total=count("TotalCount"),
+    return inbox.MassJobReport(msg_id=msg_id, status=_text(data, "Status"), total=count("TotalCount"),
                                filtered=count("FilterCount"), sent=count("SentCount"),
                                errors=count("ErrorCount"))
 
@@ -157,8 +178,16 @@ def _subscriptions(data: dict) -> tuple[tuple[str, str], ...]:
         return ()
     items = block.get("List") or []
     items = [items] if isinstance(items, dict) else items
-    return tuple((str(i.get("TemplateId")), str(i.get("SubscribeStatusString")))
-                 for i in items if isinstance(i, dict) and i.get("TemplateId"))
+    if not isinstance(items, list):
+        raise BadRequest(400, "malformed subscription list")
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(400, "malformed subscription list")
+        template_id, status = _text(item, "TemplateId", 128), _text(item, "SubscribeStatusString", 32)
+        if template_id:
+            pairs.append((template_id, str(status)))
+    return tuple(pairs)
 
 
 def _process(incoming: inbox.Incoming) -> str | None:
@@ -207,10 +236,14 @@ def receive():
             xml, crypto = _decrypt(body, timestamp, nonce)
         else:
             xml = body.decode("utf-8", errors="strict")
+        if not xml.strip():
+            raise BadRequest(400, "empty body")
         try:
             msg = parse_message(xml)
-        except (ExpatError, TypeError, KeyError, ValueError, AttributeError):
+        except Exception:  # the parser's input is the client's: any failure is a malformed message
             raise BadRequest(400, "malformed XML") from None
+        if msg is None or not isinstance(getattr(msg, "_data", None), dict):
+            raise BadRequest(400, "malformed XML")
         incoming = _incoming(msg)
     except UnicodeDecodeError:
         return _plain("body is not UTF-8", 400)

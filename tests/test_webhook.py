@@ -214,3 +214,51 @@ def test_unknown_events_get_success(simulator):
     assert reply.status_code == 200 and reply.raw == "success"
     reply = simulator.send_event("o_unknown", "CLICK", event_key="NO_SUCH_MENU")
     assert reply.raw == "success"
+
+
+# --- fields that are not plain text (issue: signed pushes gave 500, so WeChat retried 3 times) ---
+
+def _element_valued(sim, name):
+    """A well-signed message whose `name` element holds a child element (or repeats)."""
+    if name in ("Event", "EventKey"):
+        xml = sim.build_event("o_elem", "CLICK", event_key="MY_CASES")
+    elif name in ("Label", "Location_X"):
+        xml = sim.build_location("o_elem", 30.1, 120.2, "幸福里")
+    elif name == "TemplateId":
+        xml = sim.build_subscribe_msg_event("o_elem", "subscribe_msg_popup_event", [("tpl1", "accept")])
+    else:
+        xml = sim.build_text("o_elem", "路灯坏了")
+    if name == "repeated Content":
+        return xml.replace("</xml>", "<Content>又一个</Content></xml>")
+    if name == "MsgID":
+        from wechat_fake.simulator import _Raw
+
+        return sim.build_event("mphelper", "MASSSENDJOBFINISH", MsgID=_Raw("<a>1</a>"), Status="send success")
+    return re.sub(rf"<{name}>.*?</{name}>", f"<{name}><a>1</a><b>2</b></{name}>", xml, count=1)
+
+
+@pytest.mark.parametrize("name", ["Content", "FromUserName", "ToUserName", "CreateTime", "MsgId", "Event",
+                                  "EventKey", "Label", "Location_X", "TemplateId", "repeated Content",
+                                  "MsgID"])
+def test_element_valued_field_gets_a_4xx_and_stores_nothing(simulator, name, caplog):
+    xml = _element_valued(simulator, name)
+    with caplog.at_level("INFO", logger="bot.webhook"):
+        reply = simulator.send_raw(xml, encrypt=True)
+    assert 400 <= reply.status_code < 500, reply.raw
+    assert nothing_stored()
+    assert len([r for r in caplog.records if r.name == "bot.webhook"]) == 1
+
+
+@pytest.mark.parametrize("body", ["", "   \n"])
+def test_signed_empty_body_gets_a_4xx(live_server, body):
+    reply = make_sim(live_server, "plaintext").send_raw(body, sign=True)
+    assert reply.status_code == 400
+    assert nothing_stored()
+
+
+def test_overlong_msg_type_or_msg_id_gets_a_4xx(simulator):
+    xml = simulator.build_text("o_long", "路灯坏了")
+    assert simulator.send_raw(xml.replace("text", "t" * 40, 1), encrypt=True).status_code == 400
+    assert simulator.send_raw(re.sub(r"<MsgId>\d+</MsgId>", "<MsgId>" + "9" * 80 + "</MsgId>", xml),
+                              encrypt=True).status_code == 400
+    assert nothing_stored()
