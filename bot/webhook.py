@@ -1,8 +1,10 @@
 """The official account's server URL, `/wechat`: verify, decrypt, parse, hand to the domain, reply.
 
 Everything that can be checked before touching the database is: body size, signature (on every POST),
-timestamp freshness, AES message signature and appid, XML shape. A request failing any of them gets a
-clear 4xx and changes nothing. The domain work (classify, route, store) happens inside the request —
+timestamp freshness, AES message signature and appid, XML shape, and that the signed (timestamp, nonce)
+pair was not used before with another body. A request failing any of them gets a clear 4xx and changes
+nothing. Only encrypted bodies (verified by `msg_signature`) are accepted, unless
+WECHAT_ALLOW_PLAINTEXT is set (tests, demos): nobody signs a plaintext body. The domain work (classify, route, store) happens inside the request —
 milliseconds, well inside WeChat's 5 seconds — so the passive reply can name the case and its handler.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from bot.nonces import NonceRegistry
 from liaison.conversation import service as inbox
 from liaison.core import db
 from liaison.wechat.privacy import mask
@@ -59,6 +62,17 @@ def _check_query_signature(check_freshness: bool = True) -> tuple[str, str]:
     if skew > settings.webhook_max_clock_skew_seconds:
         raise BadRequest(403, "stale timestamp")
     return timestamp, nonce
+
+
+def _nonces() -> NonceRegistry:
+    """The app's registry of used (timestamp, nonce) pairs (Redis-backed when Redis is configured)."""
+    registry = current_app.extensions.get("liaison.webhook_nonces")
+    if registry is None:
+        from liaison import runtime
+
+        registry = NonceRegistry(runtime.current().redis, 2 * _settings().webhook_max_clock_skew_seconds)
+        current_app.extensions["liaison.webhook_nonces"] = registry
+    return registry
 
 
 def _cryptos() -> list[WeChatCrypto]:
@@ -233,9 +247,12 @@ def receive():
         timestamp, nonce = _check_query_signature()
         crypto = None
         if request.args.get("encrypt_type", "raw").lower() == "aes":
+            # Compatible mode carries clear fields too: only the part msg_signature covers is used.
             xml, crypto = _decrypt(body, timestamp, nonce)
-        else:
+        elif _settings().wechat_allow_plaintext:
             xml = body.decode("utf-8", errors="strict")
+        else:
+            raise BadRequest(403, "plaintext message refused: only encrypted messages are accepted")
         if not xml.strip():
             raise BadRequest(400, "empty body")
         try:
@@ -245,6 +262,8 @@ def receive():
         if msg is None or not isinstance(getattr(msg, "_data", None), dict):
             raise BadRequest(400, "malformed XML")
         incoming = _incoming(msg)
+        if not _nonces().claim(timestamp, nonce, body):
+            raise BadRequest(403, "nonce already used with another message")
     except UnicodeDecodeError:
         return _plain("body is not UTF-8", 400)
     except BadRequest as error:
