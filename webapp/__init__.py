@@ -55,6 +55,21 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         """Prometheus scrape endpoint (queue lengths, job failures, WeChat errors, alerts)."""
         return app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(error):
+        """Outside the API (which has its own JSON answer): 503 + Retry-After while the database is down."""
+        from liaison.core import db
+
+        if not db.is_unavailable(error):
+            raise error
+        logging.getLogger("webapp").warning("database unavailable: %s",
+                                            type(getattr(error, "orig", None) or error).__name__)
+        return jsonify(status="unavailable"), 503, {"Retry-After": "10"}
+
     @app.get("/healthz")
     def healthz():
         from sqlalchemy import text
