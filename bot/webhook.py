@@ -3,9 +3,13 @@
 Everything that can be checked before touching the database is: body size, signature (on every POST),
 timestamp freshness, AES message signature and appid, XML shape, and that the signed (timestamp, nonce)
 pair was not used before with another body. A request failing any of them gets a clear 4xx and changes
-nothing. Only encrypted bodies (verified by `msg_signature`) are accepted, unless
-WECHAT_ALLOW_PLAINTEXT is set (tests, demos): nobody signs a plaintext body. The domain work (classify, route, store) happens inside the request —
-milliseconds, well inside WeChat's 5 seconds — so the passive reply can name the case and its handler.
+nothing. Only encrypted bodies (verified by `msg_signature`) are believed, unless WECHAT_ALLOW_PLAINTEXT
+is set (tests, demos): nobody signs a plaintext body.
+
+The domain work (classify, route, store) happens inside the request — milliseconds, well inside
+WeChat's 5 seconds — so the passive reply can name the case and its handler. While the database cannot
+be written, the delivery goes to the spool (`liaison.conversation.spool`) instead and the resident is
+told the answer follows; the scheduler stores it when the database is back.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ from wechatpy.utils import check_signature
 
 from bot.nonces import NonceRegistry
 from liaison.conversation import service as inbox
+from liaison.conversation import spool as spooling
 from liaison.core import db
+from liaison.core.clock import utcnow
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -204,7 +210,44 @@ def _subscriptions(data: dict) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _spool() -> spooling.Spool | None:
+    """The delivery spool (None in embedded mode: no Redis, and SQLite is a local file)."""
+    if "liaison.webhook_spool" not in current_app.extensions:
+        from liaison import runtime
+
+        redis_client = runtime.current().redis
+        current_app.extensions["liaison.webhook_spool"] = (
+            spooling.Spool(redis_client) if redis_client is not None else None)
+    return current_app.extensions["liaison.webhook_spool"]
+
+
 def _process(incoming: inbox.Incoming) -> str | None:
+    """Store the delivery and return its passive reply; spool it while the database is unavailable.
+
+    A resident with deliveries waiting in the spool has this one spooled behind them, so their
+    messages are stored in the order they were sent; a retry of a spooled delivery finds it there.
+    """
+    spool = _spool()
+    if spool is not None and spool.holds(incoming.openid):
+        return _spooled(spool, incoming)
+    try:
+        return _store(incoming)
+    except Exception as error:
+        if spool is None or not db.is_unavailable(error):
+            raise
+        log.warning("database unavailable (%s): delivery spooled",
+                    type(getattr(error, "orig", None) or error).__name__)
+        return _spooled(spool, incoming)
+
+
+def _spooled(spool: spooling.Spool, incoming: inbox.Incoming) -> str | None:
+    if not spool.put(incoming, received_at=utcnow()):
+        log.info("repeated delivery %s from %s is waiting in the spool", incoming.msg_type,
+                 mask(incoming.openid))
+    return spooling.passive_answer(incoming)
+
+
+def _store(incoming: inbox.Incoming) -> str | None:
     """Run the domain exactly once per dedup key; a repeated delivery gets the stored reply.
 
     Another unique violation (two first messages of one new resident racing to create them) is a
