@@ -1,9 +1,15 @@
 """The official account's server URL, `/wechat`: verify, decrypt, parse, hand to the domain, reply.
 
 Everything that can be checked before touching the database is: body size, signature (on every POST),
-timestamp freshness, AES message signature and appid, XML shape. A request failing any of them gets a
-clear 4xx and changes nothing. The domain work (classify, route, store) happens inside the request —
-milliseconds, well inside WeChat's 5 seconds — so the passive reply can name the case and its handler.
+timestamp freshness, AES message signature and appid, XML shape, and that the signed (timestamp, nonce)
+pair was not used before with another body. A request failing any of them gets a clear 4xx and changes
+nothing. Only encrypted bodies (verified by `msg_signature`) are believed, unless WECHAT_ALLOW_PLAINTEXT
+is set (tests, demos): nobody signs a plaintext body.
+
+The domain work (classify, route, store) happens inside the request — milliseconds, well inside
+WeChat's 5 seconds — so the passive reply can name the case and its handler. While the database cannot
+be written, the delivery goes to the spool (`liaison.conversation.spool`) instead and the resident is
+told the answer follows; the scheduler stores it when the database is back.
 """
 from __future__ import annotations
 
@@ -11,7 +17,6 @@ import functools
 import logging
 import time
 from datetime import timedelta
-from xml.parsers.expat import ExpatError
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -20,8 +25,11 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from bot.nonces import NonceRegistry
 from liaison.conversation import service as inbox
+from liaison.conversation import spool as spooling
 from liaison.core import db
+from liaison.core.clock import utcnow
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,17 @@ def _check_query_signature(check_freshness: bool = True) -> tuple[str, str]:
     return timestamp, nonce
 
 
+def _nonces() -> NonceRegistry:
+    """The app's registry of used (timestamp, nonce) pairs (Redis-backed when Redis is configured)."""
+    registry = current_app.extensions.get("liaison.webhook_nonces")
+    if registry is None:
+        from liaison import runtime
+
+        registry = NonceRegistry(runtime.current().redis, 2 * _settings().webhook_max_clock_skew_seconds)
+        current_app.extensions["liaison.webhook_nonces"] = registry
+    return registry
+
+
 def _cryptos() -> list[WeChatCrypto]:
     """Current key first, then the previous one (kept during a key rotation)."""
     settings = _settings()
@@ -93,32 +112,53 @@ def _decrypt(body: bytes, timestamp: str, nonce: str) -> tuple[str, WeChatCrypto
     raise BadRequest(400, "cannot decrypt message")
 
 
+# Element text WeChat sends; a field carrying child elements or repeated is malformed (xmltodict
+# would hand the domain a dict or a list). Limits are the columns the values end up in.
+MAX_OPENID, MAX_MSG_TYPE, MAX_MSG_ID = 64, 32, 64
+
+
+def _text(data: dict, name: str, max_length: int | None = None) -> str | None:
+    """The text of a top-level element (None when absent); 400 for anything but plain text."""
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        if value is not None and max_length is not None and len(value) > max_length:
+            raise BadRequest(400, f"{name} too long")
+        return value
+    raise BadRequest(400, f"{name} is not plain text")
+
+
 def _incoming(msg) -> inbox.Incoming:
     data = msg._data
-    msg_type = (data.get("MsgType") or "").lower()
-    content = data.get("Content")
+    msg_type = (_text(data, "MsgType", MAX_MSG_TYPE) or "").lower()
+    content = _text(data, "Content")
+    recognition = _text(data, "Recognition")
     if msg_type == "voice":
-        content = data.get("Recognition")
+        content = recognition
 
     def number(name):
+        raw = _text(data, name)
         try:
-            return float(data[name]) if data.get(name) is not None else None
+            return float(raw) if raw is not None else None
         except ValueError:
             return None
 
     try:
-        create_time = int(data.get("CreateTime") or 0)
+        create_time = int(_text(data, "CreateTime") or 0)
     except ValueError:
         raise BadRequest(400, "invalid CreateTime") from None
-    openid = data.get("FromUserName")
+    openid = _text(data, "FromUserName", MAX_OPENID)
+    _text(data, "ToUserName", MAX_OPENID)  # the passive reply is addressed from it
     if not openid or not msg_type:
         raise BadRequest(400, "missing FromUserName or MsgType")
+    msg_id = _text(data, "MsgId", MAX_MSG_ID)
+    if msg_id is not None and not msg_id.strip().isdigit():
+        raise BadRequest(400, "invalid MsgId")
     return inbox.Incoming(
         subscriptions=_subscriptions(data), report=_mass_report(data),
-        openid=openid, msg_type=msg_type, create_time=create_time, msg_id=data.get("MsgId"),
-        content=content, event=(data.get("Event") or None), event_key=data.get("EventKey"),
-        latitude=number("Location_X"), longitude=number("Location_Y"), label=data.get("Label"),
-        media_id=data.get("MediaId"))
+        openid=openid, msg_type=msg_type, create_time=create_time, msg_id=msg_id and msg_id.strip(),
+        content=content, event=(_text(data, "Event") or None), event_key=_text(data, "EventKey"),
+        latitude=number("Location_X"), longitude=number("Location_Y"), label=_text(data, "Label"),
+        media_id=_text(data, "MediaId"))
 
 
 def _mass_report(data: dict) -> inbox.MassJobReport | None:
@@ -127,15 +167,16 @@ def _mass_report(data: dict) -> inbox.MassJobReport | None:
         return None
 
     def count(tag: str) -> int | None:
+        raw = _text(data, tag)
         try:
-            return int(data[tag]) if data.get(tag) is not None else None
+            return int(raw) if raw is not None else None
         except ValueError:
             return None
 
     msg_id = count("MsgID")
     if not msg_id:
         return None
-    return inbox.MassJobReport(msg_id=msg_id, status=data.get("Status"), total=count("TotalCount"),
+    return inbox.MassJobReport(msg_id=msg_id, status=_text(data, "Status"), total=count("TotalCount"),
                                filtered=count("FilterCount"), sent=count("SentCount"),
                                errors=count("ErrorCount"))
 
@@ -157,11 +198,56 @@ def _subscriptions(data: dict) -> tuple[tuple[str, str], ...]:
         return ()
     items = block.get("List") or []
     items = [items] if isinstance(items, dict) else items
-    return tuple((str(i.get("TemplateId")), str(i.get("SubscribeStatusString")))
-                 for i in items if isinstance(i, dict) and i.get("TemplateId"))
+    if not isinstance(items, list):
+        raise BadRequest(400, "malformed subscription list")
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(400, "malformed subscription list")
+        template_id, status = _text(item, "TemplateId", 128), _text(item, "SubscribeStatusString", 32)
+        if template_id:
+            pairs.append((template_id, str(status)))
+    return tuple(pairs)
+
+
+def _spool() -> spooling.Spool | None:
+    """The delivery spool (None in embedded mode: no Redis, and SQLite is a local file)."""
+    if "liaison.webhook_spool" not in current_app.extensions:
+        from liaison import runtime
+
+        redis_client = runtime.current().redis
+        current_app.extensions["liaison.webhook_spool"] = (
+            spooling.Spool(redis_client) if redis_client is not None else None)
+    return current_app.extensions["liaison.webhook_spool"]
 
 
 def _process(incoming: inbox.Incoming) -> str | None:
+    """Store the delivery and return its passive reply; spool it while the database is unavailable.
+
+    A resident with deliveries waiting in the spool has this one spooled behind them, so their
+    messages are stored in the order they were sent; a retry of a spooled delivery finds it there.
+    """
+    spool = _spool()
+    if spool is not None and spool.holds(incoming.openid):
+        return _spooled(spool, incoming)
+    try:
+        return _store(incoming)
+    except Exception as error:
+        if spool is None or not db.is_unavailable(error):
+            raise
+        log.warning("database unavailable (%s): delivery spooled",
+                    type(getattr(error, "orig", None) or error).__name__)
+        return _spooled(spool, incoming)
+
+
+def _spooled(spool: spooling.Spool, incoming: inbox.Incoming) -> str | None:
+    if not spool.put(incoming, received_at=utcnow()):
+        log.info("repeated delivery %s from %s is waiting in the spool", incoming.msg_type,
+                 mask(incoming.openid))
+    return spooling.passive_answer(incoming)
+
+
+def _store(incoming: inbox.Incoming) -> str | None:
     """Run the domain exactly once per dedup key; a repeated delivery gets the stored reply.
 
     Another unique violation (two first messages of one new resident racing to create them) is a
@@ -204,14 +290,23 @@ def receive():
         timestamp, nonce = _check_query_signature()
         crypto = None
         if request.args.get("encrypt_type", "raw").lower() == "aes":
+            # Compatible mode carries clear fields too: only the part msg_signature covers is used.
             xml, crypto = _decrypt(body, timestamp, nonce)
-        else:
+        elif _settings().wechat_allow_plaintext:
             xml = body.decode("utf-8", errors="strict")
+        else:
+            raise BadRequest(403, "plaintext message refused: only encrypted messages are accepted")
+        if not xml.strip():
+            raise BadRequest(400, "empty body")
         try:
             msg = parse_message(xml)
-        except (ExpatError, TypeError, KeyError, ValueError, AttributeError):
+        except Exception:  # the parser's input is the client's: any failure is a malformed message
             raise BadRequest(400, "malformed XML") from None
+        if msg is None or not isinstance(getattr(msg, "_data", None), dict):
+            raise BadRequest(400, "malformed XML")
         incoming = _incoming(msg)
+        if not _nonces().claim(timestamp, nonce, body):
+            raise BadRequest(403, "nonce already used with another message")
     except UnicodeDecodeError:
         return _plain("body is not UTF-8", 400)
     except BadRequest as error:

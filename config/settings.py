@@ -35,6 +35,9 @@ class Settings:
     wechat_encoding_aes_key: str | None = None
     wechat_previous_encoding_aes_key: str | None = None
     wechat_api_base_url: str = WECHAT_DEFAULT_API_BASE_URL
+    # Plaintext pushes are signed only over (token, timestamp, nonce), never over the body: accepted
+    # only where this is set on purpose (tests, a demo), never in production.
+    wechat_allow_plaintext: bool = False
     miniprogram_app_id: str | None = None
     miniprogram_app_secret: str | None = None
     # Tunables with field defaults; documented in the README.
@@ -99,6 +102,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -128,6 +142,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wechat_previous_encoding_aes_key=_check_aes_key(
             "WECHAT_PREVIOUS_ENCODING_AES_KEY", _optional(env, "WECHAT_PREVIOUS_ENCODING_AES_KEY")),
         wechat_api_base_url=base_url,
+        wechat_allow_plaintext=_bool(env, "WECHAT_ALLOW_PLAINTEXT"),
         miniprogram_app_id=mp_id,
         miniprogram_app_secret=mp_secret,
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 64 * 1024),

@@ -51,8 +51,22 @@ def purge_idempotency_keys() -> int:
         return accounts.purge_idempotency_keys(session)
 
 
+def replay_spool() -> int:
+    """Store the webhook deliveries spooled while the database was down, oldest first."""
+    from datetime import timedelta
+
+    from liaison import runtime
+    from liaison.conversation import spool
+
+    rt = runtime.current()
+    if rt.redis is None:  # embedded mode has no spool
+        return 0
+    return spool.replay(rt.redis, join_window=timedelta(seconds=rt.settings.message_join_window_seconds))
+
+
 # (name, every seconds, function): run by the one scheduler process (jobs.scheduler).
 PERIODIC = [
+    ("replay_spool", 2, replay_spool),  # residents wait for these answers; an empty spool costs one EXISTS
     ("run_timers", 60, run_timers),
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on

@@ -13,7 +13,7 @@ from liaison.case.models import Case, CaseEvent
 from liaison.core import db
 from liaison.messaging.models import InboundMessage
 from liaison.people.models import Resident
-from tests.conftest import AES_KEY, APP_ID, TOKEN
+from tests.conftest import AES_KEY, APP_ID, TOKEN, LiveServer
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
 
@@ -32,6 +32,17 @@ def make_sim(live_server, mode):
 
     return WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
                            encoding_aes_key=AES_KEY, mode=mode)
+
+
+@pytest.fixture
+def plaintext_server(settings, demo_county):
+    """The app with WECHAT_ALLOW_PLAINTEXT on (what tests and demos may set; production never)."""
+    from dataclasses import replace
+
+    from webapp import create_app
+
+    with LiveServer(create_app(replace(settings, wechat_allow_plaintext=True), start_background=False)) as server:
+        yield server
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -62,8 +73,9 @@ def test_get_with_forged_signature_is_refused(live_server):
 # --- modes --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["plaintext", "compatible", "safe"])
-def test_text_message_opens_a_case_in_every_mode(live_server, mode):
-    reply = make_sim(live_server, mode).send_text("o_mode_" + mode, "幸福里小区3号楼门口的路灯坏了好几天")
+def test_text_message_opens_a_case_in_every_mode(request, mode):
+    server = request.getfixturevalue("plaintext_server" if mode == "plaintext" else "live_server")
+    reply = make_sim(server, mode).send_text("o_mode_" + mode, "幸福里小区3号楼门口的路灯坏了好几天")
     assert reply.status_code == 200
     number = CASE_NUMBER.search(reply.content).group(0)
     assert "张建华" in reply.content  # the grid's lead deputy handles a street lamp (属地)
@@ -86,6 +98,92 @@ def test_voice_recognition_opens_a_case(simulator):
 def test_voice_without_recognition_asks_for_text(simulator):
     reply = simulator.send_voice("o_voice2", recognition=None)
     assert "文字" in reply.content and count(Case) == 0
+
+
+# --- safe mode: only what msg_signature covers is believed ---------------------------------------
+
+def test_plaintext_message_is_refused_when_an_aes_key_is_configured(live_server):
+    reply = make_sim(live_server, "plaintext").send_text("o_victim", "我要反映：幸福里小区的路灯坏了")
+    assert reply.status_code == 403
+    assert nothing_stored()
+
+
+def test_plaintext_message_is_refused_without_a_key_unless_allowed(clean_db, redis_client, fake_wechat,
+                                                                  demo_county):
+    from config.settings import load_settings
+    from tests.conftest import settings_env
+    from webapp import create_app
+
+    settings = load_settings(settings_env(fake_wechat.base_url, WECHAT_ENCODING_AES_KEY=""))
+    with LiveServer(create_app(settings, start_background=False)) as server:
+        assert make_sim(server, "plaintext").send_text("o_nokey", "路灯坏了").status_code == 403
+    assert nothing_stored()
+
+
+def test_compatible_mode_believes_the_encrypted_part_only(simulator):
+    from wechat_fake.simulator import WeChatSimulator
+
+    compat = WeChatSimulator(url=simulator.url, token=TOKEN, appid=APP_ID, encoding_aes_key=AES_KEY,
+                             mode="compatible")
+    query, body = compat.envelope(compat.build_text("o_sender", "东关街的下水道堵了"))
+    forged = body.replace("o_sender", "o_victim", 1).replace("东关街的下水道堵了", "撤销我的所有诉求", 1)
+    response = requests.post(simulator.url, params=query, data=forged.encode())
+    assert response.status_code == 200
+    with db.session_scope() as session:
+        assert session.scalars(select(Resident.oa_openid)).all() == ["o_sender"]
+        assert session.scalar(select(Case)).text == "东关街的下水道堵了"
+
+
+def test_a_signed_query_carries_one_body_only(plaintext_server):
+    sim = make_sim(plaintext_server, "plaintext")
+    first = sim.send_text("o_owner", "幸福里小区3号楼门口的路灯坏了好几天")
+    assert first.status_code == 200
+    captured = first.request["query"]  # e.g. from a proxy log
+    forged = sim.build_text("o_victim", "学校门口交通拥堵，孩子上学不安全")
+    response = requests.post(plaintext_server.url + "/wechat", params=captured, data=forged.encode())
+    assert response.status_code == 403
+    assert count(Case) == 1 and count(InboundMessage) == 1
+    # the very same request again is a network retry: same answer, nothing new
+    again = requests.post(plaintext_server.url + "/wechat", params=captured,
+                          data=first.request["body"].encode())
+    assert again.status_code == 200 and CASE_NUMBER.search(again.text).group(0) in first.content
+    assert count(Case) == 1 and count(InboundMessage) == 1
+
+
+def test_a_replayed_nonce_with_another_encrypted_body_is_refused(simulator, live_server):
+    first = simulator.send_text("o_owner2", "东关街的下水道堵了，污水漫到路上")
+    assert first.status_code == 200
+    query = dict(first.request["query"])
+    # another validly encrypted message, but under the captured timestamp and nonce
+    _, body = simulator.envelope(simulator.build_text("o_owner2", "再加一条"), timestamp=query["timestamp"],
+                                 nonce=query["nonce"])
+    encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", body).group(1)
+    from wechat_fake.simulator import wechat_signature
+
+    query["msg_signature"] = wechat_signature(TOKEN, query["timestamp"], query["nonce"], encrypt)
+    response = requests.post(live_server.url + "/wechat", params=query, data=body.encode())
+    assert response.status_code == 403
+    assert count(InboundMessage) == 1
+
+
+def test_start_up_says_loudly_that_plaintext_is_allowed(settings, caplog):
+    from dataclasses import replace
+
+    from webapp import create_app
+
+    with caplog.at_level("WARNING"):
+        create_app(replace(settings, wechat_allow_plaintext=True), start_background=False)
+    assert any("WECHAT_ALLOW_PLAINTEXT" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_allow_plaintext_setting_is_parsed():
+    from config.settings import SettingsError, load_settings
+
+    base = {"SECRET_KEY": "k", "WECHAT_TOKEN": "t", "WECHAT_APP_ID": "wx1", "WECHAT_APP_SECRET": "s"}
+    assert load_settings(base).wechat_allow_plaintext is False
+    assert load_settings({**base, "WECHAT_ALLOW_PLAINTEXT": "true"}).wechat_allow_plaintext is True
+    with pytest.raises(SettingsError, match="WECHAT_ALLOW_PLAINTEXT"):
+        load_settings({**base, "WECHAT_ALLOW_PLAINTEXT": "maybe"})
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -214,3 +312,51 @@ def test_unknown_events_get_success(simulator):
     assert reply.status_code == 200 and reply.raw == "success"
     reply = simulator.send_event("o_unknown", "CLICK", event_key="NO_SUCH_MENU")
     assert reply.raw == "success"
+
+
+# --- fields that are not plain text (issue: signed pushes gave 500, so WeChat retried 3 times) ---
+
+def _element_valued(sim, name):
+    """A well-signed message whose `name` element holds a child element (or repeats)."""
+    if name in ("Event", "EventKey"):
+        xml = sim.build_event("o_elem", "CLICK", event_key="MY_CASES")
+    elif name in ("Label", "Location_X"):
+        xml = sim.build_location("o_elem", 30.1, 120.2, "幸福里")
+    elif name == "TemplateId":
+        xml = sim.build_subscribe_msg_event("o_elem", "subscribe_msg_popup_event", [("tpl1", "accept")])
+    else:
+        xml = sim.build_text("o_elem", "路灯坏了")
+    if name == "repeated Content":
+        return xml.replace("</xml>", "<Content>又一个</Content></xml>")
+    if name == "MsgID":
+        from wechat_fake.simulator import _Raw
+
+        return sim.build_event("mphelper", "MASSSENDJOBFINISH", MsgID=_Raw("<a>1</a>"), Status="send success")
+    return re.sub(rf"<{name}>.*?</{name}>", f"<{name}><a>1</a><b>2</b></{name}>", xml, count=1)
+
+
+@pytest.mark.parametrize("name", ["Content", "FromUserName", "ToUserName", "CreateTime", "MsgId", "Event",
+                                  "EventKey", "Label", "Location_X", "TemplateId", "repeated Content",
+                                  "MsgID"])
+def test_element_valued_field_gets_a_4xx_and_stores_nothing(simulator, name, caplog):
+    xml = _element_valued(simulator, name)
+    with caplog.at_level("INFO", logger="bot.webhook"):
+        reply = simulator.send_raw(xml, encrypt=True)
+    assert 400 <= reply.status_code < 500, reply.raw
+    assert nothing_stored()
+    assert len([r for r in caplog.records if r.name == "bot.webhook"]) == 1
+
+
+@pytest.mark.parametrize("body", ["", "   \n"])
+def test_signed_empty_body_gets_a_4xx(plaintext_server, body):
+    reply = make_sim(plaintext_server, "plaintext").send_raw(body, sign=True)
+    assert reply.status_code == 400
+    assert nothing_stored()
+
+
+def test_overlong_msg_type_or_msg_id_gets_a_4xx(simulator):
+    xml = simulator.build_text("o_long", "路灯坏了")
+    assert simulator.send_raw(xml.replace("text", "t" * 40, 1), encrypt=True).status_code == 400
+    assert simulator.send_raw(re.sub(r"<MsgId>\d+</MsgId>", "<MsgId>" + "9" * 80 + "</MsgId>", xml),
+                              encrypt=True).status_code == 400
+    assert nothing_stored()

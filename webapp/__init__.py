@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     logs.configure()
     settings = settings or load_settings()
     rt = runtime.configure(settings)
+    _warn_about_webhook_mode(settings)
     queues.install(settings, rt.redis)
     if settings.embedded and start_background:
         _start_embedded_scheduler()
@@ -54,6 +55,21 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         """Prometheus scrape endpoint (queue lengths, job failures, WeChat errors, alerts)."""
         return app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(error):
+        """Outside the API (which has its own JSON answer): 503 + Retry-After while the database is down."""
+        from liaison.core import db
+
+        if not db.is_unavailable(error):
+            raise error
+        logging.getLogger("webapp").warning("database unavailable: %s",
+                                            type(getattr(error, "orig", None) or error).__name__)
+        return jsonify(status="unavailable"), 503, {"Retry-After": "10"}
+
     @app.get("/healthz")
     def healthz():
         from sqlalchemy import text
@@ -65,6 +81,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         return jsonify(status="ok", mode="embedded" if settings.embedded else "production")
 
     return app
+
+
+def _warn_about_webhook_mode(settings: Settings) -> None:
+    """Say loudly at start-up when the webhook accepts unsigned bodies, or can accept nothing at all."""
+    log = logging.getLogger("webapp")
+    if settings.wechat_allow_plaintext:
+        log.warning("WECHAT_ALLOW_PLAINTEXT is on: the webhook accepts plaintext messages, whose body "
+                    "nobody signs; anyone holding one signed query string can post as any resident. "
+                    "For tests and demos only; never in production.")
+    elif not settings.wechat_encrypted:
+        log.error("WECHAT_ENCODING_AES_KEY is not set and plaintext is not allowed: the webhook will "
+                  "refuse every message. Set the key (safe mode), or WECHAT_ALLOW_PLAINTEXT for a demo.")
 
 
 _scheduler_started = False

@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -54,6 +54,17 @@ def init_engine(url: str, **kwargs) -> Engine:
 
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
     return _engine
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` says the database cannot be reached or written right now, so the same work
+    should be retried later (server down or restarting, connection lost, pool exhausted, lock or
+    statement timeout) — as opposed to a refusal of this particular write (a constraint, bad data)."""
+    if isinstance(error, exc.TimeoutError):  # no pool connection within pool_timeout
+        return True
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
+    return False
 
 
 def get_engine() -> Engine:
