@@ -33,6 +33,10 @@ def init_engine(url: str, **kwargs) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        # WeChat waits 5 s for the webhook's answer: a hung or unreachable server, or a pool with no
+        # free connection, must fail fast enough for the webhook to spool the delivery and answer.
+        kwargs.setdefault("connect_args", {"connect_timeout": 2})
+        kwargs.setdefault("pool_timeout", 3)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     _engine = create_engine(url, **kwargs)
