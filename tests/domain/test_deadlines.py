@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from liaison.case import service as cases
-from liaison.case import timers
+from liaison.case import sweep, timers
 from liaison.case.models import CaseEvent
 from liaison.core import clock
 from liaison.core.workcalendar import CHINA_TZ, add_working_days
@@ -39,10 +39,10 @@ def test_a_case_opened_before_national_day_is_due_in_working_days(db_session, fr
     def events():
         return [e.action for e in db_session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
 
-    timers.run_due(db_session, now=timers.reminder_time(case.deadline))
+    sweep.run_due(db_session, now=timers.reminder_time(case.deadline))
     db_session.refresh(case)
     assert case.alert == "yellow" and case.reminded_for == case.deadline and "remind" in events()
 
-    timers.run_due(db_session, now=case.deadline)
+    sweep.run_due(db_session, now=case.deadline)
     db_session.refresh(case)
     assert case.alert == "red" and case.escalation_level == 1 and "escalate" in events()
