@@ -21,7 +21,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from liaison.conversation import service as inbox
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,10 @@ def receive():
         log.info("webhook refused: %s", error.message)
         return _plain(error.message, error.status)
 
-    reply_text = _process(incoming)
+    # The deployment's official account is the default county's. A county with its own account will
+    # be reached at /wechat/<county> (its token, AES key and app id from its `counties` row).
+    with tenant.use(tenant.DEFAULT):
+        reply_text = _process(incoming)
     if reply_text is None:
         return _plain("success")
     reply_xml = create_reply(reply_text, msg, render=True)

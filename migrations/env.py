@@ -50,7 +50,7 @@ def _run(connection) -> None:
         if connection.dialect.name == "postgresql":
             # Row-level security (0005) hides every county's rows from a transaction that names none:
             # migrations see and write every county, by name.
-            connection.exec_driver_sql("SELECT set_config('liaison.county_ids', 'all', true)")
+            connection.exec_driver_sql("SELECT set_config('liaison.all_counties', 'on', true)")
         context.run_migrations()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liaison.case.models import KeywordRule
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 
 REFRESH_SECONDS = 10.0
@@ -67,7 +68,7 @@ def sync(session: Session, *, force: bool = False) -> None:
     from classifiers import get_classifier
 
     now = time.monotonic()
-    url = str(session.get_bind().url)
+    url = f"{session.get_bind().url}#{tenant.of(session).key}"  # each county has its own rules
     if not force and _state["url"] == url and now - _state["checked"] < REFRESH_SECONDS:
         return
     with _lock:

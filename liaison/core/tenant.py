@@ -8,8 +8,8 @@ Every county-owned table carries `county_id` (the `TenantOwned` mixin). Isolatio
    gets its county before it is flushed (its parent's county, else the scope's write county; a
    row with neither is refused).
 2. In PostgreSQL: row-level security policies on `county_id` read the transaction-local settings
-   `liaison.county_ids` ("all" or "1,2") and `liaison.county_id` (the write county, also the
-   column's server default), which `after_begin` sets from the same scope. The app connects with a
+   `liaison.county_ids` ("1,2"), `liaison.all_counties` ("on" for system work) and
+   `liaison.county_id` (the write county, also the column's server default), which `after_begin` sets from the same scope. The app connects with a
    role that cannot bypass them (see `liaison.tenancy.roles`).
 
 The scope of a session is taken from the context variable when the session first needs it and
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
 DEFAULT_COUNTY_ID = 1
 IDS_SETTING = "liaison.county_ids"
+ALL_SETTING = "liaison.all_counties"
 WRITE_SETTING = "liaison.county_id"
 _SCOPE_KEY = "liaison.tenant_scope"
 
@@ -173,9 +174,12 @@ class TenantOwned:
 # ---------------------------------------------------------------------------------------------- hooks
 def _set_pg(connection, scope: Scope) -> None:
     write = "" if scope.write_county is None else str(scope.write_county)
+    ids = "" if scope.county_ids is None else scope.ids_setting
     connection.exec_driver_sql(
-        "SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(write_name)s, %(write)s, true)",
-        {"ids_name": IDS_SETTING, "ids": scope.ids_setting, "write_name": WRITE_SETTING, "write": write})
+        "SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(all_name)s, %(all)s, true),"
+        " set_config(%(write_name)s, %(write)s, true)",
+        {"ids_name": IDS_SETTING, "ids": ids, "all_name": ALL_SETTING,
+         "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write})
 
 
 @event.listens_for(Session, "after_begin")

@@ -5,13 +5,14 @@ page calling `add_county`) takes effect at once, with no restart.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liaison.core import tenant
+from liaison.core import db, tenant
 from liaison.core.errors import CONFLICT, INVALID, DomainError
 from liaison.tenancy.models import County
 
@@ -60,3 +61,56 @@ def scope_of(principal) -> tenant.Scope:
     """The scope of an authenticated API caller: the county of their account or resident row."""
     row = principal.account if principal.account is not None else principal.resident
     return tenant.county(row.county_id)
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def county_ids() -> list[int]:
+    """Every county's id (read in a scope of its own: the caller's may be narrower)."""
+    with tenant.use(tenant.all_counties("list counties")), db.session_scope() as session:
+        return list(session.scalars(select(County.id).order_by(County.id)))
+
+
+def each_county(work) -> int:
+    """Run `work()` once per county, each in that county's scope; the sum of what it returns.
+
+    Sweeps act per county: a county's staff, deputies and deadlines are its own, so a sweep must
+    never pick a county-wide recipient (e.g. "the county staff") across counties.
+    """
+    total = 0
+    for county_id in county_ids():
+        with tenant.use(tenant.county(county_id)):
+            total += work() or 0
+    return total
+
+
+def row_scope(model, row_id) -> tenant.Scope:
+    """The scope of the county that owns row `row_id` of `model` (a job handed an id runs there);
+    every county, read for what it is, when the row is gone (the job finds nothing to do)."""
+    with tenant.use(tenant.all_counties(f"find the county of {model.__tablename__} {row_id}")), \
+            db.session_scope() as session:
+        county_id = session.scalar(select(model.county_id).where(model.id == row_id))
+    if county_id is None:
+        return tenant.all_counties(f"{model.__tablename__} {row_id} is gone")
+    return tenant.county(county_id)
+
+
+def per_county(work):
+    """Decorator of a sweep: run it once per county, in that county's scope; returns the sum."""
+    @functools.wraps(work)
+    def run(*args, **kwargs) -> int:
+        return each_county(lambda: work(*args, **kwargs))
+
+    return run
+
+
+def in_row_county(model):
+    """Decorator of a job whose first argument is the id of a `model` row: run it in that row's county."""
+    def decorate(job):
+        @functools.wraps(job)
+        def run(row_id, *args, **kwargs):
+            with tenant.use(row_scope(model, row_id)):
+                return job(row_id, *args, **kwargs)
+
+        return run
+
+    return decorate

@@ -3,9 +3,9 @@
 Existing rows go to the default county (id 1, code from LIAISON_DEFAULT_COUNTY_CODE or "default").
 Registry codes and QR scenes become unique per county. On PostgreSQL every county-owned table gets
 ROW LEVEL SECURITY (FORCEd, so the table owner obeys it too) with one policy keyed on the
-transaction-local setting `liaison.county_ids` ("all" or "1,2,..."); the column's default is the
-write county `liaison.county_id`. Data migrations after this one must ask for every county
-(migrations/env.py sets `liaison.county_ids` to "all" for the migration transaction).
+transaction-local settings `liaison.county_ids` ("1,2,...") and `liaison.all_counties` ("on" for
+system work); the column's default is the write county `liaison.county_id`. Data migrations after
+this one see every county (migrations/env.py sets `liaison.all_counties` for their transaction).
 
 Revision ID: 0005
 Revises: 0004
@@ -33,7 +33,7 @@ TABLES = (
 PER_COUNTY_UNIQUE = (("stations", "code"), ("grids", "code"), ("deputies", "code"),
                      ("departments", "code"), ("qr_codes", "scene"))
 POLICY = "tenant_isolation"
-VISIBLE = ("(current_setting('liaison.county_ids', true) = 'all' OR county_id = ANY ("
+VISIBLE = ("(current_setting('liaison.all_counties', true) = 'on' OR county_id = ANY ("
            "string_to_array(NULLIF(current_setting('liaison.county_ids', true), ''), ',')::integer[]))")
 WRITE_COUNTY_DEFAULT = "NULLIF(current_setting('liaison.county_id', true), '')::integer"
 SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
