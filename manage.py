@@ -47,14 +47,29 @@ def cmd_migrate(_args) -> int:
     return 0
 
 
-def cmd_seed_demo(_args) -> int:
+def _county_scope(code: str | None):
+    """The scope of `--county CODE` (the default county when not given); exits on an unknown code."""
+    from liaison.core import db, tenant
+    from liaison.tenancy import service as tenancy
+
+    if code is None:
+        return tenant.DEFAULT
+    with tenant.use(tenant.all_counties("find the county named on the command line")), \
+            db.session_scope() as session:
+        county = tenancy.by_code(session, code)
+        if county is None:
+            sys.exit(f"no county with code {code!r} (python manage.py county list)")
+        return tenant.county(county.id)
+
+
+def cmd_seed_demo(args) -> int:
     from liaison import demo, schema
-    from liaison.core import db
+    from liaison.core import db, tenant
 
     settings = _settings()
     schema.upgrade(settings.database_url)
     db.init_engine(settings.database_url)
-    with db.session_scope() as session:
+    with tenant.use(_county_scope(args.county)), db.session_scope() as session:
         seeded = demo.seed_demo(session)
     print("demo county seeded" if seeded else "database already has stations; nothing seeded")
     return 0
@@ -116,12 +131,13 @@ def cmd_simulate(args) -> int:
 def cmd_outbox(args) -> int:
     from sqlalchemy import select
 
-    from liaison.core import db
+    from liaison.core import db, tenant
     from liaison.messaging import outbox
     from liaison.messaging.models import OutboxMessage
 
     db.init_engine(_settings().database_url)
-    with db.session_scope() as session:
+    # Operators see and retry every county's undelivered messages.
+    with tenant.use(tenant.all_counties("operator: outbox")), db.session_scope() as session:
         if args.action == "failed":
             rows = session.scalars(select(OutboxMessage).where(
                 OutboxMessage.status.in_(("dead", "unknown", "failed", "waiting")))
@@ -160,19 +176,68 @@ def cmd_export_corrections(args) -> int:
 def cmd_create_staff(args) -> int:
     """Create the first county-level staff account and print its one-time binding code."""
     from liaison import schema
-    from liaison.core import db
+    from liaison.core import db, tenant
     from liaison.people import service as accounts
 
     settings = _settings()
     schema.upgrade(settings.database_url)
     db.init_engine(settings.database_url)
     try:
-        with db.session_scope() as session:
+        with tenant.use(_county_scope(args.county)), db.session_scope() as session:
             account, code = accounts.create_first_staff(session, args.name)
     except accounts.AccountError as error:
         print(f"refused: {error.message}", file=sys.stderr)
         return 1
     print(f"staff account {account.name}: binding code {code} (enter it once in the mini-program)")
+    return 0
+
+
+def cmd_county(args) -> int:
+    """`county add CODE NAME [--wechat-*]`: a new county, at once (no restart); `county list`."""
+    from liaison import schema
+    from liaison.core import db, tenant
+    from liaison.core.errors import DomainError
+    from liaison.tenancy import service as tenancy
+
+    settings = _settings()
+    schema.upgrade(settings.database_url)
+    db.init_engine(settings.database_url)
+    with tenant.use(tenant.all_counties("operator: counties")), db.session_scope() as session:
+        if args.action == "list":
+            for county in tenancy.all_counties(session):
+                account = county.wechat_app_id or "(the deployment's official account)"
+                print(f"{county.id}\t{county.code}\t{county.name}\t{account}")
+            return 0
+        if not args.code or not args.name:
+            sys.exit("usage: manage.py county add CODE NAME")
+        try:
+            county = tenancy.add_county(session, args.code, args.name, wechat_app_id=args.wechat_app_id,
+                                        wechat_app_secret=args.wechat_app_secret,
+                                        wechat_token=args.wechat_token,
+                                        wechat_encoding_aes_key=args.wechat_encoding_aes_key)
+        except DomainError as error:
+            print(f"refused: {error.message}", file=sys.stderr)
+            return 1
+        print(f"county {county.code} ({county.name}) added with id {county.id}; "
+              f"first staff: python manage.py create-staff NAME --county {county.code}")
+    return 0
+
+
+def cmd_app_role(args) -> int:
+    """Create (or fix) the PostgreSQL role the app connects as; run with the owner's DATABASE_URL."""
+    from sqlalchemy import create_engine
+
+    from liaison.tenancy import roles
+
+    url = _settings().database_url
+    if not url.startswith("postgresql"):
+        sys.exit("app-role is for PostgreSQL (SQLite has one county and no roles)")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        roles.grant_app_role(connection, args.role, os.environ.get("LIAISON_APP_ROLE_PASSWORD"))
+    engine.dispose()
+    print(f"role {args.role} may use the database and is bound by row-level security; "
+          f"connect the web, worker and scheduler processes as {args.role}")
     return 0
 
 
@@ -185,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fake-port", type=int, default=int(os.environ.get("FAKE_WECHAT_PORT", "8900")))
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("seed-demo", help="insert the demo county").set_defaults(func=cmd_seed_demo)
+    seed = sub.add_parser("seed-demo", help="insert the demo county")
+    seed.add_argument("--county", help="the county's code (default: the default county)")
+    seed.set_defaults(func=cmd_seed_demo)
     sim = sub.add_parser("simulate", help="push a message or event to the webhook like WeChat does")
     sim.add_argument("--url")
     sim.add_argument("--openid", default="o_demo_resident")
@@ -200,7 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     export.set_defaults(func=cmd_export_corrections)
     staff = sub.add_parser("create-staff", help="create the first staff account (prints a binding code)")
     staff.add_argument("name")
+    staff.add_argument("--county", help="the county's code (default: the default county)")
     staff.set_defaults(func=cmd_create_staff)
+    county = sub.add_parser("county", help="add a county (a tenant) or list them")
+    county.add_argument("action", choices=["add", "list"])
+    county.add_argument("code", nargs="?")
+    county.add_argument("name", nargs="?")
+    for option in ("app-id", "app-secret", "token", "encoding-aes-key"):
+        county.add_argument(f"--wechat-{option}", help="the county's own official account")
+    county.set_defaults(func=cmd_county)
+    role = sub.add_parser("app-role", help="create the PostgreSQL role the app connects as (not RLS-exempt)")
+    role.add_argument("role")
+    role.set_defaults(func=cmd_app_role)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -28,7 +28,7 @@ from wechatpy.utils import check_signature
 from bot.nonces import NonceRegistry
 from liaison.conversation import service as inbox
 from liaison.conversation import spool as spooling
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.core.clock import utcnow
 from liaison.wechat.privacy import mask
 
@@ -313,7 +313,10 @@ def receive():
         log.info("webhook refused: %s", error.message)
         return _plain(error.message, error.status)
 
-    reply_text = _process(incoming)
+    # The deployment's official account is the default county's. A county with its own account will
+    # be reached at /wechat/<county> (its token, AES key and app id from its `counties` row).
+    with tenant.use(tenant.DEFAULT):
+        reply_text = _process(incoming)
     if reply_text is None:
         return _plain("success")
     reply_xml = create_reply(reply_text, msg, render=True)

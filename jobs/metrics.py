@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from liaison.core import tenant
+
 
 class LiaisonCollector(Collector):
     """Queue lengths, failed jobs, outbox states, WeChat error counts, case alerts."""
@@ -29,7 +31,8 @@ class LiaisonCollector(Collector):
                 failed.add_metric([name], queue.failed_job_registry.count)
         yield queue_length
         yield failed
-        with db.session_scope() as session:
+        # The deployment's figures: every county's rows, read only.
+        with tenant.use(tenant.all_counties("metrics")), db.session_scope() as session:
             outbox = GaugeMetricFamily("liaison_outbox_messages", "Outbox rows by status", labels=["status"])
             for status, count in stats.outbox_counts(session).items():
                 outbox.add_metric([status], count)

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from jobs.broadcast_tasks import resume_broadcasts
 from liaison.messaging import delivery
+from liaison.messaging.models import OutboxMessage
+from liaison.tenancy.service import in_row_county, per_county
 
 
+@in_row_county(OutboxMessage)
 def deliver_outbox(outbox_id: int) -> str:
     """Send one outbox message (idempotent: a duplicate or retried job does nothing)."""
     return delivery.deliver(outbox_id)
 
 
+@per_county  # a county's deadlines, staff and deputies are its own
 def relay_outbox() -> int:
     """Hand due outbox rows to the queue (retries, and jobs lost when Redis restarted)."""
     from jobs.queues import current_queue
@@ -24,6 +28,7 @@ def relay_outbox() -> int:
         return outbox.relay_due(session, current_queue().enqueue_outbox)
 
 
+@per_county  # a county's deadlines, staff and deputies are its own
 def run_timers() -> int:
     """Deadline reminders, escalation, rating reminders and expiry for every case that is due."""
     from liaison.case import sweep
@@ -33,6 +38,7 @@ def run_timers() -> int:
         return sweep.run_due(session)
 
 
+@per_county  # a county's deadlines, staff and deputies are its own
 def send_digests() -> int:
     """Each deputy's daily digest of open and overdue cases (once a day; safe to run hourly)."""
     from liaison.case import timers
@@ -42,6 +48,7 @@ def send_digests() -> int:
         return timers.send_digests(session)
 
 
+@per_county  # a county's deadlines, staff and deputies are its own
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
     from liaison.core import db

@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from liaison.case.lifecycle import IllegalTransition
 from liaison.case.service import NotFound
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.people import service as accounts
 from liaison.people.service import AccountError, Principal
+from liaison.tenancy import service as tenancy
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,18 @@ class Context:
 
 
 def _run(spec: Endpoint, view: Callable, path_values: dict[str, str]) -> Response:
+    # The token names a row in some county: find it across counties, then work in the caller's.
+    with tenant.use(AUTHENTICATION_SCOPE):
+        return _run_in_scope(spec, view, path_values)
+
+
+# Before the caller is known: every county is read (an account is found by its public id or openid in
+# any county); a row written here (a new mini-program resident) lands in the default county unless
+# the view names another (login's `county`).
+AUTHENTICATION_SCOPE = tenant.all_counties("authenticate the caller", write_county=tenant.DEFAULT_COUNTY_ID)
+
+
+def _run_in_scope(spec: Endpoint, view: Callable, path_values: dict[str, str]) -> Response:
     token = _bearer_token() if spec.roles is not None else None
     idem_key = request.headers.get(IDEMPOTENCY_HEADER) if spec.idempotent else None
     if idem_key is not None and not 1 <= len(idem_key) <= MAX_IDEMPOTENCY_KEY:
@@ -160,6 +173,8 @@ def _run(spec: Endpoint, view: Callable, path_values: dict[str, str]) -> Respons
     try:
         with db.session_scope() as session:
             principal = _authenticate(session, spec, token)
+            if principal is not None:
+                tenant.switch(session, tenancy.scope_of(principal))
             principal_ref = principal.ref if principal is not None else None
             # Validate after authenticating: a caller without the role learns nothing from a 422.
             body = _parse_body(spec.body) if spec.body is not None else None

@@ -28,6 +28,8 @@ class Request(BaseModel):
 # ----------------------------------------------------------------------------------------- requests
 class LoginIn(Request):
     code: str = Field(min_length=1, max_length=128, description="wx.login() 返回的 code")
+    county: str | None = Field(None, min_length=1, max_length=32,
+                               description="小程序所在县（区）的编码；新用户属于该县，不填为默认县")
 
 
 class BindIn(Request):

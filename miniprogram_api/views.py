@@ -12,9 +12,11 @@ from liaison.case import handling as casework
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS
 from liaison.case.models import Case, ExtensionRequest, Notice
+from liaison.core import tenant
 from liaison.people import registry
 from liaison.people import service as accounts
 from liaison.people.models import Account, Department, Deputy, Grid, Station
+from liaison.tenancy import service as tenancy
 from liaison.wechat.errors import WeChatAPIError
 from liaison.wechat.privacy import mask
 
@@ -102,7 +104,13 @@ def login(ctx: Context):
         raise ApiError(502, "wechat_unavailable", "微信登录暂时不可用，请稍后再试")
     # session_key is deliberately dropped: nothing here decrypts user data, and it must never reach
     # the client.
+    if ctx.body.county is not None:  # the mini-program's county: where a new resident belongs
+        county = tenancy.by_code(ctx.session, ctx.body.county)
+        if county is None:
+            raise ApiError(422, "unknown_county", f"县（区）不存在：{ctx.body.county}", "county")
+        tenant.switch(ctx.session, tenant.all_counties("log in", write_county=county.id))
     principal = accounts.login(ctx.session, openid, answer.get("unionid"))
+    tenant.switch(ctx.session, tenancy.scope_of(principal))
     log.info("mini-program login %s as %s", mask(openid), principal.role)
     return _token_response(ctx, principal)
 
@@ -110,7 +118,10 @@ def login(ctx: Context):
 @endpoint("POST", "/bind", summary="代表、部门、工委用一次性绑定码绑定微信", roles=(RESIDENT,),
           body=s.BindIn, response=s.LoginOut, tag="session")
 def bind(ctx: Context):
-    account = accounts.bind(ctx.session, ctx.principal.resident, ctx.body.binding_code)
+    # A binding code names its account in whichever county registered it.
+    with tenant.widened(ctx.session, tenant.all_counties("bind an account by its code")):
+        account = accounts.bind(ctx.session, ctx.principal.resident, ctx.body.binding_code)
+    tenant.switch(ctx.session, tenancy.scope_of(accounts.Principal(account.role, account=account)))
     return _token_response(ctx, accounts.Principal(account.role, account=account))
 
 

@@ -74,6 +74,9 @@ def clean_db(migrated_database):
     tables = ", ".join(t.name for t in metadata.sorted_tables if t.name in existing)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # The default county (migration 0005) owns every row a test writes without naming a county.
+        conn.execute(text("INSERT INTO counties (code, name, settings, created_at) "
+                          "VALUES ('default', '本县', '{}', now())"))
     engine.dispose()
     db.init_engine(migrated_database)
     directory.invalidate()

@@ -23,11 +23,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import KeywordList, UTCDateTime, new_public_id
 from liaison.people.models import Department, Deputy, Grid, Resident  # noqa: F401  (relationship targets)
 
 
-class Case(Base):
+class Case(TenantOwned, Base):
     """诉求 / 工单: one matter raised by a resident. `status` moves only through liaison.lifecycle."""
 
     __tablename__ = "cases"
@@ -79,7 +80,7 @@ class Case(Base):
         back_populates="case", order_by="CaseEvent.id", viewonly=True)
 
 
-class CaseEvent(Base):
+class CaseEvent(TenantOwned, Base):
     """The append-only timeline of a case: who did what, when. Rows are never updated or deleted."""
 
     __tablename__ = "case_events"
@@ -101,7 +102,7 @@ def _timeline_is_append_only(_mapper, _connection, target):
     raise RuntimeError("the case timeline is append-only")
 
 
-class CaseFollower(Base):
+class CaseFollower(TenantOwned, Base):
     """并单: a resident whose own message was merged into this case and who receives its updates."""
 
     __tablename__ = "case_followers"
@@ -118,7 +119,7 @@ class CaseCounter(Base):
     value: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Rating(Base):
+class Rating(TenantOwned, Base):
     """评价 of one round of a case: satisfied | basically_satisfied | unsatisfied | unrated."""
 
     __tablename__ = "ratings"
@@ -133,7 +134,7 @@ class Rating(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class ExtensionRequest(Base):
+class ExtensionRequest(TenantOwned, Base):
     """延期申请: a department asks staff to move a case's deadline by `working_days`."""
 
     __tablename__ = "extension_requests"
@@ -155,7 +156,7 @@ class ExtensionRequest(Base):
     department: Mapped[Department | None] = relationship()
 
 
-class ClassifierCorrection(Base):
+class ClassifierCorrection(TenantOwned, Base):
     """A handler corrected a case's category: the (text, category) pair feeds the classifier."""
 
     __tablename__ = "classifier_corrections"
@@ -169,7 +170,7 @@ class ClassifierCorrection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Notice(Base):
+class Notice(TenantOwned, Base):
     """A notification in the mini-program for a deputy, a department, or one staff account
     (督办, reminders, escalations, digests, extension decisions)."""
 
@@ -189,7 +190,7 @@ class Notice(Base):
     case: Mapped[Case | None] = relationship()
 
 
-class KeywordRule(Base):
+class KeywordRule(TenantOwned, Base):
     """A keyword rule added by staff: `keyword` in a message adds `weight` to `category`'s score."""
 
     __tablename__ = "keyword_rules"

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from classifiers import get_classifier
 from liaison.case.models import KeywordRule
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 
 REFRESH_SECONDS = 10.0
@@ -64,7 +65,7 @@ def active_rules(session: Session) -> list[KeywordRule]:
 def sync(session: Session, *, force: bool = False) -> None:
     """Make this process's classifier use the stored rules (cheap unless they changed)."""
     now = time.monotonic()
-    url = str(session.get_bind().url)
+    url = f"{session.get_bind().url}#{tenant.of(session).key}"  # each county has its own rules
     if not force and _state["url"] == url and now - _state["checked"] < REFRESH_SECONDS:
         return
     with _lock:

@@ -11,6 +11,8 @@ from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from liaison.core import tenant  # noqa: F401  (installs the tenant scope on every session)
+
 
 class Base(DeclarativeBase):
     """Declarative base of every model."""

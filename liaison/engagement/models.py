@@ -13,18 +13,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime, new_public_id
 
 
-class QrCode(Base):
+class QrCode(TenantOwned, Base):
     """A permanent parametric QR code (QR_LIMIT_STR_SCENE), created once at WeChat and reused forever.
 
     WeChat allows at most 100,000 permanent codes per account: every row here counts against the cap.
     """
 
     __tablename__ = "qr_codes"
+    __table_args__ = (UniqueConstraint("county_id", "scene"),)  # scenes are per official account
     id: Mapped[int] = mapped_column(primary_key=True)
-    scene: Mapped[str] = mapped_column(String(64), unique=True)  # grid:G001, deputy:D001, survey:…
+    scene: Mapped[str] = mapped_column(String(64))  # grid:G001, deputy:D001, survey:…
     kind: Mapped[str] = mapped_column(String(16))
     target_code: Mapped[str] = mapped_column(String(64))
     ticket: Mapped[str] = mapped_column(String(200))
@@ -32,7 +34,7 @@ class QrCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Broadcast(Base):
+class Broadcast(TenantOwned, Base):
     """A notice written by a deputy (to their grids) or staff (their jurisdiction) to grids' residents.
 
     status: held (content review: waits for staff approval) → sending → done | cancelled.
@@ -60,7 +62,7 @@ class Broadcast(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class BroadcastRecipient(Base):
+class BroadcastRecipient(TenantOwned, Base):
     """One resident of one broadcast: claimed atomically before anything is sent to them.
 
     status: pending → sending → sent (a WeChat channel) | miniprogram (only the mini-program) |
@@ -86,7 +88,7 @@ class BroadcastRecipient(Base):
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class MassQuota(Base):
+class MassQuota(TenantOwned, Base):
     """How many mass messages a resident got in a month (WeChat: at most 4 per follower per month)."""
 
     __tablename__ = "mass_quotas"
@@ -95,7 +97,7 @@ class MassQuota(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class MassBatch(Base):
+class MassBatch(TenantOwned, Base):
     """One mass-send request of a broadcast and WeChat's report on it (the MASSSENDJOBFINISH event).
 
     `batch_key` is the clientmsgid the batch was sent under; `msg_id` is WeChat's id for the job,
@@ -119,7 +121,7 @@ class MassBatch(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Survey(Base):
+class Survey(TenantOwned, Base):
     """A scan-to-rate survey: a station's service, a deputy's report to voters (述职) or one case."""
 
     __tablename__ = "surveys"
@@ -135,7 +137,7 @@ class Survey(Base):
     closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class SurveyVote(Base):
+class SurveyVote(TenantOwned, Base):
     """One resident's rating in one survey (one vote per resident per survey)."""
 
     __tablename__ = "survey_votes"
@@ -149,7 +151,7 @@ class SurveyVote(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class SurveyPrompt(Base):
+class SurveyPrompt(TenantOwned, Base):
     """A resident scanned a survey code; their next chat reply 1/2/3 before `expires_at` is the vote."""
 
     __tablename__ = "survey_prompts"
@@ -158,7 +160,7 @@ class SurveyPrompt(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ProjectVote(Base):
+class ProjectVote(TenantOwned, Base):
     """民生实事票决: the deputies of one level choose among candidate livelihood projects.
 
     status: open → closed (results are published only when closed).
@@ -176,7 +178,7 @@ class ProjectVote(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ProjectCandidate(Base):
+class ProjectCandidate(TenantOwned, Base):
     """A candidate livelihood project of a vote."""
 
     __tablename__ = "project_candidates"
@@ -187,7 +189,7 @@ class ProjectCandidate(Base):
     description: Mapped[str | None] = mapped_column(Text)
 
 
-class ProjectBallot(Base):
+class ProjectBallot(TenantOwned, Base):
     """One deputy's ballot in one vote (the unique key makes it one ballot each)."""
 
     __tablename__ = "project_ballots"

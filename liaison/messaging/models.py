@@ -19,11 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from liaison.case.models import Case  # noqa: F401  (relationship target)
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime
 from liaison.people.models import Resident  # noqa: F401  (relationship target)
 
 
-class InboundMessage(Base):
+class InboundMessage(TenantOwned, Base):
     """Every delivery WeChat pushed, unique on its dedup key, with the reply it got (retries reuse it)."""
 
     __tablename__ = "inbound_messages"
@@ -38,7 +39,7 @@ class InboundMessage(Base):
     case: Mapped[Case | None] = relationship()
 
 
-class OutboxMessage(Base):
+class OutboxMessage(TenantOwned, Base):
     """A side effect (a message to send) written in the same transaction as the change that caused it.
 
     The relay hands pending rows to the queue; the job claims a row atomically before sending, so a
@@ -65,7 +66,7 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class DeliveryAttempt(Base):
+class DeliveryAttempt(TenantOwned, Base):
     """One try at sending an outbox message: which channel, what WeChat said."""
 
     __tablename__ = "delivery_attempts"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liaison.core import tenant
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Department, Deputy, DeputyGrid, Grid
 
 TTL_SECONDS = 30.0
@@ -57,7 +58,7 @@ class Directory:
 
 
 _lock = threading.Lock()
-_current: Directory | None = None
+_snapshots: dict[str, Directory] = {}  # per database and tenant scope
 
 
 def _load(session: Session, url: str) -> Directory:
@@ -79,20 +80,19 @@ def _load(session: Session, url: str) -> Directory:
 
 
 def get(session: Session) -> Directory:
-    """The current snapshot for the session's database, reloaded when older than TTL_SECONDS."""
-    global _current
-    url = str(session.get_bind().url)
-    current = _current
-    if current is not None and current.url == url and time.monotonic() - current.loaded_at < TTL_SECONDS:
+    """The current snapshot for the session's database and county, reloaded when older than TTL_SECONDS."""
+    # One snapshot per database and tenant scope: another county's registry is another snapshot.
+    url = f"{session.get_bind().url}#{tenant.of(session).key}"
+    current = _snapshots.get(url)
+    if current is not None and time.monotonic() - current.loaded_at < TTL_SECONDS:
         return current
     with _lock:
-        current = _current
-        if current is None or current.url != url or time.monotonic() - current.loaded_at >= TTL_SECONDS:
-            current = _current = _load(session, url)
+        current = _snapshots.get(url)
+        if current is None or time.monotonic() - current.loaded_at >= TTL_SECONDS:
+            current = _snapshots[url] = _load(session, url)
         return current
 
 
 def invalidate() -> None:
-    """Forget the snapshot (call after changing grids, deputies or departments)."""
-    global _current
-    _current = None
+    """Forget the snapshots (call after changing grids, deputies or departments)."""
+    _snapshots.clear()

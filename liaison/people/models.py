@@ -19,30 +19,34 @@ from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime, new_public_id
+from liaison.tenancy.models import County  # noqa: F401  (puts `counties` on metadata before its FKs)
 
 DEPUTY_LEVELS = ("national", "province", "city", "county", "township")
 DEPUTY_LEVEL_NAMES = {"national": "全国", "province": "省", "city": "市", "county": "县", "township": "乡"}
 
 
-class Station(Base):
+class Station(TenantOwned, Base):
     """代表联络站 / 代表之家."""
 
     __tablename__ = "stations"
+    __table_args__ = (UniqueConstraint("county_id", "code"),)  # codes are per county
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(200))
     reception_hours: Mapped[str | None] = mapped_column(String(100))
     grids: Mapped[list[Grid]] = relationship(back_populates="station")
 
 
-class Grid(Base):
+class Grid(TenantOwned, Base):
     """网格: the smallest neighbourhood unit. `aliases` lists community names residents write."""
 
     __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("county_id", "code"),)  # codes are per county
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(100))
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
@@ -50,12 +54,13 @@ class Grid(Base):
     deputy_links: Mapped[list[DeputyGrid]] = relationship(back_populates="grid")
 
 
-class Deputy(Base):
+class Deputy(TenantOwned, Base):
     """人大代表. `level` is one of DEPUTY_LEVELS."""
 
     __tablename__ = "deputies"
+    __table_args__ = (UniqueConstraint("county_id", "code"),)  # codes are per county
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(50))
     level: Mapped[str] = mapped_column(String(16))
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
@@ -66,7 +71,7 @@ class Deputy(Base):
     grid_links: Mapped[list[DeputyGrid]] = relationship(back_populates="deputy")
 
 
-class DeputyGrid(Base):
+class DeputyGrid(TenantOwned, Base):
     """A deputy serves a grid as lead (主) or assisting (协) deputy."""
 
     __tablename__ = "deputy_grids"
@@ -77,16 +82,17 @@ class DeputyGrid(Base):
     grid: Mapped[Grid] = relationship(back_populates="deputy_links")
 
 
-class Department(Base):
+class Department(TenantOwned, Base):
     """职能部门 / 承办单位; `code` matches the classifier's routing table."""
 
     __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("county_id", "code"),)  # codes are per county
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(100))
 
 
-class Resident(Base):
+class Resident(TenantOwned, Base):
     """群众: one person, known by the official-account and/or mini-program openid (linked by unionid)."""
 
     __tablename__ = "residents"
@@ -108,7 +114,7 @@ class Resident(Base):
     grid: Mapped[Grid | None] = relationship()
 
 
-class Account(Base):
+class Account(TenantOwned, Base):
     """A deputy, department handler or liaison-office staff member who works cases in the mini-program.
 
     `deputy_id` is set for deputies, `department_id` for handlers. A staff account with a `station_id`
@@ -148,7 +154,7 @@ for _attribute in (Account.role, Account.deputy_id, Account.department_id, Accou
     event.listen(_attribute, "set", _end_sessions_on_change, active_history=True)
 
 
-class BindingCode(Base):
+class BindingCode(TenantOwned, Base):
     """A one-time code that binds a WeChat identity to an account. Only its hash is stored."""
 
     __tablename__ = "binding_codes"
@@ -160,7 +166,7 @@ class BindingCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class IdempotencyKey(Base):
+class IdempotencyKey(TenantOwned, Base):
     """The stored answer to a POST sent with an `Idempotency-Key` header, per user (`principal`)."""
 
     __tablename__ = "idempotency_keys"
@@ -174,7 +180,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-class NotificationConsent(Base):
+class NotificationConsent(TenantOwned, Base):
     """Which subscription template a resident or account accepted (wx.requestSubscribeMessage).
 
     Each one-time acceptance is one message credit; the notification planner spends `credits`.

@@ -1,0 +1,247 @@
+"""The tenant scope: which counties a unit of work may see and which county it writes in.
+
+Every county-owned table carries `county_id` (the `TenantOwned` mixin). Isolation is enforced twice:
+
+1. In the domain: every ORM statement a session executes (SELECT, and ORM-enabled UPDATE/DELETE)
+   gets `county_id IN (<scope>)` on every county-owned entity it touches (`with_loader_criteria`
+   on the mixin, so joins, relationship loads and `session.get` are covered), and every new row
+   gets its county before it is flushed (its parent's county, else the scope's write county; a
+   row with neither is refused).
+2. In PostgreSQL: row-level security policies on `county_id` read the transaction-local settings
+   `liaison.county_ids` ("1,2"), `liaison.all_counties` ("on" for system work) and
+   `liaison.county_id` (the write county, also the column's server default), which `after_begin` sets from the same scope. The app connects with a
+   role that cannot bypass them (see `liaison.tenancy.roles`).
+
+The scope of a session is taken from the context variable when the session first needs it and
+stays with the session (`session.info`); `switch()` changes it mid-transaction (the API
+authenticates across counties, then narrows to the caller's county). With no scope set anywhere
+the single default county applies: the embedded SQLite default, the CLI and the tests stay
+single-county without naming it. Workers, sweeps and migrations ask for every county by name
+(`all_counties(reason)`).
+
+Statements not covered by (1): `text()` SQL, and Core statements on a `Table` rather than a mapped
+class (none in the domain); the subquery of `insert().from_select()`. PostgreSQL's policies cover
+them; on SQLite there is one county.
+"""
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from sqlalchemy import FetchedValue, ForeignKey, event, inspect
+from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
+
+DEFAULT_COUNTY_ID = 1
+IDS_SETTING = "liaison.county_ids"
+ALL_SETTING = "liaison.all_counties"
+WRITE_SETTING = "liaison.county_id"
+_SCOPE_KEY = "liaison.tenant_scope"
+
+
+class TenantScopeError(RuntimeError):
+    """A write without a county, or into a county outside the scope: a programming error."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """`county_ids` None means every county (system work). `write_county` is where rows without a
+    parent land; None refuses them."""
+
+    county_ids: frozenset[int] | None
+    write_county: int | None
+    reason: str = ""
+
+    @property
+    def every_county(self) -> bool:
+        return self.county_ids is None
+
+    def allows(self, county_id: int) -> bool:
+        return self.county_ids is None or county_id in self.county_ids
+
+    @property
+    def ids_setting(self) -> str:
+        return "all" if self.county_ids is None else ",".join(str(i) for i in sorted(self.county_ids))
+
+    @property
+    def key(self) -> str:
+        """A short string naming what the scope sees (cache keys per scope)."""
+        return self.ids_setting
+
+
+def county(county_id: int) -> Scope:
+    """One county's scope: its staff, deputies, handlers and residents."""
+    return Scope(frozenset({county_id}), county_id)
+
+
+def counties(county_ids, write_county: int | None = None, reason: str = "") -> Scope:
+    """Several counties (city staff); writes only where `write_county` says."""
+    return Scope(frozenset(county_ids), write_county, reason)
+
+
+def all_counties(reason: str, write_county: int | None = None) -> Scope:
+    """Every county, asked for by name (workers, sweeps, migrations, authentication)."""
+    if not reason:
+        raise ValueError("say why a unit of work needs every county")
+    return Scope(None, write_county, reason)
+
+
+DEFAULT = county(DEFAULT_COUNTY_ID)
+_current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("liaison_tenant_scope", default=None)
+_fallback: Scope | None = DEFAULT
+_criteria_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("liaison_tenant_criteria",
+                                                                          default=True)
+
+
+def current() -> Scope:
+    """The scope new sessions get: the context's, else the single-county fallback."""
+    scope = _current.get() or _fallback
+    if scope is None:
+        raise TenantScopeError("no tenant scope: set one with liaison.core.tenant.use(...)")
+    return scope
+
+
+def set_fallback(scope: Scope | None) -> None:
+    """The scope of units of work that name none (default: the default county). A multi-county
+    deployment may pass None so that any such unit of work fails loudly."""
+    global _fallback
+    _fallback = scope
+
+
+@contextmanager
+def use(scope: Scope) -> Iterator[Scope]:
+    """Run the block (and the sessions it creates) in `scope`."""
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)
+
+
+def of(session: Session) -> Scope:
+    """The session's scope (captured from the context when first asked)."""
+    scope = session.info.get(_SCOPE_KEY)
+    if scope is None:
+        scope = session.info[_SCOPE_KEY] = current()
+    return scope
+
+
+def switch(session: Session, scope: Scope) -> None:
+    """Move `session` (and the rest of this context) to `scope`, inside its transaction too."""
+    session.info[_SCOPE_KEY] = scope
+    _current.set(scope)
+    if session.in_transaction():
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            _set_pg(connection, scope)
+
+
+@contextmanager
+def widened(session: Session, scope: Scope) -> Iterator[None]:
+    """Run a block of a unit of work in another scope, then return to the session's own."""
+    before = of(session)
+    token = _current.set(scope)
+    switch(session, scope)
+    try:
+        yield
+    finally:
+        switch(session, before)
+        _current.reset(token)
+
+
+@contextmanager
+def without_domain_criteria() -> Iterator[None]:
+    """Tests only: drop the domain's criteria so that row-level security alone is what isolates."""
+    token = _criteria_enabled.set(False)
+    try:
+        yield
+    finally:
+        _criteria_enabled.reset(token)
+
+
+class TenantOwned:
+    """Mixin of every county-owned table: `county_id`, NOT NULL, indexed, filled by the scope.
+
+    The database default (`FetchedValue`: the write county on PostgreSQL, 1 on SQLite) serves Core
+    inserts; ORM inserts get it from `_fill_county` before the flush.
+    """
+
+    county_id: Mapped[int] = mapped_column(ForeignKey("counties.id"), index=True,
+                                           server_default=FetchedValue())
+
+
+# ---------------------------------------------------------------------------------------------- hooks
+def _set_pg(connection, scope: Scope) -> None:
+    write = "" if scope.write_county is None else str(scope.write_county)
+    ids = "" if scope.county_ids is None else scope.ids_setting
+    connection.exec_driver_sql(
+        "SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(all_name)s, %(all)s, true),"
+        " set_config(%(write_name)s, %(write)s, true)",
+        {"ids_name": IDS_SETTING, "ids": ids, "all_name": ALL_SETTING,
+         "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write})
+
+
+@event.listens_for(Session, "after_begin")
+def _begin_in_scope(session: Session, _transaction, connection) -> None:
+    if connection.dialect.name == "postgresql":
+        _set_pg(connection, of(session))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _add_tenant_criteria(state) -> None:
+    if state.is_column_load or not (state.is_select or state.is_update or state.is_delete):
+        return
+    scope = of(state.session)
+    if scope.every_county or not _criteria_enabled.get():
+        return
+    ids = tuple(sorted(scope.county_ids))
+    state.statement = state.statement.options(with_loader_criteria(
+        TenantOwned, lambda cls: cls.county_id.in_(ids), include_aliases=True))
+
+
+def _parent_county(session: Session, obj) -> int | None:
+    """The county of a row `obj` points at (a many-to-one parent that is county-owned)."""
+    mapper = inspect(obj).mapper
+    for rel in mapper.relationships:
+        if rel.direction.name != "MANYTOONE" or not issubclass(rel.mapper.class_, TenantOwned):
+            continue
+        parent = inspect(obj).attrs[rel.key].loaded_value
+        if isinstance(parent, TenantOwned) and parent.county_id is not None:
+            return parent.county_id
+    for column in mapper.columns:
+        for fk in column.foreign_keys:
+            if fk.target_fullname.startswith("counties."):
+                continue
+            target = fk.column.table
+            if "county_id" not in target.c:
+                continue
+            value = getattr(obj, mapper.get_property_by_column(column).key, None)
+            if value is None:
+                continue
+            with session.no_autoflush:
+                found = session.connection().execute(
+                    target.select().with_only_columns(target.c.county_id).where(fk.column == value)
+                ).scalar()
+            if found is not None:
+                return found
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _fill_county(session: Session, _context, _instances) -> None:
+    scope = of(session)
+    for obj in session.new:
+        if not isinstance(obj, TenantOwned):
+            continue
+        county_id = obj.county_id
+        if county_id is None and scope.county_ids != frozenset({scope.write_county}):
+            # Several counties are visible (a worker, city staff): the row belongs where its parent is.
+            county_id = _parent_county(session, obj)
+        if county_id is None:
+            county_id = scope.write_county
+        if county_id is None:
+            raise TenantScopeError(f"a new {type(obj).__name__} has no county (scope: {scope.reason or scope.key})")
+        if not scope.allows(county_id):
+            raise TenantScopeError(f"a new {type(obj).__name__} of county {county_id} is outside the scope")
+        obj.county_id = county_id

@@ -1,0 +1,116 @@
+"""Counties: add one, find one, and the scope a caller works in.
+
+Adding a county is a row, not a deployment: `python manage.py county add CODE NAME` (or a console
+page calling `add_county`) takes effect at once, with no restart.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from liaison.core import db, tenant
+from liaison.core.errors import CONFLICT, INVALID, DomainError
+from liaison.tenancy.models import County
+
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+WECHAT_FIELDS = ("wechat_app_id", "wechat_app_secret", "wechat_token", "wechat_encoding_aes_key")
+
+
+def add_county(session: Session, code: str, name: str, *, settings: dict[str, Any] | None = None,
+               **wechat: str | None) -> County:
+    """Register a county (its own official account optional: app id, secret, token, AES key)."""
+    code, name = code.strip(), name.strip()
+    if not CODE_PATTERN.match(code):
+        raise DomainError("县编码只能包含字母、数字、下划线和连字符，最长 32 位", kind=INVALID, field="code")
+    if not name:
+        raise DomainError("县名称不能为空", kind=INVALID, field="name")
+    unknown = set(wechat) - set(WECHAT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown county fields: {sorted(unknown)}")
+    if session.scalar(select(County.id).where(County.code == code)) is not None:
+        raise DomainError(f"县编码 {code} 已存在", kind=CONFLICT, code="county_exists", field="code")
+    county = County(code=code, name=name, settings=settings or {}, **wechat)
+    session.add(county)
+    session.flush()
+    return county
+
+
+def by_code(session: Session, code: str) -> County | None:
+    return session.scalar(select(County).where(County.code == code))
+
+
+def by_app_id(session: Session, app_id: str) -> County | None:
+    """The county whose own official account has `app_id` (the webhook per county, the token cache)."""
+    return session.scalar(select(County).where(County.wechat_app_id == app_id))
+
+
+def all_counties(session: Session) -> list[County]:
+    return list(session.scalars(select(County).order_by(County.id)))
+
+
+def setting(county: County, name: str, default: Any = None) -> Any:
+    """A county's own setting (deadlines, flows, points standards), else the deployment's `default`."""
+    return (county.settings or {}).get(name, default)
+
+
+def scope_of(principal) -> tenant.Scope:
+    """The scope of an authenticated API caller: the county of their account or resident row."""
+    row = principal.account if principal.account is not None else principal.resident
+    return tenant.county(row.county_id)
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def county_ids() -> list[int]:
+    """Every county's id (read in a scope of its own: the caller's may be narrower)."""
+    with tenant.use(tenant.all_counties("list counties")), db.session_scope() as session:
+        return list(session.scalars(select(County.id).order_by(County.id)))
+
+
+def each_county(work) -> int:
+    """Run `work()` once per county, each in that county's scope; the sum of what it returns.
+
+    Sweeps act per county: a county's staff, deputies and deadlines are its own, so a sweep must
+    never pick a county-wide recipient (e.g. "the county staff") across counties.
+    """
+    total = 0
+    for county_id in county_ids():
+        with tenant.use(tenant.county(county_id)):
+            total += work() or 0
+    return total
+
+
+def row_scope(model, row_id) -> tenant.Scope:
+    """The scope of the county that owns row `row_id` of `model` (a job handed an id runs there);
+    every county, read for what it is, when the row is gone (the job finds nothing to do)."""
+    with tenant.use(tenant.all_counties(f"find the county of {model.__tablename__} {row_id}")), \
+            db.session_scope() as session:
+        county_id = session.scalar(select(model.county_id).where(model.id == row_id))
+    if county_id is None:
+        return tenant.all_counties(f"{model.__tablename__} {row_id} is gone")
+    return tenant.county(county_id)
+
+
+def per_county(work):
+    """Decorator of a sweep: run it once per county, in that county's scope; returns the sum."""
+    @functools.wraps(work)
+    def run(*args, **kwargs) -> int:
+        return each_county(lambda: work(*args, **kwargs))
+
+    return run
+
+
+def in_row_county(model):
+    """Decorator of a job whose first argument is the id of a `model` row: run it in that row's county."""
+    def decorate(job):
+        @functools.wraps(job)
+        def run(row_id, *args, **kwargs):
+            with tenant.use(row_scope(model, row_id)):
+                return job(row_id, *args, **kwargs)
+
+        return run
+
+    return decorate

@@ -1,0 +1,257 @@
+"""Counties as tenants, isolation enforced twice.
+
+Two counties on one database: A (the default county, the demo registry) and B (the same demo registry
+under the same codes, plus codes only B has). Every API route is called by every kind of county-A user
+with county B's ids: each answers 403 (role) or 404 and nothing of B changes; lists name nothing of B.
+Then the same sweep with the domain's criteria switched off, the app connected as a role that is bound
+by row-level security: PostgreSQL alone still hides B. Workers act per county.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from liaison import demo
+from liaison.case import service as cases
+from liaison.case.models import Case, CaseEvent, Notice
+from liaison.core import clock, db, tenant
+from liaison.messaging import outbox
+from liaison.messaging.models import DeliveryAttempt, OutboxMessage
+from liaison.people.models import Deputy, Grid, Resident, Station
+from liaison.schema import metadata
+from liaison.tenancy import roles
+from liaison.tenancy import service as tenancy
+from tests import test_api_authz as authz
+from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
+from tests.conftest import TEST_DATABASE_URL
+
+A = tenant.DEFAULT_COUNTY_ID
+TENANT_TABLES = [t.name for t in metadata.sorted_tables if "county_id" in t.c]
+
+
+def _login(http, fake_wechat, openid, county=None) -> ApiUser:
+    code = f"code-{uuid.uuid4().hex}"
+    fake_wechat.register_code(code, openid, session_key="sk-" + uuid.uuid4().hex)
+    body = {"code": code} | ({"county": county} if county else {})
+    response = http.post("/api/login", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    return ApiUser("", data["token"], data["me"]["role"], http)
+
+
+def _staff_of(county_id, http, fake_wechat, openid) -> ApiUser:
+    from liaison.people import service as accounts
+
+    with tenant.use(tenant.county(county_id)), db.session_scope() as session:
+        _account, code = accounts.create_first_staff(session, "工委 主任")
+    return bind_with_code(http, "", fake_wechat, openid, code)
+
+
+@pytest.fixture
+def county_b(app):
+    """County B with the demo registry under the demo's codes, and a station, grid and deputy only B has."""
+    with tenant.use(tenant.all_counties("add a county")), db.session_scope() as session:
+        b = tenancy.add_county(session, "yixian", "乙县").id
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        assert demo.seed_demo(session)
+        station = Station(code="SB01", name="乙县专属联络站")
+        session.add(station)
+        grid = Grid(code="GB01", name="乙县专属网格", aliases=[], station=station)
+        session.add_all([grid, Deputy(code="DB01", name="乙县代表", level="county", station=station)])
+    return b
+
+
+@pytest.fixture
+def two_counties(app, fake_wechat, county_b):
+    """County A's users of every kind, and county B's ids of every kind of object."""
+    http = FlaskHttp(app.test_client())
+    a_staff = _staff_of(A, http, fake_wechat, "o_a_staff")
+    users = {
+        authz.COUNTY_STAFF: a_staff,
+        authz.STATION_STAFF: make_account(a_staff, fake_wechat, "o_a_station", role="staff", name="站",
+                                          station_code="S002"),
+        authz.DEPUTY: make_account(a_staff, fake_wechat, "o_a_deputy", role="deputy", name="代表",
+                                   deputy_code="D001"),
+        authz.DEPARTMENT: make_account(a_staff, fake_wechat, "o_a_dept", role="department", name="住建",
+                                       department_code="zhujian"),
+        authz.RESIDENT: _login(http, fake_wechat, "o_a_resident"),
+    }
+    assert users[authz.RESIDENT].post("/api/cases", {"text": "幸福里小区3号楼门口的路灯坏了"}).status_code == 201
+    b_staff = _staff_of(county_b, http, fake_wechat, "o_b_staff")
+    b_deputy = make_account(b_staff, fake_wechat, "o_b_deputy", role="deputy", name="乙代表", deputy_code="D001")
+    b_dept = make_account(b_staff, fake_wechat, "o_b_dept", role="department", name="乙住建",
+                          department_code="zhujian")
+    b_resident = _login(http, fake_wechat, "o_b_resident", county="yixian")
+    b_case = b_resident.post("/api/cases", {"text": "幸福里小区楼道的路灯坏了"}).json()
+    assert b_deputy.post(f"/api/cases/{b_case['id']}/dispatch", {"department_code": "zhujian"}).status_code == 200
+    extension = b_dept.post(f"/api/cases/{b_case['id']}/extension-requests",
+                            {"working_days": 3, "reason": "需采购灯具"}).json()
+    rule = b_staff.post("/api/keyword-rules", {"keyword": "乙县路灯", "category": "城乡建设", "weight": 1.0}).json()
+    broadcast = b_staff.post("/api/broadcasts", {"title": "乙县停水", "text": "明日停水"}).json()
+    survey = b_staff.post("/api/surveys", {"kind": "report", "deputy_code": "DB01"}).json()
+    vote = b_staff.post("/api/project-votes", {
+        "title": "乙县民生实事", "level": "county",
+        "candidates": [{"code": "P1", "title": "甲"}, {"code": "P2", "title": "乙"}]}).json()
+    b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
+    ids = {"case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
+           "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
+           "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01"}
+    assert all(ids.values()), ids
+    return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
+
+
+def _b_state(b: int) -> dict[str, str]:
+    """A digest of every county-B row of every county-owned table (read as the owner: no RLS)."""
+    engine = create_engine(TEST_DATABASE_URL)
+    with engine.connect() as conn:
+        state = {table: conn.execute(text(
+            f"SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
+            f"FROM {table} x WHERE county_id = :b"), {"b": b}).scalar() for table in TENANT_TABLES}
+    engine.dispose()
+    return state
+
+
+def _sweep(world) -> list:
+    """Every route, every county-A user, county B's ids: the failures (empty when isolated)."""
+    users, b_ids = world["users"], world["b_ids"]
+    secret = set(b_ids.values()) - {"GB01", "DB01", "SB01"} | {"乙县专属", "乙县代表", "乙县停水", "乙县路灯",
+                                                               "乙县民生实事", world["b_case"]["number"]}
+    failures = []
+    for (method, path), (allowed, kind, body_factory) in sorted(authz.SWEEP.items()):
+        if allowed == "public":
+            continue
+        for role, user in users.items():
+            if kind:
+                target = path.replace("{public_id}", b_ids[kind])
+            elif method == "GET":
+                target = path
+            else:
+                continue  # id-less writes act in the caller's own county (checked by the B digest)
+            response = authz._call(user, method, target, body_factory() if body_factory else None)
+            if role not in allowed:
+                ok = response.status_code == 403
+            elif kind:
+                ok = response.status_code == 404
+            else:
+                body = response.text
+                ok = response.status_code < 300 and not any(s in body for s in secret)
+            if not ok:
+                failures.append((method, target, role, response.status_code, response.text[:160]))
+    return failures
+
+
+def test_county_a_finds_nothing_of_county_b(two_counties):
+    before = _b_state(two_counties["b"])
+    assert _sweep(two_counties) == []
+    assert _b_state(two_counties["b"]) == before
+
+
+@pytest.fixture
+def app_role_engine(two_counties):
+    """The domain engine connected as a role bound by row-level security (not owner, not superuser)."""
+    url = make_url(TEST_DATABASE_URL)
+    role = f"{url.database}_app"
+    owner = create_engine(TEST_DATABASE_URL)
+    with owner.begin() as conn:
+        roles.grant_app_role(conn, role)
+    owner.dispose()
+    engine = db.init_engine(url.set(username=role, password=None).render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        assert not roles.bypasses_rls(conn)
+    yield engine
+    db.init_engine(TEST_DATABASE_URL)
+
+
+def test_row_level_security_alone_finds_nothing_of_county_b(two_counties, app_role_engine):
+    before = _b_state(two_counties["b"])
+    with tenant.without_domain_criteria():
+        assert _sweep(two_counties) == []
+        with tenant.use(tenant.county(A)), db.session_scope() as session:
+            assert session.scalar(select(func.count()).select_from(Case)) == 1  # A's own case only
+            assert session.scalar(select(func.count()).select_from(Grid).where(Grid.code == "GB01")) == 0
+    assert _b_state(two_counties["b"]) == before
+
+
+def test_the_domain_criteria_alone_hide_county_b(two_counties):
+    """As the owner (RLS does not bind it) only the domain's criteria isolate; switched off, B shows."""
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 1
+        assert session.scalar(select(Grid.id).where(Grid.code == "GB01")) is None
+    with tenant.without_domain_criteria(), tenant.use(tenant.county(A)), db.session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 2
+    with tenant.without_domain_criteria():
+        assert _sweep(two_counties) != []  # the sweep does notice a leak (so its empty answers count)
+
+
+def test_rows_take_their_county_and_writes_without_one_are_refused(two_counties):
+    b = two_counties["b"]
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        person = Resident(oa_openid="o_b_chat")
+        session.add(person)
+        session.flush()
+        case = cases.open_case(session, person, "幸福里小区的井盖丢了")
+        assert (person.county_id, case.county_id) == (b, b)
+        assert case.grid.county_id == b and case.deputy.county_id == b  # routed by B's own registry
+        events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
+        assert events and {e.county_id for e in events} == {b}
+    with pytest.raises(tenant.TenantScopeError):
+        with tenant.use(tenant.all_counties("a sweep")), db.session_scope() as session:
+            session.add(Resident(oa_openid="o_nowhere"))
+    tenant.set_fallback(None)
+    try:
+        with pytest.raises(tenant.TenantScopeError):
+            with db.session_scope() as session:
+                session.add(Resident(oa_openid="o_unscoped"))
+    finally:
+        tenant.set_fallback(tenant.DEFAULT)
+
+
+def test_workers_act_in_each_rows_county(two_counties, fake_wechat):
+    from jobs import tasks
+    from liaison import runtime
+
+    b = two_counties["b"]
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        wrote = clock.utcnow()
+        person = Resident(oa_openid="o_b_outbox", last_message_at=wrote, window_kind="message",
+                          window_opened_at=wrote, window_used=0)
+        session.add(person)
+        session.flush()
+        outbox_id = outbox.add(session, "resident_text", "tenancy:b", {"text": "您的诉求已办结"},
+                               resident_id=person.id).id
+    runtime.current()
+    assert tasks.deliver_outbox(outbox_id) == "sent"  # called from the default county's context
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        assert session.get(OutboxMessage, outbox_id).status == "sent"
+        assert {a.county_id for a in session.scalars(select(DeliveryAttempt))} == {b}
+    # The sweep fires in both counties; each overdue notice stays in its case's county.
+    later = clock.utcnow() + timedelta(days=20)
+    clock.set_clock(lambda: later)
+    try:
+        assert tasks.run_timers() >= 2
+    finally:
+        clock.set_clock(None)
+    with tenant.use(tenant.all_counties("check")), db.session_scope() as session:
+        rows = session.execute(select(Notice.county_id, Case.county_id).join(Case, Notice.case_id == Case.id)).all()
+        assert {case_county for _n, case_county in rows} == {A, b}
+        assert all(notice_county == case_county for notice_county, case_county in rows)
+
+
+def test_add_a_county_from_the_command_line(settings, fake_wechat):
+    from tests.test_manage import manage
+
+    added = manage(fake_wechat, "county", "add", "bingxian", "丙县", "--wechat-app-id", "wx_bing")
+    assert added.returncode == 0, added.stderr
+    staff = manage(fake_wechat, "create-staff", "丙县工委", "--county", "bingxian")
+    assert staff.returncode == 0, staff.stderr
+    listed = manage(fake_wechat, "county", "list")
+    assert "bingxian" in listed.stdout and "wx_bing" in listed.stdout
+    with tenant.use(tenant.all_counties("check")), db.session_scope() as session:
+        county = tenancy.by_code(session, "bingxian")
+        from liaison.people.models import Account
+
+        assert session.scalar(select(Account.county_id).where(Account.name == "丙县工委")) == county.id
