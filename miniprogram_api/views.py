@@ -295,7 +295,7 @@ def reassign_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/merge", summary="工委并单：把重复诉求并入另一件诉求（附理由，群众随主诉求获知进展）",
-          roles=(STAFF,), body=s.MergeIn, response=s.ActionOut, tag="staff")
+          roles=(STAFF,), body=s.MergeIn, response=s.ActionOut, visible=_sees_case, tag="staff")
 def merge_case(ctx: Context, public_id: str):
     scope = _scope(ctx)
     case = access.get_case(ctx.session, scope, public_id)
@@ -312,7 +312,7 @@ def merge_case(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/cases/<public_id>/reject", summary="工委不予受理（附理由，告知群众）", roles=(STAFF,),
-          body=s.RejectIn, response=s.ActionOut, tag="staff")
+          body=s.RejectIn, response=s.ActionOut, visible=_sees_case, tag="staff")
 def reject_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "reject")
     entry = cases.reject(ctx.session, case, ctx.principal.actor(), ctx.body.reason)
