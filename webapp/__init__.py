@@ -41,9 +41,10 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         api_bp = None
     if api_bp is not None:
         app.register_blueprint(api_bp)
-        from miniprogram_api import ratelimit
+        from miniprogram_api import docs, ratelimit
 
         ratelimit.init_app(app)
+        docs.init_app(app)
 
     from webapp import metrics
 
