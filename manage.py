@@ -1,4 +1,5 @@
-"""Operator commands: `python manage.py serve | migrate | seed-demo | simulate ... | outbox ...`.
+"""Operator commands: `python manage.py serve | migrate | seed-demo | demo-login ROLE | simulate ... |
+outbox ... | export-corrections FILE | create-staff NAME`.
 
 `serve` is what `scripts/run` starts. With no DATABASE_URL/REDIS_URL it runs the embedded default:
 an SQLite file, an in-process queue and worker, the fake WeChat API on loopback, and a demo county.
@@ -31,8 +32,10 @@ def _demo_defaults() -> None:
 
 
 def _settings():
+    """The settings, with the demo's credentials in the embedded default (every command agrees)."""
     from config.settings import SettingsError, load_settings
 
+    _demo_defaults()
     try:
         return load_settings()
     except SettingsError as error:
@@ -186,7 +189,7 @@ def cmd_create_staff(args) -> int:
         with tenant.use(_county_scope(args.county)), db.session_scope() as session:
             account, code = accounts.create_first_staff(session, args.name)
     except accounts.AccountError as error:
-        print(f"refused: {error.message}", file=sys.stderr)
+        print(f"refused: {error}", file=sys.stderr)
         return 1
     print(f"staff account {account.name}: binding code {code} (enter it once in the mini-program)")
     return 0
@@ -239,6 +242,81 @@ def cmd_app_role(args) -> int:
     print(f"role {args.role} may use the database and is bound by row-level security; "
           f"connect the web, worker and scheduler processes as {args.role}")
     return 0
+DEMO_ROLES = ("resident", "deputy", "department", "staff")
+
+
+def cmd_demo_login(args) -> int:
+    """Print a ready mini-program session token for ROLE in the embedded demo (for curl or the API docs).
+
+    The accounts are demo ones (the first deputy and department of the demo county, a county staff
+    account, a demo resident), created on first use. Refused outside the embedded mode: a token
+    printed on a console must never open a real county's data.
+    """
+    from sqlalchemy import select
+
+    from liaison import demo, schema
+    from liaison.core import db
+    from liaison.people import service as accounts
+    from liaison.people.models import Account, Department, Deputy, Resident
+
+    settings = _settings()
+    if not settings.embedded:
+        print("refused: demo-login works only in the embedded demo (no REDIS_URL)", file=sys.stderr)
+        return 1
+    schema.upgrade(settings.database_url)
+    db.init_engine(settings.database_url)
+    with db.session_scope() as session:
+        demo.seed_demo(session)
+        if args.role == "resident":
+            resident = session.scalar(select(Resident).where(Resident.mp_openid == DEMO_RESIDENT_OPENID))
+            if resident is None:
+                resident = accounts.login(session, DEMO_RESIDENT_OPENID).resident
+            principal = accounts.Principal("resident", resident=resident)
+        else:
+            if args.role == "deputy":
+                target = session.scalars(select(Deputy).order_by(Deputy.code)).first()
+                found = select(Account).where(Account.role == "deputy", Account.deputy_id == target.id)
+                make = {"deputy": target}
+            elif args.role == "department":
+                target = session.scalars(select(Department).order_by(Department.code)).first()
+                found = select(Account).where(Account.role == "department", Account.department_id == target.id)
+                make = {"department": target}
+            else:
+                target = None
+                found = select(Account).where(Account.role == "staff", Account.station_id.is_(None))
+                make = {}
+            account = session.scalars(found.where(Account.active.is_(True)).order_by(Account.id)).first()
+            if account is None:
+                name = {"deputy": getattr(target, "name", ""), "department": f"{getattr(target, 'name', '')}经办人",
+                        "staff": "演示 县人大工委"}[args.role]
+                account, _code = accounts.create_account(session, args.role, name, **make)
+            principal = accounts.Principal(account.role, account=account)
+        token = accounts.issue_token(settings.secret_key, principal)
+        label = principal.name if principal.account is not None else "演示群众"
+    print(token)
+    port = os.environ.get("PORT", "5000")
+    print(f"{args.role} ({label}); try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:{port}/api/me",
+          file=sys.stderr)
+    return 0
+
+
+DEMO_RESIDENT_OPENID = "o_demo_mp_resident"
+
+
+def _unreachable(error: BaseException) -> str | None:
+    """One line for a database or Redis that cannot be reached (instead of a long traceback)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover
+        RedisConnectionError = ()  # noqa: N806
+    if isinstance(error, OperationalError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        detail = str(getattr(error, "orig", error)).strip().splitlines()
+        return f"database unreachable: {detail[0] if detail else type(error).__name__}"
+    if RedisConnectionError and isinstance(error, RedisConnectionError):
+        return f"Redis unreachable: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,8 +357,18 @@ def main(argv: list[str] | None = None) -> int:
     role = sub.add_parser("app-role", help="create the PostgreSQL role the app connects as (not RLS-exempt)")
     role.add_argument("role")
     role.set_defaults(func=cmd_app_role)
+    login = sub.add_parser("demo-login", help="print a session token for ROLE in the embedded demo")
+    login.add_argument("role", choices=DEMO_ROLES)
+    login.set_defaults(func=cmd_demo_login)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as error:
+        line = _unreachable(error)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

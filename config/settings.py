@@ -46,6 +46,14 @@ class Settings:
     webhook_max_clock_skew_seconds: int = 300
     message_join_window_seconds: int = 600
     session_token_max_age_seconds: int = 7 * 24 * 3600
+    # Rate limits (`limits` notation, several separated by ";"), documented in the README.
+    case_rate_limit_per_resident: str = "5 per minute;20 per day"
+    case_rate_limit_per_address: str = "30 per minute"
+    binding_failure_limit_per_resident: str = "5 per 15 minutes"
+    binding_failure_limit_per_address: str = "20 per 15 minutes"
+    # /metrics: answered only with this bearer token (unset: not served); figures cached this long.
+    metrics_token: str | None = None
+    metrics_cache_seconds: int = 15
 
     @property
     def embedded(self) -> bool:
@@ -111,6 +119,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    from limits import parse_many
+
+    value = _optional(env, name) or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise SettingsError(f"{name} is malformed: expected e.g. '5 per minute;20 per day', got {value!r}") from None
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -150,4 +167,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_max_clock_skew_seconds=_int(env, "WEBHOOK_MAX_CLOCK_SKEW_SECONDS", 300),
         message_join_window_seconds=_int(env, "MESSAGE_JOIN_WINDOW_SECONDS", 600),
         session_token_max_age_seconds=_int(env, "SESSION_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600),
+        case_rate_limit_per_resident=_rate_limit(env, "CASE_RATE_LIMIT_PER_RESIDENT", Settings.case_rate_limit_per_resident),
+        case_rate_limit_per_address=_rate_limit(env, "CASE_RATE_LIMIT_PER_ADDRESS", Settings.case_rate_limit_per_address),
+        binding_failure_limit_per_resident=_rate_limit(
+            env, "BINDING_FAILURE_LIMIT_PER_RESIDENT", Settings.binding_failure_limit_per_resident),
+        binding_failure_limit_per_address=_rate_limit(
+            env, "BINDING_FAILURE_LIMIT_PER_ADDRESS", Settings.binding_failure_limit_per_address),
+        metrics_token=_optional(env, "METRICS_TOKEN"),
+        metrics_cache_seconds=_int(env, "METRICS_CACHE_SECONDS", 15),
     )

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from config.settings import Settings
-from liaison.core import db
+from liaison.core import db, ratelimit
 from liaison.wechat.client import WeChatClient
 from liaison.wechat.tokens import MemoryTokenStore, RedisTokenStore
 
@@ -32,6 +32,8 @@ def configure(settings: Settings) -> Runtime:
     global _runtime
     with _lock:
         db.init_engine(settings.database_url)
+        ratelimit.configure(ratelimit.storage_uri(settings.redis_url),
+                            {ratelimit.CASES_PER_RESIDENT: settings.case_rate_limit_per_resident})
         redis_client = None
         if settings.redis_url:
             import redis

@@ -100,7 +100,8 @@ class RegistryImportOut(s.Out):
     dry_run: bool
     created: dict[str, int]
     updated: dict[str, int]
-    errors: list[RowErrorOut]
+    errors: list[RowErrorOut] = Field(description="出错的行（最多列出前 100 处）")
+    error_count: int = Field(default=0, description="出错的行总数（可能多于 errors 列出的）")
 
 
 class ExportQuery(s.Request):
@@ -315,7 +316,8 @@ def import_registry(ctx: Context):
     except registry.ImportRejected as rejected:
         empty = {sheet.key: 0 for sheet in registry.SHEETS}
         return RegistryImportOut(imported=False, dry_run=ctx.body.dry_run, created=empty, updated=empty,
-                                 errors=[RowErrorOut(**e.as_dict()) for e in rejected.errors])
+                                 errors=[RowErrorOut(**e.as_dict()) for e in rejected.errors],
+                                 error_count=rejected.total)
     return RegistryImportOut(imported=not summary.dry_run, dry_run=summary.dry_run, created=summary.created,
                              updated=summary.updated, errors=[])
 

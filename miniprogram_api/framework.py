@@ -29,6 +29,7 @@ bp = Blueprint("miniprogram_api", __name__, url_prefix="/api")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 100
+MAX_JSON_DEPTH = 32  # no request model nests deeper than a few levels
 
 ALL_ROLES = ("resident", "deputy", "department", "staff")
 ACCOUNT_ROLES = ("deputy", "department", "staff")
@@ -272,12 +273,28 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
     else:
         try:
             payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # RecursionError: the C decoder gives up on very deep nesting; a client's fault, not ours.
             raise ApiError(400, "invalid_json", "请求体不是有效的 JSON") from None
+        if _depth_exceeds(payload, MAX_JSON_DEPTH):
+            raise ApiError(400, "invalid_json", "请求体嵌套层级过深")
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "请求体应为 JSON 对象")
     _reject_nul(payload)
     return _validate(model, payload)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when containers nest deeper than `limit` (iterative: deep input must not recurse here)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _parse_query(model: type[BaseModel]) -> BaseModel:

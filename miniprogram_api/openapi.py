@@ -8,12 +8,14 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from .framework import ENDPOINTS, Endpoint
+from .ratelimit import LIMITED_ENDPOINTS
 from .schemas import ErrorOut
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     "400": "请求格式错误（如无效 JSON）", "401": "未登录或登录已失效", "403": "当前身份无权执行",
-    "404": "不存在（或不可见）", "409": "当前状态不允许该操作", "422": "字段校验失败",
+    "404": "不存在（或不可见）", "409": "当前状态不允许该操作", "413": "请求体或文件超过上限",
+    "422": "字段校验失败", "429": "操作过于频繁（见 Retry-After）",
 }
 
 
@@ -89,7 +91,9 @@ def _operation(spec: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses: dict[str, Any] = {str(spec.status): success}
     error_ref = {"content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorOut")}}}}
-    wanted = {"400", "404", "422"} if spec.roles is None else set(ERROR_STATUSES)
+    wanted = {"400", "404", "422"} if spec.roles is None else set(ERROR_STATUSES) - {"429"}
+    if spec.name in LIMITED_ENDPOINTS:
+        wanted.add("429")
     if spec.name == "login":
         wanted |= {"401", "502", "503"}
     for status in sorted(wanted):

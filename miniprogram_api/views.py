@@ -20,6 +20,7 @@ from liaison.tenancy import service as tenancy
 from liaison.wechat.errors import WeChatAPIError
 from liaison.wechat.privacy import mask
 
+from . import ratelimit as limits
 from . import schemas as s
 from . import serializers as out
 from .framework import ALL_ROLES, ApiError, Context, endpoint, forbidden, not_found, require_county_staff
@@ -117,6 +118,8 @@ def login(ctx: Context):
 
 @endpoint("POST", "/bind", summary="代表、部门、工委用一次性绑定码绑定微信", roles=(RESIDENT,),
           body=s.BindIn, response=s.LoginOut, tag="session")
+@limits.binding_per_identity
+@limits.binding_per_address
 def bind(ctx: Context):
     # A binding code names its account in whichever county registered it.
     with tenant.widened(ctx.session, tenant.all_counties("bind an account by its code")):
@@ -163,6 +166,8 @@ def list_cases(ctx: Context):
 
 @endpoint("POST", "/cases", summary="群众提交诉求", roles=(RESIDENT,), body=s.CaseIn,
           response=s.CaseDetailOut, status=201, tag="cases")
+@limits.cases_per_identity
+@limits.cases_per_address
 def submit_case(ctx: Context):
     body: s.CaseIn = ctx.body
     grid = _by_code(ctx, Grid, body.grid_code, "grid_code", "网格")

@@ -33,6 +33,7 @@ APP_SECRET = "s3cret"
 MP_APP_ID = "wx_test_mini"
 MP_APP_SECRET = "mini_s3cret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+METRICS_TOKEN = "test-metrics-token"
 
 
 def settings_env(fake_base_url: str, **overrides: str) -> dict[str, str]:
@@ -42,6 +43,7 @@ def settings_env(fake_base_url: str, **overrides: str) -> dict[str, str]:
         "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
         "WECHAT_ENCODING_AES_KEY": AES_KEY, "WECHAT_API_BASE_URL": fake_base_url,
         "MINIPROGRAM_APP_ID": MP_APP_ID, "MINIPROGRAM_APP_SECRET": MP_APP_SECRET,
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     env.update(overrides)
     return env

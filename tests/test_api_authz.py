@@ -265,9 +265,10 @@ def test_visibility_of_lists_and_details(world):
     assert ids(COUNTY_STAFF) == {mine, theirs, g001}
     assert users[DEPUTY].get(f"/api/cases/{theirs}").status_code == 404
     assert users[RESIDENT].get(f"/api/cases/{theirs}").status_code == 404
-    # Integer ids and case numbers are not ids in URLs.
+    # Integer ids are not ids in URLs; the case number residents are told is (within the scope).
     number = world["mine"]["number"]
-    assert users[COUNTY_STAFF].get(f"/api/cases/{number}").status_code == 404
+    assert users[COUNTY_STAFF].get(f"/api/cases/{number}").json()["id"] == mine
+    assert users[STATION_STAFF].get(f"/api/cases/{number}").status_code == 404
     assert users[COUNTY_STAFF].get("/api/cases/1").status_code == 404
 
 

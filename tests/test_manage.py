@@ -46,3 +46,73 @@ def test_missing_setting_stops_start_up_with_its_name(fake_wechat):
     result = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "WECHAT_TOKEN" in result.stderr
+
+
+def test_second_create_staff_is_a_plain_refusal(settings, fake_wechat):
+    assert manage(fake_wechat, "create-staff", "县人大工委 王主任").returncode == 0
+    second = manage(fake_wechat, "create-staff", "另一个")
+    assert second.returncode == 1
+    assert "refused" in second.stderr and "Traceback" not in second.stderr
+
+
+def test_unreachable_database_is_one_line(fake_wechat):
+    env = {**os.environ, **settings_env(fake_wechat.base_url,
+                                        DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")}
+    for command in (["outbox", "failed"], ["create-staff", "x"], ["migrate"]):
+        result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("database unreachable")
+
+
+def test_commands_use_the_demo_credentials_in_the_embedded_default(monkeypatch):
+    """No DATABASE_URL/REDIS_URL: every command (not only serve) gets the demo's secrets."""
+    import manage as manage_module
+
+    for name in ("DATABASE_URL", "REDIS_URL", *manage_module.DEMO_ENV):
+        monkeypatch.delenv(name, raising=False)
+    settings = manage_module._settings()
+    assert settings.embedded and settings.secret_key == manage_module.DEMO_ENV["SECRET_KEY"]
+
+
+def _embedded_env(tmp_path: Path) -> dict[str, str]:
+    import manage as manage_module
+
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", *manage_module.DEMO_ENV)}
+    return {**env, **manage_module.DEMO_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+
+
+def test_demo_login_prints_a_ready_token_per_role(tmp_path: Path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    import manage as manage_module
+    from liaison.people import service as accounts
+
+    env = _embedded_env(tmp_path)
+    tokens = {}
+    for role in ("resident", "deputy", "department", "staff", "deputy"):
+        result = subprocess.run([sys.executable, "manage.py", "demo-login", role], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        assert len(result.stdout.strip().splitlines()) == 1 and "curl" in result.stderr
+        tokens.setdefault(role, set()).add(token)
+    engine = create_engine(env["DATABASE_URL"])
+    with Session(engine) as session:
+        for role, issued in tokens.items():
+            for token in issued:
+                principal = accounts.principal_from_token(session, manage_module.DEMO_ENV["SECRET_KEY"], token,
+                                                          3600)
+                assert principal is not None and principal.role == role
+        # Asking twice reuses the demo account.
+        deputies = {accounts.principal_from_token(session, manage_module.DEMO_ENV["SECRET_KEY"], t, 3600).account.id
+                    for t in tokens["deputy"]}
+        assert len(deputies) == 1
+    engine.dispose()
+
+
+def test_demo_login_is_refused_outside_the_demo(settings, fake_wechat):
+    result = manage(fake_wechat, "demo-login", "staff")
+    assert result.returncode == 1 and "embedded" in result.stderr and not result.stdout.strip()

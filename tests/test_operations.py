@@ -23,7 +23,7 @@ from liaison.core.clock import utcnow
 from liaison.messaging import outbox
 from liaison.messaging.models import OutboxMessage
 from liaison.people.models import Resident
-from tests.conftest import WorkerProcess, settings_env, wait_for
+from tests.conftest import METRICS_TOKEN, WorkerProcess, settings_env, wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
 
@@ -213,7 +213,7 @@ def test_prometheus_metrics(app, fake_wechat, settings):
     from liaison.messaging import delivery
 
     delivery.deliver(outbox_id)
-    body = app.test_client().get("/metrics").text
+    body = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert 'liaison_queue_length{queue="urgent"}' in body
     assert 'liaison_wechat_errors_total{channel="custom",errcode="45009"} 1.0' in body
     assert 'liaison_outbox_messages{status="failed"} 1.0' in body

@@ -42,18 +42,14 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         api_bp = None
     if api_bp is not None:
         app.register_blueprint(api_bp)
+        from miniprogram_api import docs, ratelimit
 
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        ratelimit.init_app(app)
+        docs.init_app(app)
 
-    from jobs.metrics import LiaisonCollector
+    from webapp import metrics
 
-    registry = CollectorRegistry()
-    registry.register(LiaisonCollector(rt.redis))
-
-    @app.get("/metrics")
-    def metrics():
-        """Prometheus scrape endpoint (queue lengths, job failures, WeChat errors, alerts)."""
-        return app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    metrics.register(app, settings, rt.redis)
 
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout

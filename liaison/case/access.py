@@ -10,6 +10,7 @@ may not act on raises `Forbidden`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -100,11 +101,19 @@ def follows_only(scope: Scope, case: Case) -> bool:
     wrote (text, location, photos, timeline)."""
     principal = scope.principal
     return principal.role == RESIDENT and case.resident_id != principal.resident.id
+# The number residents are told (2026-000123); accepted wherever a case's public id is.
+CASE_NUMBER = re.compile(r"^\d{4}-\d{6,}$")
+
+
+def case_reference(ref: str) -> ColumnElement[bool]:
+    """The condition naming a case by its public id or by its case number."""
+    return Case.number == ref if CASE_NUMBER.match(ref) else Case.public_id == ref
 
 
 def get_case(session: Session, scope: Scope, public_id: str, *, lock: bool = False) -> Case:
-    """The case with this public id if the caller may see it (locked for an action), else NotFound."""
-    case_id = session.scalar(select(Case.id).where(Case.public_id == public_id, case_condition(scope)))
+    """The case with this public id (or case number) if the caller may see it (locked for an action),
+    else NotFound."""
+    case_id = session.scalar(select(Case.id).where(case_reference(public_id), case_condition(scope)))
     if case_id is None:
         raise NotFound("case")
     return lock_case(session, case_id) if lock else session.get(Case, case_id)

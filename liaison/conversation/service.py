@@ -20,6 +20,7 @@ from liaison.case import lifecycle
 from liaison.case import service as cases
 from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseFollower, Rating
+from liaison.core import ratelimit
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
@@ -232,8 +233,27 @@ def _text(session: Session, resident: Resident, text: str, join_window: timedelt
         cases.follow_case(session, duplicate, resident, text)
         return (f"您反映的问题已有群众反映（诉求 {duplicate.number}），正由{cases.handler_label(duplicate)}"
                 f"办理。已将您加入关注，办理进展会同步告知您。"), duplicate
+    if not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):
+        return _over_case_limit(session, resident, actor, text)
     case = cases.open_case(session, resident, text, now=now)
     return _new_case_reply(case), case
+
+
+def _over_case_limit(session: Session, resident: Resident, actor, text: str) -> tuple[str, Case | None]:
+    """Too many new cases from one resident in a short time (each one pushes a notice to a deputy).
+
+    The message is never dropped: it joins the resident's latest open case, or, with none open, the
+    resident is told plainly to write again later.
+    """
+    latest = session.scalar(select(Case).where(Case.resident_id == resident.id,
+                                               Case.status.in_(lifecycle.OPEN_STATUSES))
+                            .order_by(Case.last_message_at.desc()).limit(1))
+    log.info("resident %s over the new-case limit", resident.public_id)
+    if latest is not None:
+        cases.add_information(session, latest, actor, text)
+        return (f"您短时间内反映的事项较多，这条内容已补充到您的诉求 {latest.number}，"
+                f"由{cases.handler_label(latest)}一并办理。如果是另一件事，请稍后再单独发送。"), latest
+    return "您短时间内反映的事项较多，暂时不能登记新的诉求，请稍后再发送。", None
 
 
 def _new_case_reply(case: Case) -> str:

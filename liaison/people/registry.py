@@ -99,12 +99,54 @@ class RowError:
         return {"sheet": self.sheet, "row": self.row, "field": self.field, "message": self.message}
 
 
-class ImportRejected(Exception):
-    """The file has bad rows: nothing was imported. `errors` lists every bad row and the reason."""
+class FileTooLarge(RegistryError):
+    """The file is beyond the import limits (rows, columns, sheets or unpacked size): refused unread."""
 
-    def __init__(self, errors: list[RowError]):
-        super().__init__(f"导入失败：{len(errors)} 处错误，未导入任何数据")
-        self.errors = errors
+    def __init__(self, message: str):
+        super().__init__(413, "file_too_large", message)
+
+
+# Import limits, checked before and while parsing: a registry of a county has hundreds of rows, and an
+# XLSX is a zip whose sheet may claim a `<dimension>` of a million rows by 16,384 columns.
+MAX_ROWS = 10_000            # per sheet, the header included
+MAX_COLUMNS = 50
+MAX_SHEETS = 20
+MAX_ZIP_ENTRIES = 200
+MAX_UNCOMPRESSED_BYTES = 20 * 1024 * 1024  # all parts of the XLSX unpacked
+MAX_REPORTED_ERRORS = 100    # rows listed in a rejection; `total` counts them all
+
+
+class ImportRejected(Exception):
+    """The file has bad rows: nothing was imported. `errors` lists the first MAX_REPORTED_ERRORS bad
+    rows and the reason; `total` counts every bad row."""
+
+    def __init__(self, errors: list[RowError], total: int | None = None):
+        total = len(errors) if total is None else total
+        super().__init__(f"导入失败：{total} 处错误，未导入任何数据")
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+        self.total = total
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.errors)
+
+
+class _ErrorList(list):
+    """Collects row errors but keeps only the first MAX_REPORTED_ERRORS (the answer stays small)."""
+
+    total = 0
+
+    def append(self, error: RowError) -> None:
+        self.total += 1
+        if len(self) < MAX_REPORTED_ERRORS:
+            super().append(error)
+
+    def extend(self, errors: Iterable[RowError]) -> None:
+        for error in errors:
+            self.append(error)
+
+    def reject(self) -> ImportRejected:
+        return ImportRejected(list(self), self.total)
 
 
 @dataclass
@@ -223,12 +265,13 @@ def read_file(filename: str, content: bytes) -> dict[str, list[tuple[int, dict[s
     else:
         raise ImportRejected([RowError(filename, 0, None, "仅支持 .xlsx 或 .csv 文件")])
     result: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    errors: list[RowError] = []
+    errors = _ErrorList()
     for title, rows in tables:
-        rows = [r for r in rows]
-        if not rows or not any(_text(v) for v in rows[0]):
+        rows = iter(rows)
+        first = next(rows, None)
+        if not first or not any(_text(v) for v in first):
             continue
-        header = [_text(v) for v in rows[0]]
+        header = [_text(v) for v in first]
         spec = SHEET_BY_NAME.get(title) or _spec_for_header(header)
         if spec is None:
             errors.append(RowError(title, 1, None, "无法识别的表头：" + "、".join(h for h in header if h)))
@@ -245,13 +288,13 @@ def read_file(filename: str, content: bytes) -> dict[str, list[tuple[int, dict[s
             continue
         index = {h: i for i, h in enumerate(header) if h}
         parsed = result.setdefault(spec.key, [])
-        for number, values in enumerate(rows[1:], start=2):
+        for number, values in enumerate(rows, start=2):
             cells = {c.attr: _text(values[index[c.header]]) if c.header in index and index[c.header] < len(values)
                      else "" for c in spec.columns}
             if any(cells.values()):
                 parsed.append((number, cells))
     if errors:
-        raise ImportRejected(errors)
+        raise errors.reject()
     return result
 
 
@@ -280,7 +323,17 @@ def _read_csv(content: bytes) -> list[list[str]]:
             continue
     else:
         raise ImportRejected([RowError("CSV", 0, None, "文件编码无法识别（请使用 UTF-8 或 GBK）")])
-    return [[_unguard(cell) for cell in row] for row in csv.reader(io.StringIO(text))]
+    rows = []
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if number > MAX_ROWS:
+                raise FileTooLarge(f"文件行数超过上限（每表最多 {MAX_ROWS} 行）")
+            if len(row) > MAX_COLUMNS:
+                raise FileTooLarge(f"第 {number} 行列数超过上限（最多 {MAX_COLUMNS} 列）")
+            rows.append([_unguard(cell) for cell in row])
+    except csv.Error:
+        raise ImportRejected([RowError("CSV", 0, None, "CSV 文件格式无效")]) from None
+    return rows
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@")
@@ -297,16 +350,68 @@ def _unguard(value: str) -> str:
 
 
 def _read_xlsx(content: bytes) -> list[tuple[str, list[list[Any]]]]:
+    """Every sheet's rows, streamed (openpyxl's read-only mode) within the import limits.
+
+    The sheet's own `<dimension>` is ignored: it may claim a million rows by 16,384 columns, and
+    openpyxl would pad every row to it. Rows are counted as they stream and the file is refused at the
+    first row or column past the limits, so memory stays bounded by the limits, not by the claim.
+    """
     from openpyxl import load_workbook
 
+    _check_zip(content)
     try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for a damaged file
-        raise ImportRejected([RowError("XLSX", 0, None, f"无法读取 Excel 文件：{type(error).__name__}")]) from None
+        raise _unreadable(error) from None
     try:
-        return [(ws.title, [list(r) for r in ws.iter_rows(values_only=True)]) for ws in workbook.worksheets]
+        if len(workbook.worksheets) > MAX_SHEETS:
+            raise FileTooLarge(f"工作表过多（最多 {MAX_SHEETS} 个）")
+        tables = []
+        for ws in workbook.worksheets:
+            ws.reset_dimensions()
+            rows: list[list[Any]] = []
+            for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                if number > MAX_ROWS:
+                    raise FileTooLarge(f"工作表“{ws.title}”行数超过上限（最多 {MAX_ROWS} 行）")
+                if len(values) > MAX_COLUMNS:
+                    if any(v is not None for v in values[MAX_COLUMNS:]):
+                        raise FileTooLarge(f"工作表“{ws.title}”第 {number} 行列数超过上限（最多 {MAX_COLUMNS} 列）")
+                    values = values[:MAX_COLUMNS]
+                rows.append(list(values))
+            # Trailing empty rows (a formatted but empty sheet) carry nothing.
+            while rows and not any(_text(v) for v in rows[-1]):
+                rows.pop()
+            tables.append((ws.title, rows))
+        return tables
+    except (FileTooLarge, ImportRejected):
+        raise
+    except Exception as error:  # a malformed sheet is only found while streaming it
+        raise _unreadable(error) from None
     finally:
         workbook.close()
+
+
+def _unreadable(error: Exception) -> ImportRejected:
+    return ImportRejected([RowError("XLSX", 0, None, f"无法读取 Excel 文件：{type(error).__name__}")])
+
+
+def _check_zip(content: bytes) -> None:
+    """Refuse a zip whose parts unpack beyond the limits, before any XML is parsed.
+
+    zipfile never yields more than an entry's declared size (and checks its CRC), so summing the
+    declared sizes bounds what openpyxl can unpack.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise _unreadable(error) from None
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise FileTooLarge(f"Excel 文件结构异常：包含过多部件（最多 {MAX_ZIP_ENTRIES} 个）")
+    if sum(entry.file_size for entry in entries) > MAX_UNCOMPRESSED_BYTES:
+        raise FileTooLarge(f"Excel 文件解压后超过 {MAX_UNCOMPRESSED_BYTES // (1024 * 1024)} MB，请拆分后导入")
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -331,7 +436,7 @@ def import_file(session: Session, filename: str, content: bytes, *, dry_run: boo
 
 
 def _validate(session: Session, tables) -> dict[str, list[dict[str, Any]]]:
-    errors: list[RowError] = []
+    errors = _ErrorList()
     plan: dict[str, list[dict[str, Any]]] = {}
     existing = {key: set(session.scalars(select(model.code)))
                 for key, model in (("stations", Station), ("grids", Grid))}
@@ -398,7 +503,7 @@ def _validate(session: Session, tables) -> dict[str, list[dict[str, Any]]]:
             errors.extend(row_errors)
             plan.setdefault(spec.key, []).append(entry)
     if errors:
-        raise ImportRejected(errors)
+        raise errors.reject()
     return plan
 
 

@@ -1,0 +1,82 @@
+"""Rate limits the domain applies itself (the chat has no HTTP client to refuse): the `limits`
+library — the one under Flask-Limiter, which guards the API — over Redis, shared by every process;
+in-process memory in embedded mode.
+
+`liaison.runtime.configure` calls `configure`; a process that never configured limits (a unit test
+calling a service directly) is not limited. A storage outage lets the action through: a lost counter
+must not stop a resident's message.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from limits import RateLimitItem, parse_many
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+
+CASES_PER_RESIDENT = "cases_per_resident"  # new cases a resident opens (chat; the API has its own)
+KEY_PREFIX = "liaison:ratelimit"
+
+
+def storage_uri(redis_url: str | None) -> str:
+    """The storage every limiter of this deployment shares (Flask-Limiter's too)."""
+    if not redis_url:
+        return "memory://"
+    if redis_url.startswith("unix://"):  # redis-py's socket URL; `limits` spells it redis+unix
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+class Limits:
+    """Named rules (`limits` notation such as "5 per minute;20 per day") checked against one storage."""
+
+    def __init__(self, uri: str, rules: dict[str, str]):
+        self.storage: Storage = storage_from_string(uri, key_prefix=KEY_PREFIX)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.rules: dict[str, list[RateLimitItem]] = {name: parse_many(rule) for name, rule in rules.items()}
+
+    def allowed(self, rule: str, *identity: str) -> bool:
+        """Whether one more action under `rule` for `identity` stays within every limit (no count)."""
+        try:
+            return all(self.limiter.test(item, rule, *identity) for item in self.rules[rule])
+        except Exception:  # noqa: BLE001 - storage down: let it through (see module docstring)
+            log.warning("rate limit storage unavailable; %s not checked", rule)
+            return True
+
+    def hit(self, rule: str, *identity: str) -> bool:
+        """Count one action; False (and nothing counted) when a limit is already reached."""
+        if not self.allowed(rule, *identity):
+            return False
+        try:
+            for item in self.rules[rule]:
+                self.limiter.hit(item, rule, *identity)
+        except Exception:  # noqa: BLE001
+            log.warning("rate limit storage unavailable; %s not counted", rule)
+        return True
+
+
+_current: Limits | None = None
+_lock = threading.Lock()
+
+
+def configure(uri: str, rules: dict[str, str]) -> Limits:
+    """Install the process's limits (called by `liaison.runtime.configure`)."""
+    global _current
+    with _lock:
+        _current = Limits(uri, rules)
+        return _current
+
+
+def current() -> Limits | None:
+    return _current
+
+
+def hit(rule: str, *identity: str) -> bool:
+    """Count one action under a configured rule; True when it is allowed (or limits are off)."""
+    limits = _current
+    if limits is None or rule not in limits.rules:
+        return True
+    return limits.hit(rule, *identity)
