@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from liaison.core.errors import CONFLICT, DomainError
+
 
 class Status:
     SUBMITTED = "submitted"      # 已提交: just received
@@ -75,12 +77,24 @@ TRANSITIONS: dict[str, Transition] = dict([
 ])
 
 
-class IllegalTransition(Exception):
-    """The action is not allowed from the case's current status (or lacks its reason)."""
+class IllegalTransition(DomainError):
+    """The action is not allowed from the case's current status (or lacks its reason).
 
-    def __init__(self, action: str, status: str, message: str | None = None):
+    `str()` is the detail for logs; `message` what the caller is told (Chinese, with the status's label).
+    """
+
+    kind = CONFLICT
+    code = "illegal_transition"
+
+    def __init__(self, action: str, status: str, detail: str | None = None):
+        detail = detail or f"action {action!r} is not allowed in status {status!r}"
+        if "already rated" in detail:
+            message = "本轮已评价"
+        else:
+            message = f"当前状态（{STATUS_LABELS.get(status, status)}）不能执行该操作"
+        super().__init__(message)
+        self.args = (detail,)
         self.action, self.status = action, status
-        super().__init__(message or f"action {action!r} is not allowed in status {status!r}")
 
 
 def check(action: str, status: str, reason: str | None = None) -> Transition:

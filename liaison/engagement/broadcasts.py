@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from liaison.core import db
 from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement.models import Broadcast, BroadcastRecipient, MassBatch, MassQuota
 from liaison.messaging import channels, sending
@@ -56,12 +57,8 @@ MAX_TEXT = 600
 VISIBLE_STATUSES = ("sent", "miniprogram", "unknown")  # the resident's mini-program copy exists
 OPEN_STATUSES = ("pending", "sending", "mass_retry")
 RETRY_ROUNDS = 3  # a send that delivered nothing (busy, rate limited, no token) is retried this often
-class BroadcastError(Exception):
-    """Refused: `status` (403/404/409/422), `code`, Chinese message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code = status, code
+class BroadcastError(Refusal):
+    """A broadcast refused: `kind`, `code`, Chinese message."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ def _allowed_grid_ids(session: Session, principal: Principal) -> list[int] | Non
             DeputyGrid.deputy_id == principal.account.deputy_id)))
     if principal.role == STAFF:
         return accounts.staff_grid_ids(session, principal.account)
-    raise BroadcastError(403, "role_forbidden", "当前身份无权发布通知")
+    raise BroadcastError(FORBIDDEN, "role_forbidden", "当前身份无权发布通知")
 
 
 def _signature(principal: Principal) -> str:
@@ -166,26 +163,26 @@ def submit(session: Session, principal: Principal, title: str, text: str, grid_c
     """
     title, text = title.strip(), text.strip()
     if not title or not text:
-        raise BroadcastError(422, "validation_error", "标题和内容不能为空")
+        raise BroadcastError(INVALID, "validation_error", "标题和内容不能为空")
     if len(text) > MAX_TEXT:
-        raise BroadcastError(422, "validation_error", f"内容过长（最多 {MAX_TEXT} 字）")
+        raise BroadcastError(INVALID, "validation_error", f"内容过长（最多 {MAX_TEXT} 字）")
     allowed = _allowed_grid_ids(session, principal)
     if grid_codes:
         rows = session.execute(select(Grid.id, Grid.code).where(Grid.code.in_(grid_codes))).all()
         unknown = sorted(set(grid_codes) - {code for _i, code in rows})
         if unknown:
-            raise BroadcastError(422, "unknown_grid", "网格不存在：" + "、".join(unknown))
+            raise BroadcastError(INVALID, "unknown_grid", "网格不存在：" + "、".join(unknown))
         grid_ids = sorted({grid_id for grid_id, _c in rows})
         if allowed is not None and not set(grid_ids) <= set(allowed):
-            raise BroadcastError(403, "forbidden", "只能向本人联系的网格或辖区内的网格发布通知")
+            raise BroadcastError(FORBIDDEN, "forbidden", "只能向本人联系的网格或辖区内的网格发布通知")
     else:
         grid_ids = sorted(allowed) if allowed is not None else list(session.scalars(select(Grid.id)))
     if not grid_ids:
-        raise BroadcastError(422, "no_grids", "没有可发布的网格")
+        raise BroadcastError(INVALID, "no_grids", "没有可发布的网格")
     suggestion = content_check(principal.account.mp_openid or principal.account.public_id,
                                f"{title}\n{text}")
     if suggestion == "risky":
-        raise BroadcastError(422, "content_refused", "内容未通过安全检查，不能发布")
+        raise BroadcastError(INVALID, "content_refused", "内容未通过安全检查，不能发布")
     broadcast = Broadcast(author_account_id=principal.account.id, author_kind=principal.role,
                           title=title, text=text, signature=_signature(principal), grid_ids=grid_ids,
                           content_check=suggestion, status="held" if suggestion == "review" else "new")
@@ -210,7 +207,7 @@ def get(session: Session, principal: Principal, public_id: str) -> Broadcast:
     """The broadcast if the caller may see it (else 404: existence is not leaked)."""
     broadcast = session.scalar(select(Broadcast).where(Broadcast.public_id == public_id))
     if broadcast is None or not visible(session, principal, broadcast):
-        raise BroadcastError(404, "not_found", "通知不存在")
+        raise BroadcastError(NOT_FOUND, "not_found", "通知不存在")
     return broadcast
 
 
@@ -226,9 +223,9 @@ def approve(session: Session, principal: Principal, broadcast: Broadcast,
             enqueue: Callable[[str, str, Any], None]) -> Broadcast:
     """Staff release a held broadcast (content check said "review")."""
     if principal.role != STAFF:
-        raise BroadcastError(403, "forbidden", "只有工委可以审核通知")
+        raise BroadcastError(FORBIDDEN, "forbidden", "只有工委可以审核通知")
     if broadcast.status != "held":
-        raise BroadcastError(409, "illegal_state", "该通知不在待审核状态")
+        raise BroadcastError(CONFLICT, "illegal_state", "该通知不在待审核状态")
     broadcast.approved_by = principal.account.id
     start(session, broadcast, enqueue)
     return broadcast
@@ -237,9 +234,9 @@ def approve(session: Session, principal: Principal, broadcast: Broadcast,
 def cancel(session: Session, principal: Principal, broadcast: Broadcast) -> Broadcast:
     """Stop a held or sending broadcast: recipients not yet claimed are never reached."""
     if principal.role == DEPUTY and broadcast.author_account_id != principal.account.id:
-        raise BroadcastError(403, "forbidden", "只能撤回本人发布的通知")
+        raise BroadcastError(FORBIDDEN, "forbidden", "只能撤回本人发布的通知")
     if broadcast.status not in ("held", "sending", "new"):
-        raise BroadcastError(409, "illegal_state", "该通知已结束，不能撤回")
+        raise BroadcastError(CONFLICT, "illegal_state", "该通知已结束，不能撤回")
     session.execute(update(Broadcast).where(Broadcast.id == broadcast.id)
                     .values(status="cancelled", cancelled_at=utcnow()))
     session.execute(update(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == broadcast.id,
