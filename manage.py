@@ -135,6 +135,7 @@ def cmd_outbox(args) -> int:
     from sqlalchemy import select
 
     from liaison.core import db, tenant
+    from liaison.messaging import lifecycle as outbox_lifecycle
     from liaison.messaging import outbox
     from liaison.messaging.models import OutboxMessage
 
@@ -143,7 +144,7 @@ def cmd_outbox(args) -> int:
     with tenant.use(tenant.all_counties("operator: outbox")), db.session_scope() as session:
         if args.action == "failed":
             rows = session.scalars(select(OutboxMessage).where(
-                OutboxMessage.status.in_(("dead", "unknown", "failed", "waiting")))
+                OutboxMessage.status.in_(outbox_lifecycle.OPERATOR_ATTENTION))
                 .order_by(OutboxMessage.id)).all()
             for row in rows:
                 print(f"{row.id}\t{row.status}\t{row.kind}\tattempts={row.attempts}\t{row.last_error or ''}")

@@ -1,13 +1,18 @@
 """The mini-program JSON API (`/api/...`): residents, deputies, department handlers and staff.
 
-Views only parse, call the domain (`liaison.*`) and serialise; the endpoint declarations in `views`
-also generate the OpenAPI document served at `/api/openapi.json`.
+Views only parse, call the domain (`liaison.*`) and serialise. Every endpoint is declared the same way:
+a module below declares its views with `framework.endpoint`, which adds the route to `bp` and the
+operation to the OpenAPI document served at `/api/openapi.json`. Importing this package imports each
+of those modules, here and only here, so `bp` is complete when the app factory registers it.
 """
-from miniprogram_api import (
-    rules_views,  # noqa: F401,E402  (classifier rules and corrections)
+from miniprogram_api import (  # each declares its endpoints on bp
+    engagement_views,
+    rules_views,
     unavailable,  # noqa: F401  (503 + Retry-After while the database is down)
-    views,  # noqa: F401  (declares the endpoints on bp)
+    views,
 )
 from miniprogram_api.framework import bp
 
-__all__ = ["bp"]
+ENDPOINT_MODULES = (views, engagement_views, rules_views)  # cases, people, registry; engagement; classifier
+
+__all__ = ["bp", "ENDPOINT_MODULES"]

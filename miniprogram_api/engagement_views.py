@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from datetime import datetime
 from typing import Literal
 
@@ -19,33 +18,12 @@ from liaison.case import access
 from liaison.engagement import broadcasts, noticeboard, qrcodes, surveys, votes
 from liaison.people import registry
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Station
-from liaison.wechat.errors import WeChatAPIError
 
 from . import schemas as s
-from .framework import ALL_ROLES, ApiError, Context, endpoint
+from .framework import ALL_ROLES, ApiError, Context, endpoint, require_county_staff
 
 RESIDENT, DEPUTY, STAFF = "resident", "deputy", "staff"
 WRITERS = (DEPUTY, STAFF)
-DOMAIN_ERRORS = (registry.RegistryError, broadcasts.BroadcastError, surveys.SurveyError, votes.VoteError)
-
-
-def domain_errors(view):
-    """Answer the domain's refusals as API errors (same status, code and Chinese message)."""
-
-    @functools.wraps(view)
-    def wrapper(ctx: Context, **kwargs):
-        try:
-            return view(ctx, **kwargs)
-        except DOMAIN_ERRORS as error:
-            raise ApiError(error.status, error.code, str(error)) from None
-        except qrcodes.QrCodeError as error:
-            raise ApiError(404 if error.code == "not_found" else 409, error.code, str(error)) from None
-        except noticeboard.NoticeBoardError as error:
-            raise ApiError(409, "render_unavailable", str(error)) from None
-        except WeChatAPIError:
-            raise ApiError(409, "wechat_unavailable", "微信接口暂时不可用，请稍后再试") from None
-
-    return wrapper
 
 
 def _wechat():
@@ -302,11 +280,8 @@ class BallotOut(s.Out):
 # ---------------------------------------------------------------------------------------------- registry
 @endpoint("POST", "/registry/import", summary="导入联络站、网格、代表、部门（XLSX/CSV，按编码更新或新增；有错误则整份不导入）",
           roles=(STAFF,), body=RegistryImportIn, response=RegistryImportOut, tag="registry")
-@domain_errors
 def import_registry(ctx: Context):
-    from .views import _county_staff
-
-    _county_staff(ctx)
+    require_county_staff(ctx)
     try:
         content = base64.b64decode(ctx.body.content_base64, validate=True)
     except (binascii.Error, ValueError):
@@ -324,7 +299,6 @@ def import_registry(ctx: Context):
 
 @endpoint("GET", "/registry/export", summary="导出登记信息（XLSX 全部表，或 CSV 单表；联络站工委只导出本站的）", roles=(STAFF,),
           query=ExportQuery, response=FileOut, tag="registry")
-@domain_errors
 def export_registry(ctx: Context):
     # A station's staff export their station's part only (deputies' phone numbers stay in it).
     return _file(*registry.export_file(ctx.session, ctx.query.format, ctx.query.sheet,
@@ -375,21 +349,18 @@ def _qr(ctx: Context, kind: str, code: str) -> QrCodeOut:
 
 @endpoint("GET", "/grids/<public_id>/qrcode", summary="网格的一键找代表二维码（永久码，首次生成后复用）",
           roles=WRITERS, response=QrCodeOut, tag="qrcodes")
-@domain_errors
 def grid_qrcode(ctx: Context, public_id: str):
     return _qr(ctx, "grid", public_id)
 
 
 @endpoint("GET", "/deputies/<public_id>/qrcode", summary="代表的一键找代表二维码", roles=WRITERS,
           response=QrCodeOut, tag="qrcodes")
-@domain_errors
 def deputy_qrcode(ctx: Context, public_id: str):
     return _qr(ctx, "deputy", public_id)
 
 
 @endpoint("GET", "/stations/<public_id>/qrcode", summary="联络站二维码", roles=(STAFF,), response=QrCodeOut,
           tag="qrcodes")
-@domain_errors
 def station_qrcode(ctx: Context, public_id: str):
     return _qr(ctx, "station", public_id)
 
@@ -402,7 +373,6 @@ def qrcode_usage(ctx: Context):
 
 @endpoint("GET", "/deputies/<public_id>/notice-board", summary="代表公示牌（PDF 或 PNG，含一键找代表二维码）",
           roles=WRITERS, query=BoardQuery, response=FileOut, tag="qrcodes")
-@domain_errors
 def notice_board(ctx: Context, public_id: str):
     deputy = _target(ctx, "deputy", public_id)
     card = noticeboard.card_for(ctx.session, _wechat(), deputy)
@@ -415,7 +385,6 @@ def notice_board(ctx: Context, public_id: str):
 def _replay_check(resolve):
     """A `visible` hook for the replay of a stored answer: resolve the path's object for the caller
     again, with the domain's refusals answered as API errors."""
-    @domain_errors
     def check(ctx: Context, public_id: str) -> None:
         resolve(ctx, public_id)
 
@@ -438,7 +407,6 @@ def _broadcast_out(ctx: Context, broadcast) -> BroadcastOut:
 
 @endpoint("POST", "/broadcasts", summary="发布通知（代表：本人联系的网格；工委：辖区网格）；内容先经安全检查",
           roles=WRITERS, body=BroadcastIn, response=BroadcastOut, status=201, tag="broadcasts")
-@domain_errors
 def create_broadcast(ctx: Context):
     body: BroadcastIn = ctx.body
     broadcast = broadcasts.submit(ctx.session, ctx.principal, body.title, body.text, body.grid_codes,
@@ -454,14 +422,12 @@ def list_broadcasts(ctx: Context):
 
 @endpoint("GET", "/broadcasts/<public_id>", summary="通知详情与发送进度", roles=WRITERS, response=BroadcastOut,
           tag="broadcasts")
-@domain_errors
 def get_broadcast(ctx: Context, public_id: str):
     return _broadcast_out(ctx, broadcasts.get(ctx.session, ctx.principal, public_id))
 
 
 @endpoint("GET", "/broadcasts/<public_id>/recipients", summary="逐人送达状态", roles=WRITERS,
           query=RecipientQuery, response=s.Page[RecipientOut], tag="broadcasts")
-@domain_errors
 def broadcast_recipients(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
     query: RecipientQuery = ctx.query
@@ -474,7 +440,6 @@ def broadcast_recipients(ctx: Context, public_id: str):
 
 @endpoint("POST", "/broadcasts/<public_id>/approve", summary="工委审核通过（内容安全检查建议人工复核的通知）",
           roles=(STAFF,), response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
-@domain_errors
 def approve_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
     return _broadcast_out(ctx, broadcasts.approve(ctx.session, ctx.principal, broadcast, _enqueue()))
@@ -482,7 +447,6 @@ def approve_broadcast(ctx: Context, public_id: str):
 
 @endpoint("POST", "/broadcasts/<public_id>/cancel", summary="撤回通知（尚未送达的群众不再收到）", roles=WRITERS,
           response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
-@domain_errors
 def cancel_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
     return _broadcast_out(ctx, broadcasts.cancel(ctx.session, ctx.principal, broadcast))
@@ -490,7 +454,6 @@ def cancel_broadcast(ctx: Context, public_id: str):
 
 @endpoint("POST", "/broadcasts/<public_id>/resume", summary="继续发送（工作进程中断后；不会重复送达）",
           roles=(STAFF,), response=BroadcastOut, tag="broadcasts", visible=_BROADCAST_VISIBLE)
-@domain_errors
 def resume_broadcast(ctx: Context, public_id: str):
     broadcast = broadcasts.get(ctx.session, ctx.principal, public_id)
     broadcasts.resume(ctx.session, broadcast.id, _enqueue())
@@ -532,7 +495,6 @@ def _open_survey(ctx: Context, public_id: str):
 
 @endpoint("POST", "/surveys", summary="创建扫码评价（联络站服务、代表述职、单个诉求）", roles=WRITERS,
           body=SurveyIn, response=SurveyOut, status=201, tag="surveys")
-@domain_errors
 def create_survey(ctx: Context):
     body: SurveyIn = ctx.body
     survey = surveys.create(ctx.session, ctx.principal, body.kind, body.title, station_code=body.station_code,
@@ -542,7 +504,6 @@ def create_survey(ctx: Context):
 
 @endpoint("GET", "/surveys/<public_id>", summary="评价详情（扫码进入小程序时）", roles=ALL_ROLES,
           response=SurveyOut, tag="surveys")
-@domain_errors
 def get_survey(ctx: Context, public_id: str):
     return _survey_out(_open_survey(ctx, public_id))
 
@@ -550,7 +511,6 @@ def get_survey(ctx: Context, public_id: str):
 @endpoint("POST", "/surveys/<public_id>/votes", summary="群众评价（满意/基本满意/不满意，每人一次）",
           roles=(RESIDENT,), body=SurveyVoteIn, response=SurveyVoteOut, status=201, tag="surveys",
           visible=_replay_check(_open_survey))
-@domain_errors
 def vote_survey(ctx: Context, public_id: str):
     survey = _open_survey(ctx, public_id)
     row = surveys.vote(ctx.session, survey, ctx.principal.resident, ctx.body.value, ctx.body.comment)
@@ -559,7 +519,6 @@ def vote_survey(ctx: Context, public_id: str):
 
 @endpoint("GET", "/surveys/<public_id>/qrcode", summary="评价二维码（永久码）", roles=WRITERS,
           response=QrCodeOut, tag="surveys")
-@domain_errors
 def survey_qrcode(ctx: Context, public_id: str):
     survey = _visible_survey(ctx, public_id)
     return _qr_out(qrcodes.get_or_create(ctx.session, _wechat(), "survey", survey.public_id))
@@ -587,7 +546,6 @@ def _vote_out(ctx: Context, vote) -> ProjectVoteOut:
 
 @endpoint("POST", "/project-votes", summary="发起民生实事票决（县级工委）", roles=(STAFF,), body=ProjectVoteIn,
           response=ProjectVoteOut, status=201, tag="votes")
-@domain_errors
 def create_project_vote(ctx: Context):
     body: ProjectVoteIn = ctx.body
     vote = votes.create(ctx.session, ctx.principal, body.title, body.level,
@@ -606,7 +564,6 @@ def list_project_votes(ctx: Context):
 
 @endpoint("GET", "/project-votes/<public_id>", summary="票决详情（结束后公布结果）", roles=WRITERS,
           response=ProjectVoteOut, tag="votes")
-@domain_errors
 def get_project_vote(ctx: Context, public_id: str):
     return _vote_out(ctx, votes.by_public_id(ctx.session, public_id))
 
@@ -614,7 +571,6 @@ def get_project_vote(ctx: Context, public_id: str):
 @endpoint("POST", "/project-votes/<public_id>/ballots", summary="代表投票（仅该层级代表，每人一票）",
           roles=(DEPUTY,), body=BallotIn, response=BallotOut, status=201, tag="votes",
           visible=_VOTE_VISIBLE)
-@domain_errors
 def cast_ballot(ctx: Context, public_id: str):
     vote = votes.by_public_id(ctx.session, public_id)
     votes.cast(ctx.session, ctx.principal, vote, ctx.body.candidates)
@@ -623,7 +579,6 @@ def cast_ballot(ctx: Context, public_id: str):
 
 @endpoint("POST", "/project-votes/<public_id>/close", summary="结束票决并公布结果（县级工委）", roles=(STAFF,),
           response=ProjectVoteOut, tag="votes", visible=_VOTE_VISIBLE)
-@domain_errors
 def close_project_vote(ctx: Context, public_id: str):
     vote = votes.by_public_id(ctx.session, public_id)
     return _vote_out(ctx, votes.close(ctx.session, ctx.principal, vote))

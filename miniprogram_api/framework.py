@@ -16,12 +16,13 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from liaison.case.lifecycle import IllegalTransition
-from liaison.case.service import NotFound
 from liaison.core import db, tenant
+from liaison.core import errors as domain
+from liaison.core.errors import DomainError
 from liaison.people import service as accounts
-from liaison.people.service import AccountError, Principal
+from liaison.people.service import Principal
 from liaison.tenancy import service as tenancy
+from liaison.wechat.errors import WeChatAPIError
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,16 @@ class Endpoint:
 
 ENDPOINTS: list[Endpoint] = []
 
-# AccountError codes and the HTTP status they answer with.
-ACCOUNT_ERROR_STATUS = {"already_bound": 409, "already_bootstrapped": 409, "not_bindable": 403}
+# The one place a domain refusal's kind becomes an HTTP status (every kind in liaison.core.errors.KINDS).
+DOMAIN_ERROR_STATUS = {
+    domain.INVALID: 422, domain.NOT_FOUND: 404, domain.FORBIDDEN: 403, domain.CONFLICT: 409,
+    domain.TOO_LARGE: 413, domain.RATE_LIMITED: 429, domain.UNAVAILABLE: 503,
+}
+
+
+def domain_error(error: DomainError) -> ApiError:
+    """A domain refusal as the API answers it: the kind's status, the same code, message and field."""
+    return ApiError(DOMAIN_ERROR_STATUS[error.kind], error.code, error.message, error.field)
 
 
 def endpoint(method: str, path: str, *, summary: str, roles: tuple[str, ...] | None,
@@ -191,12 +200,10 @@ def _run_in_scope(spec: Endpoint, view: Callable, path_values: dict[str, str]) -
             ctx = Context(session=session, principal=principal, body=body, query=query)
             try:
                 result = view(ctx, **path_values)
-            except NotFound:
-                raise not_found() from None
-            except IllegalTransition as error:
-                raise ApiError(409, "illegal_transition", _transition_message(error)) from None
-            except AccountError as error:
-                raise ApiError(ACCOUNT_ERROR_STATUS.get(error.code, 422), error.code, str(error)) from None
+            except DomainError as error:
+                raise domain_error(error) from None
+            except WeChatAPIError:  # a WeChat call the view needed (QR code, content check) failed
+                raise ApiError(409, "wechat_unavailable", "微信接口暂时不可用，请稍后再试") from None
             except ValueError as error:
                 raise ApiError(422, "invalid", f"请求无效：{error}") from None
             data = _serialise(spec, result)
@@ -223,8 +230,8 @@ def _still_visible(spec: Endpoint, session, principal: Principal | None, path_va
         return
     try:
         spec.visible(Context(session=session, principal=principal), **path_values)
-    except NotFound:
-        raise not_found() from None
+    except DomainError as error:
+        raise domain_error(error) from None
 
 
 def _replay(stored, fingerprint: str) -> Response:
@@ -234,15 +241,6 @@ def _replay(stored, fingerprint: str) -> Response:
     if stored.status_code is None:
         raise ApiError(409, "request_in_progress", "相同的请求正在处理，请稍后重试")
     return _json(stored.response_body, stored.status_code, {"Idempotent-Replayed": "true"})
-
-
-def _transition_message(error: IllegalTransition) -> str:
-    from liaison.case.lifecycle import STATUS_LABELS
-
-    label = STATUS_LABELS.get(error.status, error.status)
-    if "already rated" in str(error):
-        return "本轮已评价"
-    return f"当前状态（{label}）不能执行该操作"
 
 
 def _bearer_token() -> str:

@@ -8,7 +8,7 @@ from liaison.case import rules
 from liaison.case.models import ClassifierCorrection
 
 from . import schemas as s
-from .framework import ApiError, Context, endpoint, not_found, require_county_staff
+from .framework import Context, endpoint, not_found, require_county_staff
 
 STAFF = "staff"
 
@@ -36,8 +36,7 @@ def _rule_out(rule: rules.KeywordRule) -> KeywordRuleOut:
     return KeywordRuleOut(id=rule.public_id, keyword=rule.keyword, category=rule.category, weight=rule.weight)
 
 
-def _county_staff(ctx: Context) -> None:
-    require_county_staff(ctx, "只有县级工委账号可以维护分类规则")
+RULES_STAFF_ONLY = "只有县级工委账号可以维护分类规则"
 
 
 @endpoint("GET", "/keyword-rules", summary="分类关键词规则（生效中）", roles=(STAFF,),
@@ -49,20 +48,17 @@ def list_keyword_rules(ctx: Context):
 @endpoint("POST", "/keyword-rules", summary="新增分类关键词规则（立即生效，无需重启）", roles=(STAFF,),
           body=KeywordRuleIn, response=KeywordRuleOut, status=201, tag="classifier")
 def add_keyword_rule(ctx: Context):
-    _county_staff(ctx)
-    try:
-        rule = rules.add_rule(ctx.session, ctx.body.keyword, ctx.body.category, ctx.body.weight,
-                              account_id=ctx.principal.account.id)
-    except rules.RuleError as error:
-        raise ApiError(422, "invalid_rule", str(error), "category" if "类别" in str(error) else None) from None
+    require_county_staff(ctx, RULES_STAFF_ONLY)
+    rule = rules.add_rule(ctx.session, ctx.body.keyword, ctx.body.category, ctx.body.weight,
+                          account_id=ctx.principal.account.id)  # a RuleError is answered 422 invalid_rule
     return _rule_out(rule)
 
 
 @endpoint("POST", "/keyword-rules/<public_id>/remove", summary="停用分类关键词规则（立即生效）",
           roles=(STAFF,), response=KeywordRuleOut, tag="classifier",
-          visible=lambda ctx, public_id: _county_staff(ctx))
+          visible=lambda ctx, public_id: require_county_staff(ctx, RULES_STAFF_ONLY))
 def remove_keyword_rule(ctx: Context, public_id: str):
-    _county_staff(ctx)
+    require_county_staff(ctx, RULES_STAFF_ONLY)
     rule = rules.remove_rule(ctx.session, public_id)
     if rule is None:
         raise not_found("规则")

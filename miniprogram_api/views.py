@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from liaison.wechat.privacy import mask
 from . import ratelimit as limits
 from . import schemas as s
 from . import serializers as out
-from .framework import ALL_ROLES, ApiError, Context, endpoint, forbidden, not_found, require_county_staff
+from .framework import ALL_ROLES, ApiError, Context, endpoint, not_found, require_county_staff
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,7 @@ def _acting_on(ctx: Context, public_id: str, action: str):
     """The visible case, locked, after checking the caller may attempt `action` on it."""
     scope = _scope(ctx)
     case = access.get_case(ctx.session, scope, public_id, lock=True)
-    try:
-        access.check(scope, action, case)
-    except access.Forbidden as refusal:
-        raise forbidden(str(refusal)) from None
+    access.check(scope, action, case)
     return scope, case
 
 
@@ -71,10 +67,6 @@ def _by_code(ctx: Context, model, code: str | None, field: str, what: str):
     if row is None:
         raise ApiError(422, "unknown_" + field.removesuffix("_code"), f"{what}不存在：{code}", field)
     return row
-
-
-def _county_staff(ctx: Context) -> None:
-    require_county_staff(ctx)
 
 
 def _token_response(ctx: Context, principal: accounts.Principal) -> s.LoginOut:
@@ -304,10 +296,7 @@ def reassign_case(ctx: Context, public_id: str):
 def merge_case(ctx: Context, public_id: str):
     scope = _scope(ctx)
     case = access.get_case(ctx.session, scope, public_id)
-    try:
-        access.check(scope, "merge", case)
-    except access.Forbidden as refusal:
-        raise forbidden(str(refusal)) from None
+    access.check(scope, "merge", case)
     into = _case_by_reference(ctx, scope, ctx.body.into)
     # Lock both rows in id order, so two merges of the same pair at once cannot deadlock.
     for row in sorted({case, into}, key=lambda c: c.id):
@@ -410,9 +399,8 @@ def list_departments(ctx: Context):
 @endpoint("POST", "/departments", summary="登记职能部门", roles=(STAFF,), body=s.DepartmentIn,
           response=s.DepartmentOut, status=201, tag="registry")
 def create_department(ctx: Context):
-    _county_staff(ctx)
-    with _registry_errors():
-        department = registry.create_department(ctx.session, ctx.body.code, ctx.body.name)
+    require_county_staff(ctx)
+    department = registry.create_department(ctx.session, ctx.body.code, ctx.body.name)
     return s.DepartmentOut(code=department.code, name=department.name)
 
 
@@ -425,9 +413,8 @@ def list_stations(ctx: Context):
 @endpoint("POST", "/stations", summary="登记联络站", roles=(STAFF,), body=s.StationIn,
           response=s.StationOut, status=201, tag="registry")
 def create_station(ctx: Context):
-    _county_staff(ctx)
-    with _registry_errors():
-        station = registry.create_station(ctx.session, **ctx.body.model_dump())
+    require_county_staff(ctx)
+    station = registry.create_station(ctx.session, **ctx.body.model_dump())
     return out.station_out(station)
 
 
@@ -440,10 +427,9 @@ def list_grids(ctx: Context):
 @endpoint("POST", "/grids", summary="登记网格", roles=(STAFF,), body=s.GridIn, response=s.GridOut,
           status=201, tag="registry")
 def create_grid(ctx: Context):
-    _county_staff(ctx)
-    with _registry_errors():
-        grid = registry.create_grid(ctx.session, ctx.body.code, ctx.body.name, ctx.body.aliases,
-                                    ctx.body.station_code)
+    require_county_staff(ctx)
+    grid = registry.create_grid(ctx.session, ctx.body.code, ctx.body.name, ctx.body.aliases,
+                                ctx.body.station_code)
     return out.grid_out(grid)
 
 
@@ -456,13 +442,12 @@ def list_deputies(ctx: Context):
 @endpoint("POST", "/deputies", summary="登记代表及其网格", roles=(STAFF,), body=s.DeputyIn,
           response=s.DeputyOut, status=201, tag="registry")
 def create_deputy(ctx: Context):
-    _county_staff(ctx)
+    require_county_staff(ctx)
     body: s.DeputyIn = ctx.body
-    with _registry_errors():
-        deputy = registry.create_deputy(
-            ctx.session, body.code, body.name, body.level, station_code=body.station_code,
-            duties=body.duties, reception_hours=body.reception_hours, phone=body.phone,
-            grids=[(link.grid_code, link.role) for link in body.grids])
+    deputy = registry.create_deputy(
+        ctx.session, body.code, body.name, body.level, station_code=body.station_code,
+        duties=body.duties, reception_hours=body.reception_hours, phone=body.phone,
+        grids=[(link.grid_code, link.role) for link in body.grids])
     return out.deputy_out(deputy)
 
 
@@ -504,7 +489,7 @@ def enable_account(ctx: Context, public_id: str):
 @endpoint("POST", "/accounts", summary="登记代表、部门或工委账号（返回一次性绑定码）", roles=(STAFF,),
           body=s.AccountIn, response=s.AccountCreatedOut, status=201, tag="registry")
 def create_account(ctx: Context):
-    _county_staff(ctx)
+    require_county_staff(ctx)
     body: s.AccountIn = ctx.body
     deputy = _by_code(ctx, Deputy, body.deputy_code, "deputy_code", "代表")
     department = _by_code(ctx, Department, body.department_code, "department_code", "部门")
@@ -516,22 +501,13 @@ def create_account(ctx: Context):
 
 @endpoint("POST", "/accounts/<public_id>/binding-code", summary="重新发放绑定码（旧码作废）",
           roles=(STAFF,), response=s.BindingCodeOut, status=201, tag="registry",
-          visible=lambda ctx, public_id: _county_staff(ctx))
+          visible=lambda ctx, public_id: require_county_staff(ctx))
 def reissue_binding_code(ctx: Context, public_id: str):
-    _county_staff(ctx)
+    require_county_staff(ctx)
     account = ctx.session.scalar(select(Account).where(Account.public_id == public_id))
     if account is None:
         raise not_found("账号")
     return s.BindingCodeOut(binding_code=accounts.new_binding_code(ctx.session, account))
-
-
-@contextmanager
-def _registry_errors():
-    """The registry services' refusals as API errors (409 duplicate code, 422 unknown reference)."""
-    try:
-        yield
-    except registry.RegistryError as error:
-        raise ApiError(error.status, error.code, str(error), error.field) from None
 
 
 @endpoint("GET", "/openapi.json", summary="本接口的 OpenAPI 3 文档", roles=None, tag="meta")
@@ -539,6 +515,3 @@ def openapi_document(ctx: Context):
     from .openapi import build_document
 
     return build_document(current_app.config.get("API_SERVER_URL"))
-
-
-from miniprogram_api import engagement_views  # noqa: E402,F401  (declares the engagement endpoints)

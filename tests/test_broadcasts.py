@@ -252,3 +252,63 @@ def test_mass_completion_reports_are_counted(people, fake_wechat, simulator):
     assert after == {"batches": 1, "reported": 1, "submitted": 10, "sent": 8, "filtered": 2, "errors": 0}
     with db.session_scope() as session:  # the mass-send helper is not a resident
         assert session.scalar(select(func.count()).select_from(Resident)) == residents_before
+
+
+# ------------------------------------------------------------------------------------------ failures
+BIZSEND, CUSTOM, MASS = "/cgi-bin/message/subscribe/bizsend", "/cgi-bin/message/custom/send", "/cgi-bin/message/mass/send"
+
+
+def test_transient_refusals_are_retried_through_the_shared_engine(people, fake_wechat):
+    """−1 and 45011 delivered nothing: the row is given back (with its credit or window slot) and sent
+    in a later round of the same chunk, once; nobody is reached twice or lost to the mini-program."""
+    expected = seed_residents(8, prefix="o_t_")
+    fake_wechat.fail_next(BIZSEND, -1, "system error")
+    fake_wechat.fail_next(CUSTOM, 45011, "api minute-quota reach limit")
+    fake_wechat.fail_next(MASS, -1, "system error")
+    created = people["deputy"].post("/api/broadcasts", {"title": "停电通知", "text": "明日停电"}).json()
+    b = broadcast_row(created["id"])
+    broadcasts.send_chunk(b.id, 0)
+    received, rows = wechat_deliveries(fake_wechat), rows_by_openid(b.id)
+    for openid, kind in expected.items():
+        assert rows[openid] == [("miniprogram" if kind == "miniprogram" else "sent", kind)], openid
+        assert received[openid] == (0 if kind == "miniprogram" else 1), openid
+    with db.session_scope() as session:  # each spent once, not once per attempt
+        assert session.scalar(select(func.sum(NotificationConsent.credits))) == 0
+        assert set(session.scalars(select(Resident.window_used).where(Resident.window_kind.is_not(None)))) == {1}
+        assert session.scalar(select(func.count()).select_from(MassQuota).where(MassQuota.count == 1)) == 2
+
+
+def test_a_send_that_never_left_is_never_taken_for_maybe_delivered(people, fake_wechat):
+    """The access-token lookup fails after the claim (the token store's Redis is unreachable): no row
+    becomes `unknown`, every credit, window slot and mass quota goes back, and all keep their
+    mini-program copy."""
+    import socket
+
+    import redis as redis_lib
+
+    from liaison.wechat.client import WeChatClient
+    from liaison.wechat.tokens import RedisTokenStore
+    from tests.conftest import APP_ID, APP_SECRET
+
+    expected = seed_residents(8, prefix="o_n_")
+    created = people["deputy"].post("/api/broadcasts", {"title": "停电通知", "text": "明日停电"}).json()
+    b = broadcast_row(created["id"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url,
+                          token_store=RedisTokenStore(dead, APP_ID))
+    broadcasts.send_chunk(b.id, 0, client=client)
+    rows = rows_by_openid(b.id)
+    assert {openid: rows[openid] for openid in expected} == {openid: [("miniprogram", "miniprogram")]
+                                                             for openid in expected}
+    assert wechat_deliveries(fake_wechat) == collections.Counter()
+    assert broadcast_row(b.public_id).status == "done"
+    with db.session_scope() as session:
+        assert session.scalar(select(func.sum(NotificationConsent.credits))) == 2
+        assert set(session.scalars(select(Resident.window_used).where(Resident.window_kind.is_not(None)))) == {0}
+        assert session.scalar(select(func.count()).select_from(MassQuota).where(MassQuota.count > 0)) == 2
+        errors = session.scalars(select(BroadcastRecipient.error).where(
+            BroadcastRecipient.broadcast_id == b.id, BroadcastRecipient.error.is_not(None))).all()
+        assert len(errors) == 6 and all("access token" in e for e in errors)

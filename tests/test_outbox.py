@@ -180,3 +180,71 @@ def test_worker_killed_before_claiming_loses_nothing(runtime, fake_wechat, redis
     spawn_worker()
     wait_for(lambda: row(outbox_id).status == "sent", message="delivery")
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
+
+
+def _unreachable_redis_client(base_url: str):
+    """A WeChat client whose token store's Redis is down (nothing listens on the port)."""
+    import socket
+
+    import redis as redis_lib
+
+    from liaison.wechat.client import WeChatClient
+    from liaison.wechat.tokens import RedisTokenStore
+    from tests.conftest import APP_ID, APP_SECRET
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free: closed again before the client connects
+    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    return WeChatClient(APP_ID, APP_SECRET, base_url=base_url, token_store=RedisTokenStore(dead, APP_ID))
+
+
+def test_a_send_that_never_left_is_retried_not_marked_unknown(runtime, fake_wechat):
+    """The claim is committed, then the access-token lookup fails (Redis unreachable): nothing can
+    have reached WeChat, so the row is released for a normal retry (never `unknown`), the window
+    slot it took goes back, and the retry sends it once."""
+    outbox_id = make_message()
+    assert delivery.deliver(outbox_id, client=_unreachable_redis_client(fake_wechat.base_url),
+                            mini_client=None) == "failed"
+    failed = row(outbox_id)
+    assert failed.status == "failed" and failed.next_attempt_at > utcnow()
+    assert "ConnectionError" in failed.last_error
+    assert fake_wechat.calls(CUSTOM_SEND) == []
+    with db.session_scope() as session:
+        assert session.get(Resident, failed.resident_id).window_used == 0  # the slot was given back
+        attempt = session.scalar(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox_id))
+        assert attempt.ok is False and attempt.channel == "custom"
+        outbox.relay_due(session, lambda i, a: None, now=utcnow() + timedelta(minutes=1))
+    assert delivery.deliver(outbox_id) == "sent"
+    assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
+
+
+def test_a_read_timeout_leaves_the_row_unknown(runtime, fake_wechat):
+    """The request was on the wire when the read timed out: WeChat may have delivered it."""
+    from liaison.wechat.client import WeChatClient
+    from liaison.wechat.tokens import MemoryTokenStore
+    from tests.conftest import APP_ID, APP_SECRET
+
+    client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url, token_store=MemoryTokenStore(),
+                          timeout=(1.0, 0.3))
+    client.get_access_token()
+    fake_wechat.delay_next(CUSTOM_SEND, 2)
+    outbox_id = make_message()
+    assert delivery.deliver(outbox_id, client=client, mini_client=None) == "unknown"
+    assert row(outbox_id).lease_until is None
+    with db.session_scope() as session:  # not handed to the queue again
+        assert outbox.relay_due(session, lambda i, a: None, now=utcnow() + timedelta(days=1)) == 0
+
+
+def test_a_token_fetch_timeout_is_not_taken_for_a_maybe_delivered_send(runtime, fake_wechat):
+    """stable_token timing out says nothing about the message: it never left."""
+    from liaison.wechat.client import WeChatClient
+    from liaison.wechat.tokens import MemoryTokenStore
+    from tests.conftest import APP_ID, APP_SECRET
+
+    client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url, token_store=MemoryTokenStore(),
+                          timeout=(1.0, 0.3))
+    fake_wechat.delay_next("/cgi-bin/stable_token", 2)
+    outbox_id = make_message()
+    assert delivery.deliver(outbox_id, client=client, mini_client=None) == "failed"
+    assert fake_wechat.calls(CUSTOM_SEND) == []

@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     from jobs import queues
     from liaison import runtime
     from liaison.core import logs
+    from miniprogram_api import bp as api_bp
 
     logs.configure()
     settings = settings or load_settings()
@@ -36,16 +37,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
     app.extensions["liaison.enqueue_broadcast_chunk"] = enqueue_chunk  # the API starts broadcasts
     app.register_blueprint(wechat_bp)
-    try:
-        from miniprogram_api import bp as api_bp
-    except ImportError:  # pragma: no cover - the API package is optional during bootstrap
-        api_bp = None
-    if api_bp is not None:
-        app.register_blueprint(api_bp)
-        from miniprogram_api import docs, ratelimit
+    app.register_blueprint(api_bp)
+    from miniprogram_api import docs, ratelimit
 
-        ratelimit.init_app(app)
-        docs.init_app(app)
+    ratelimit.init_app(app)
+    docs.init_app(app)
 
     from webapp import metrics
 

@@ -21,12 +21,16 @@ from liaison.case import lifecycle
 from liaison.case.models import Case, CaseFollower
 from liaison.case.service import NotFound, lock_case
 from liaison.core.clock import utcnow
+from liaison.core.errors import FORBIDDEN, DomainError
 from liaison.people.models import DeputyGrid
 from liaison.people.service import DEPARTMENT, DEPUTY, RESIDENT, STAFF, Principal, staff_grid_ids
 
 
-class Forbidden(Exception):
+class Forbidden(DomainError):
     """The caller sees the case but may not perform this action on it (message in Chinese)."""
+
+    kind = FORBIDDEN
+    code = "forbidden"
 
 
 # Which roles may attempt each mini-program action on a case. Every action is a row of the

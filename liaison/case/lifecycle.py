@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from liaison.core.errors import CONFLICT, DomainError
+
 
 class Status:
     SUBMITTED = "submitted"      # 已提交: just received
@@ -102,12 +104,24 @@ ACTIONS: dict[str, Transition] = {**TRANSITIONS, **CASEWORK}
 HANDLER_REFUSALS = {"urge": "只能督办已派单给部门的诉求", "request_extension": "只有承办部门可以申请延期"}
 
 
-class IllegalTransition(Exception):
-    """The action is not allowed from the case's current status (or lacks its reason)."""
+class IllegalTransition(DomainError):
+    """The action is not allowed from the case's current status (or lacks its reason).
 
-    def __init__(self, action: str, status: str, message: str | None = None):
+    `str()` is the detail for logs; `message` what the caller is told (Chinese, with the status's label).
+    """
+
+    kind = CONFLICT
+    code = "illegal_transition"
+
+    def __init__(self, action: str, status: str, detail: str | None = None, *, message: str | None = None):
+        detail = detail or f"action {action!r} is not allowed in status {status!r}"
+        if message is None and "already rated" in detail:
+            message = "本轮已评价"
+        elif message is None:
+            message = f"当前状态（{STATUS_LABELS.get(status, status)}）不能执行该操作"
+        super().__init__(message)
+        self.args = (detail,)
         self.action, self.status = action, status
-        super().__init__(message or f"action {action!r} is not allowed in status {status!r}")
 
 
 def check(action: str, status: str, reason: str | None = None, *,
@@ -122,7 +136,8 @@ def check(action: str, status: str, reason: str | None = None, *,
     if status not in transition.sources:
         raise IllegalTransition(action, status)
     if transition.handler_kinds is not None and handler_kind not in transition.handler_kinds:
-        raise IllegalTransition(action, status, HANDLER_REFUSALS.get(action, "not with this handler"))
+        raise IllegalTransition(action, status, f"action {action!r} needs another handler",
+                                message=HANDLER_REFUSALS.get(action))
     if transition.needs_reason and not (reason and reason.strip()):
         raise IllegalTransition(action, status, f"action {action!r} needs a reason")
     return transition

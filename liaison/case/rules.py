@@ -16,13 +16,17 @@ from classifiers import get_classifier
 from liaison.case.models import KeywordRule
 from liaison.core import tenant
 from liaison.core.clock import utcnow
+from liaison.core.errors import INVALID, DomainError
 
 REFRESH_SECONDS = 10.0
 MAX_WEIGHT = 20.0
 
 
-class RuleError(ValueError):
+class RuleError(DomainError, ValueError):
     """A rule that cannot be added (unknown category, empty keyword, weight out of range)."""
+
+    kind = INVALID
+    code = "invalid_rule"
 
 
 _lock = threading.Lock()
@@ -36,7 +40,7 @@ def add_rule(session: Session, keyword: str, category: str, weight: float,
     if not keyword:
         raise RuleError("关键词不能为空")
     if category not in get_classifier().labels:
-        raise RuleError(f"未知类别：{category}")
+        raise RuleError(f"未知类别：{category}", field="category")
     if not -MAX_WEIGHT <= weight <= MAX_WEIGHT:
         raise RuleError(f"权重须在 ±{MAX_WEIGHT:g} 之间")
     rule = KeywordRule(keyword=keyword, category=category, weight=weight, created_by=account_id)

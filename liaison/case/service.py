@@ -21,6 +21,7 @@ from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
 from liaison.core.clock import utcnow
 from liaison.core.db import get_engine
+from liaison.core.errors import NOT_FOUND, DomainError
 from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
@@ -32,8 +33,16 @@ RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "
 DUPLICATE_WINDOW = timedelta(days=7)
 
 
-class NotFound(Exception):
-    """The referenced case, department or deputy does not exist (or is not visible to the caller)."""
+class NotFound(DomainError):
+    """The referenced case does not exist (or is not visible to the caller). `what` names it for logs;
+    the message is the caller's."""
+
+    kind = NOT_FOUND
+    code = "not_found"
+
+    def __init__(self, what: str = "case", message: str = "诉求不存在"):
+        super().__init__(message)
+        self.what = what
 
 
 @lru_cache(maxsize=1)

@@ -40,3 +40,11 @@ class DomainError(Exception):
                 raise ValueError(f"unknown domain error kind {kind!r}")
             self.kind = kind
         self.field = field
+
+
+class Refusal(DomainError):
+    """A DomainError raised with its kind and code up front: `Refusal(kind, code, message, field=None)`
+    (the form of the engagement and registry services' refusals)."""
+
+    def __init__(self, kind: str, code: str, message: str, field: str | None = None):
+        super().__init__(message, code=code, kind=kind, field=field)

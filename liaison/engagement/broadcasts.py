@@ -18,7 +18,11 @@ before anything leaves, so a duplicated or resumed job never reaches a resident 
 mid-send leaves at most its in-flight row in `sending`: `resume` marks such rows `unknown` (they keep
 their mini-program copy; WeChat's custom/subscribe APIs have no idempotency key, so they are not resent),
 re-sends in-doubt mass batches under their original clientmsgid, and re-enqueues unfinished chunks.
-Sends are paced per channel (`RateLimiter`, shared through Redis by all workers).
+Sends are paced per channel (`RateLimiter`, shared through Redis by all workers). Each send is one
+attempt of the shared delivery engine (`messaging.sending`), which says what WeChat's answer means: a
+send that delivered nothing (busy, rate limited, no access token) gives its row back to `pending` with
+its credit or window slot and is retried in a later round of the same chunk (`RETRY_ROUNDS`); a refusal
+leaves the mini-program copy; a send that may have been delivered is `unknown`, never resent.
 """
 from __future__ import annotations
 
@@ -36,29 +40,25 @@ from sqlalchemy.orm import Session
 
 from liaison.core import db
 from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement.models import Broadcast, BroadcastRecipient, MassBatch, MassQuota
-from liaison.messaging import channels
+from liaison.messaging import channels, sending
 from liaison.people import service as accounts
 from liaison.people.models import DeputyGrid, Grid, NotificationConsent, Resident
 from liaison.people.service import DEPUTY, STAFF, Principal
 from liaison.wechat.client import thing_value
-from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
 
-ERR_MASS_DUPLICATE = 45065
 SEND_LEASE = timedelta(seconds=120)
 MAX_TEXT = 600
 VISIBLE_STATUSES = ("sent", "miniprogram", "unknown")  # the resident's mini-program copy exists
 OPEN_STATUSES = ("pending", "sending", "mass_retry")
-class BroadcastError(Exception):
-    """Refused: `status` (403/404/409/422), `code`, Chinese message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code = status, code
+RETRY_ROUNDS = 3  # a send that delivered nothing (busy, rate limited, no token) is retried this often
+class BroadcastError(Refusal):
+    """A broadcast refused: `kind`, `code`, Chinese message."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def _allowed_grid_ids(session: Session, principal: Principal) -> list[int] | Non
             DeputyGrid.deputy_id == principal.account.deputy_id)))
     if principal.role == STAFF:
         return accounts.staff_grid_ids(session, principal.account)
-    raise BroadcastError(403, "role_forbidden", "当前身份无权发布通知")
+    raise BroadcastError(FORBIDDEN, "role_forbidden", "当前身份无权发布通知")
 
 
 def _signature(principal: Principal) -> str:
@@ -163,26 +163,26 @@ def submit(session: Session, principal: Principal, title: str, text: str, grid_c
     """
     title, text = title.strip(), text.strip()
     if not title or not text:
-        raise BroadcastError(422, "validation_error", "标题和内容不能为空")
+        raise BroadcastError(INVALID, "validation_error", "标题和内容不能为空")
     if len(text) > MAX_TEXT:
-        raise BroadcastError(422, "validation_error", f"内容过长（最多 {MAX_TEXT} 字）")
+        raise BroadcastError(INVALID, "validation_error", f"内容过长（最多 {MAX_TEXT} 字）")
     allowed = _allowed_grid_ids(session, principal)
     if grid_codes:
         rows = session.execute(select(Grid.id, Grid.code).where(Grid.code.in_(grid_codes))).all()
         unknown = sorted(set(grid_codes) - {code for _i, code in rows})
         if unknown:
-            raise BroadcastError(422, "unknown_grid", "网格不存在：" + "、".join(unknown))
+            raise BroadcastError(INVALID, "unknown_grid", "网格不存在：" + "、".join(unknown))
         grid_ids = sorted({grid_id for grid_id, _c in rows})
         if allowed is not None and not set(grid_ids) <= set(allowed):
-            raise BroadcastError(403, "forbidden", "只能向本人联系的网格或辖区内的网格发布通知")
+            raise BroadcastError(FORBIDDEN, "forbidden", "只能向本人联系的网格或辖区内的网格发布通知")
     else:
         grid_ids = sorted(allowed) if allowed is not None else list(session.scalars(select(Grid.id)))
     if not grid_ids:
-        raise BroadcastError(422, "no_grids", "没有可发布的网格")
+        raise BroadcastError(INVALID, "no_grids", "没有可发布的网格")
     suggestion = content_check(principal.account.mp_openid or principal.account.public_id,
                                f"{title}\n{text}")
     if suggestion == "risky":
-        raise BroadcastError(422, "content_refused", "内容未通过安全检查，不能发布")
+        raise BroadcastError(INVALID, "content_refused", "内容未通过安全检查，不能发布")
     broadcast = Broadcast(author_account_id=principal.account.id, author_kind=principal.role,
                           title=title, text=text, signature=_signature(principal), grid_ids=grid_ids,
                           content_check=suggestion, status="held" if suggestion == "review" else "new")
@@ -207,7 +207,7 @@ def get(session: Session, principal: Principal, public_id: str) -> Broadcast:
     """The broadcast if the caller may see it (else 404: existence is not leaked)."""
     broadcast = session.scalar(select(Broadcast).where(Broadcast.public_id == public_id))
     if broadcast is None or not visible(session, principal, broadcast):
-        raise BroadcastError(404, "not_found", "通知不存在")
+        raise BroadcastError(NOT_FOUND, "not_found", "通知不存在")
     return broadcast
 
 
@@ -223,9 +223,9 @@ def approve(session: Session, principal: Principal, broadcast: Broadcast,
             enqueue: Callable[[str, str, Any], None]) -> Broadcast:
     """Staff release a held broadcast (content check said "review")."""
     if principal.role != STAFF:
-        raise BroadcastError(403, "forbidden", "只有工委可以审核通知")
+        raise BroadcastError(FORBIDDEN, "forbidden", "只有工委可以审核通知")
     if broadcast.status != "held":
-        raise BroadcastError(409, "illegal_state", "该通知不在待审核状态")
+        raise BroadcastError(CONFLICT, "illegal_state", "该通知不在待审核状态")
     broadcast.approved_by = principal.account.id
     start(session, broadcast, enqueue)
     return broadcast
@@ -234,9 +234,9 @@ def approve(session: Session, principal: Principal, broadcast: Broadcast,
 def cancel(session: Session, principal: Principal, broadcast: Broadcast) -> Broadcast:
     """Stop a held or sending broadcast: recipients not yet claimed are never reached."""
     if principal.role == DEPUTY and broadcast.author_account_id != principal.account.id:
-        raise BroadcastError(403, "forbidden", "只能撤回本人发布的通知")
+        raise BroadcastError(FORBIDDEN, "forbidden", "只能撤回本人发布的通知")
     if broadcast.status not in ("held", "sending", "new"):
-        raise BroadcastError(409, "illegal_state", "该通知已结束，不能撤回")
+        raise BroadcastError(CONFLICT, "illegal_state", "该通知已结束，不能撤回")
     session.execute(update(Broadcast).where(Broadcast.id == broadcast.id)
                     .values(status="cancelled", cancelled_at=utcnow()))
     session.execute(update(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == broadcast.id,
@@ -361,6 +361,8 @@ class ChunkSender:
         self.limiter, self.config = limiter, config
         self.stats: dict[str, int] = {}
         self._outcomes: list[tuple[list[int], dict[str, Any]]] = []
+        self._released: list[int] = []  # rows given back after a send that delivered nothing
+        self._last_round = False
 
     def _count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
@@ -394,6 +396,7 @@ class ChunkSender:
                 else:
                     self._send_one(target, channel)
             self._mark_miniprogram(only_miniprogram)
+        self._retry_released()
         self._flush_outcomes()
         self._send_mass(mass_candidates)
         with db.session_scope() as session:
@@ -405,6 +408,10 @@ class ChunkSender:
             return session.scalar(select(Broadcast.status).where(Broadcast.id == self.broadcast_id)) == "sending"
 
     def _next_page(self, after_id: int) -> list[_Target]:
+        return self._targets(BroadcastRecipient.id > after_id)
+
+    def _targets(self, condition) -> list[_Target]:
+        """This chunk's pending rows matching `condition`, with what planning needs, by id."""
         month = self.broadcast.month
         with db.session_scope() as session:
             rows = session.execute(
@@ -418,7 +425,7 @@ class ChunkSender:
                 .outerjoin(MassQuota, and_(MassQuota.resident_id == Resident.id, MassQuota.month == month))
                 .where(BroadcastRecipient.broadcast_id == self.broadcast_id,
                        BroadcastRecipient.chunk == self.chunk, BroadcastRecipient.status == "pending",
-                       BroadcastRecipient.id > after_id)
+                       condition)
                 .order_by(BroadcastRecipient.id).limit(self.PAGE)).all()
         now = utcnow()
         targets = []
@@ -517,29 +524,67 @@ class ChunkSender:
                     self._mark_miniprogram([target.row_id])
             return
         # The claim is committed: from here on this row is ours alone.
-        for attempt in range(4):
-            try:
-                if channel == "subscribe":
-                    self.client.send_subscribe_bizsend(target.openid, self.config.template_id, {
-                        "thing1": thing_value(self.broadcast.title),
-                        "thing2": thing_value(self.broadcast.text),
-                        "thing3": thing_value(self.broadcast.signature)},
-                        page=f"pages/notices/detail?id={self.broadcast.public_id}")
-                else:
-                    self.client.send_custom_text(target.openid, self.text)
-            except WeChatAPIError as error:
-                if isinstance(error, WeChatTimeoutError) and error.maybe_delivered:
-                    self._finish([target.row_id], "unknown", error=str(error))
-                    return
-                if (error.is_rate_limited or error.retryable) and attempt < 3:
-                    time.sleep(0.5 * (attempt + 1))
-                    continue
-                log.info("broadcast %s to %s via %s refused: %s", self.broadcast_id, mask(target.openid),
-                         channel, error)
-                self._finish([target.row_id], "miniprogram", errcode=error.errcode, error=str(error))
-                return
+        if channel == "subscribe":
+            outcome = sending.attempt(lambda: self.client.send_subscribe_bizsend(
+                target.openid, self.config.template_id, {
+                    "thing1": thing_value(self.broadcast.title),
+                    "thing2": thing_value(self.broadcast.text),
+                    "thing3": thing_value(self.broadcast.signature)},
+                page=f"pages/notices/detail?id={self.broadcast.public_id}"))
+        else:
+            outcome = sending.attempt(lambda: self.client.send_custom_text(target.openid, self.text))
+        if outcome.kind == sending.SENT:
             self._finish([target.row_id], "sent", channel, deferred=True)
-            return
+        elif outcome.kind == sending.UNKNOWN:
+            self._finish([target.row_id], "unknown", error=outcome.message)
+        elif outcome.kind in sending.LATER:  # nothing delivered: the credit or window slot goes back
+            self._release(target, channel, outcome)
+        else:  # refused: the mini-program copy remains
+            log.info("broadcast %s to %s via %s refused: %s", self.broadcast_id, mask(target.openid),
+                     channel, outcome.kind)
+            self._finish([target.row_id], "miniprogram", errcode=outcome.errcode, error=outcome.message)
+
+    def _release(self, target: _Target, channel: str, outcome: sending.Outcome) -> None:
+        """Nothing was delivered (WeChat busy, rate limited, no access token): the row goes back to
+        `pending` for the next retry round (after the last one: the mini-program copy only), and its
+        credit or window slot is given back."""
+        status = "miniprogram" if self._last_round else "pending"
+        with db.session_scope() as session:
+            self._flush_outcomes(session)
+            session.execute(update(BroadcastRecipient).where(
+                BroadcastRecipient.id == target.row_id, BroadcastRecipient.status == "sending")
+                .values(status=status, channel="miniprogram" if self._last_round else None,
+                        lease_until=None, errcode=outcome.errcode, error=(outcome.message or "")[:200]))
+            if channel == "subscribe":
+                session.execute(update(NotificationConsent).where(
+                    NotificationConsent.resident_id == target.resident_id,
+                    NotificationConsent.template_id == self.config.template_id)
+                    .values(credits=NotificationConsent.credits + 1))
+            else:
+                channels.return_window_slot(session, target.window)
+        if self._last_round:
+            self._count("miniprogram:-")
+        else:
+            self._released.append(target.row_id)
+            self._count(f"released:{outcome.kind}")
+
+    def _retry_released(self) -> None:
+        """Send the rows given back once more, a few rounds at most (each paced by the rate limiter,
+        the rest of the chunk serving as backoff); after the last round they keep the mini-program
+        copy only."""
+        for round_ in range(1, RETRY_ROUNDS + 1):
+            if not self._released:
+                return
+            ids, self._released = self._released, []
+            self._last_round = round_ == RETRY_ROUNDS
+            self._flush_outcomes()
+            for target in self._targets(BroadcastRecipient.id.in_(ids)):
+                channel = self._plan(target)
+                if channel in ("subscribe", "custom"):
+                    self._send_one(target, channel)
+                else:
+                    self._mark_miniprogram([target.row_id])
+        self._last_round = False
 
     # ------------------------------------------------------------------ mass
     def _send_mass(self, candidates: list[_Target]) -> None:
@@ -599,32 +644,30 @@ class ChunkSender:
             self._mass_call(key, ids, part)
 
     def _mass_call(self, key: str, row_ids: list[int], openids: list[str]) -> None:
-        for attempt in range(4):
+        """One mass batch; repeated (paced by the limiter) while WeChat answers nothing final: the
+        clientmsgid makes WeChat drop a duplicate (45065), so even a maybe-delivered batch is resent."""
+        for attempt in range(RETRY_ROUNDS + 1):
             self.limiter.acquire("mass")
-            try:
-                result = self.client.mass_send_by_openids(openids, self.text, clientmsgid=key)
-            except WeChatAPIError as error:
-                if error.errcode == ERR_MASS_DUPLICATE:
-                    self._record_mass_batch(key, len(openids), None)
-                    break  # this batch was already accepted before a crash: it is sent
-                if isinstance(error, WeChatTimeoutError) and error.maybe_delivered and attempt < 3:
-                    continue  # safe to repeat: the clientmsgid makes WeChat drop a duplicate
-                if (error.is_rate_limited or error.retryable) and attempt < 3:
-                    time.sleep(1.0 * (attempt + 1))
-                    continue
-                log.warning("broadcast %s mass batch %s refused: %s", self.broadcast_id, key, error)
-                with db.session_scope() as session:
-                    for resident_id in session.scalars(select(BroadcastRecipient.resident_id).where(
-                            BroadcastRecipient.id.in_(row_ids))):
-                        session.execute(update(MassQuota).where(MassQuota.resident_id == resident_id,
-                                                                MassQuota.month == self.broadcast.month)
-                                        .values(count=MassQuota.count - 1))
-                self._finish(row_ids, "miniprogram", "miniprogram", errcode=error.errcode, error=str(error))
+            outcome = sending.attempt(lambda: self.client.mass_send_by_openids(openids, self.text,
+                                                                              clientmsgid=key))
+            if outcome.kind == sending.SENT:
+                self._record_mass_batch(key, len(openids), (outcome.result or {}).get("msg_id"))
+                self._finish(row_ids, "sent", "mass")
                 return
-            else:
-                self._record_mass_batch(key, len(openids), (result or {}).get("msg_id"))
-                break
-        self._finish(row_ids, "sent", "mass")
+            if outcome.kind in sending.LATER | {sending.UNKNOWN} and attempt < RETRY_ROUNDS:
+                continue
+            break
+        if outcome.kind == sending.UNKNOWN:  # maybe accepted: the quota stays spent, never resent again
+            self._finish(row_ids, "unknown", "mass", error=outcome.message)
+            return
+        log.warning("broadcast %s mass batch %s refused: %s", self.broadcast_id, key, outcome.message)
+        with db.session_scope() as session:
+            for resident_id in session.scalars(select(BroadcastRecipient.resident_id).where(
+                    BroadcastRecipient.id.in_(row_ids))):
+                session.execute(update(MassQuota).where(MassQuota.resident_id == resident_id,
+                                                        MassQuota.month == self.broadcast.month)
+                                .values(count=MassQuota.count - 1))
+        self._finish(row_ids, "miniprogram", "miniprogram", errcode=outcome.errcode, error=outcome.message)
 
     def _record_mass_batch(self, key: str, recipients: int, msg_id: int | None) -> None:
         """Remember the job WeChat accepted, so that its completion report can be matched to it."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from liaison.core.errors import CONFLICT, DomainError
 from liaison.engagement import qrcodes
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy
 
@@ -22,8 +23,11 @@ FONT_CANDIDATES = (
 )
 
 
-class NoticeBoardError(Exception):
+class NoticeBoardError(DomainError):
     """The board cannot be rendered (e.g. no CJK font for PNG); message in Chinese."""
+
+    kind = CONFLICT
+    code = "render_unavailable"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import os
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from liaison.core.errors import CONFLICT, NOT_FOUND, DomainError
 from liaison.engagement.models import QrCode, Survey
 from liaison.people.models import Deputy, Grid, Station
 
@@ -26,12 +27,11 @@ DEFAULT_RESERVE = 1_000
 KINDS = {"grid": Grid, "deputy": Deputy, "station": Station, "survey": Survey}
 
 
-class QrCodeError(Exception):
-    """Refused: `code` (not_found | cap_reached), message in Chinese."""
+class QrCodeError(DomainError):
+    """Refused: `code` not_found (kind not_found) or cap_reached (conflict), message in Chinese."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code, kind=NOT_FOUND if code == "not_found" else CONFLICT)
 
 
 def reserve() -> int:

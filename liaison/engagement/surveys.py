@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from liaison.case import access
 from liaison.case.models import Case, CaseFollower
 from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.engagement.models import Survey, SurveyPrompt, SurveyVote
 from liaison.people.models import Deputy, Resident, Station
 from liaison.people.service import DEPUTY, RESIDENT, STAFF, Principal
@@ -35,12 +36,8 @@ PROMPT_LIFETIME = timedelta(minutes=5)
 FOLLOW_UP_THRESHOLD = 0.9
 
 
-class SurveyError(Exception):
-    """Refused: `status`, `code`, Chinese message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code = status, code
+class SurveyError(Refusal):
+    """A survey action refused: `kind`, `code`, Chinese message."""
 
 
 def create(session: Session, principal: Principal, kind: str, title: str | None = None, *,
@@ -48,33 +45,33 @@ def create(session: Session, principal: Principal, kind: str, title: str | None 
            case_public_id: str | None = None, closes_at: datetime | None = None) -> Survey:
     """A survey of a station (staff), a deputy's report (the deputy themself or staff) or a case (staff)."""
     if kind not in KINDS:
-        raise SurveyError(422, "invalid_kind", "评价类型无效")
+        raise SurveyError(INVALID, "invalid_kind", "评价类型无效")
     survey = Survey(kind=kind, created_by=principal.account.id, closes_at=closes_at)
     if kind == "station":
         station = session.scalar(select(Station).where(Station.code == (station_code or "")))
         if station is None:
-            raise SurveyError(422, "unknown_station", f"联络站不存在：{station_code}")
+            raise SurveyError(INVALID, "unknown_station", f"联络站不存在：{station_code}")
         if principal.role != STAFF or principal.account.station_id not in (None, station.id):
-            raise SurveyError(403, "forbidden", "只能为辖区内的联络站创建评价")
+            raise SurveyError(FORBIDDEN, "forbidden", "只能为辖区内的联络站创建评价")
         survey.station_id, default = station.id, f"{station.name}服务评价"
     elif kind == "report":
         deputy = session.scalar(select(Deputy).where(Deputy.code == (deputy_code or "")))
         if deputy is None and principal.role == DEPUTY:
             deputy = principal.account.deputy
         if deputy is None:
-            raise SurveyError(422, "unknown_deputy", f"代表不存在：{deputy_code}")
+            raise SurveyError(INVALID, "unknown_deputy", f"代表不存在：{deputy_code}")
         if principal.role == DEPUTY and deputy.id != principal.account.deputy_id:
-            raise SurveyError(403, "forbidden", "代表只能为本人述职创建评价")
+            raise SurveyError(FORBIDDEN, "forbidden", "代表只能为本人述职创建评价")
         if principal.role == STAFF and principal.account.station_id not in (None, deputy.station_id):
-            raise SurveyError(403, "forbidden", "只能为辖区内的代表创建述职评价")
+            raise SurveyError(FORBIDDEN, "forbidden", "只能为辖区内的代表创建述职评价")
         survey.deputy_id, survey.station_id = deputy.id, deputy.station_id
         default = f"{deputy.name}代表述职评议"
     else:
         case = session.scalar(select(Case).where(Case.public_id == (case_public_id or "")))
         if case is None:
-            raise SurveyError(422, "unknown_case", "诉求不存在")
+            raise SurveyError(INVALID, "unknown_case", "诉求不存在")
         if principal.role != STAFF:
-            raise SurveyError(403, "forbidden", "只有工委可以为诉求创建评价")
+            raise SurveyError(FORBIDDEN, "forbidden", "只有工委可以为诉求创建评价")
         survey.case_id, survey.deputy_id = case.id, case.deputy_id
         default = f"诉求 {case.number} 办理评价"
     survey.title = (title or default).strip()[:100]
@@ -86,7 +83,7 @@ def create(session: Session, principal: Principal, kind: str, title: str | None 
 def by_public_id(session: Session, public_id: str) -> Survey:
     survey = session.scalar(select(Survey).where(Survey.public_id == public_id))
     if survey is None:
-        raise SurveyError(404, "not_found", "评价不存在")
+        raise SurveyError(NOT_FOUND, "not_found", "评价不存在")
     return survey
 
 
@@ -123,9 +120,9 @@ def vote(session: Session, survey: Survey, resident: Resident, value: str, comme
     if not is_case_party(session, survey, resident):
         raise SurveyError(404, "not_found", "评价不存在")
     if value not in VALUES:
-        raise SurveyError(422, "invalid_value", "评价取值无效")
+        raise SurveyError(INVALID, "invalid_value", "评价取值无效")
     if survey.closes_at is not None and survey.closes_at <= now:
-        raise SurveyError(409, "survey_closed", "该评价已结束")
+        raise SurveyError(CONFLICT, "survey_closed", "该评价已结束")
     row = SurveyVote(survey_id=survey.id, resident_id=resident.id, value=value,
                      comment=(comment or "").strip()[:500] or None, channel=channel, created_at=now)
     try:
@@ -133,7 +130,7 @@ def vote(session: Session, survey: Survey, resident: Resident, value: str, comme
             session.add(row)
             session.flush()
     except IntegrityError:
-        raise SurveyError(409, "already_voted", "您已评价过，每人限评一次") from None
+        raise SurveyError(CONFLICT, "already_voted", "您已评价过，每人限评一次") from None
     return row
 
 

@@ -5,14 +5,15 @@ no-op), walks the planned channels best first, sends once, and records every att
 - 40001/42001 are handled inside the client (refresh once, retry once);
 - 45015/45047 (window closed / quota used) and 43101 (consent gone) fall back to the next channel;
 - 45009/45011 back off; −1, HTTP 5xx and connection errors retry with backoff, bounded;
-- a read timeout may have delivered the message: the row becomes `unknown`, never resent blindly.
+- a read timeout may have delivered the message: the row becomes `unknown`, never resent blindly;
+- a send that never left (no access token: Redis down) releases the claim for a normal retry.
+What each error means is decided once, in `liaison.messaging.sending` (shared with broadcasts).
 A resident with no usable channel keeps the message `waiting` (it is on the case in the
 mini-program) until their next message opens a window.
 """
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -22,15 +23,14 @@ from liaison.conversation.service import rating_prompt_text
 from liaison.core import db
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
-from liaison.messaging import channels, outbox
+from liaison.messaging import channels, outbox, sending
 from liaison.messaging.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
 from liaison.messaging.models import OutboxMessage
 from liaison.people.models import Resident
-from liaison.wechat.errors import WeChatAPIError, WeChatTimeoutError
+from liaison.wechat.errors import WeChatAPIError
 
 log = logging.getLogger(__name__)
 
-NOT_A_FOLLOWER = 43004
 RESIDENT_KINDS = ("resident_text", "rating_prompt", "rating_reminder")
 
 
@@ -167,35 +167,28 @@ def _deliver_to_account(session: Session, row: OutboxMessage, mini_client) -> st
             channels.spend_credit(session, plan, account_id=account_id)
         if outcome not in ("refused", "window", "not_follower"):
             return row.status
-    row.status, row.lease_until = "inapp", None  # shown in the mini-program only
+    outbox.finish_inapp(row)  # shown in the mini-program only
     return row.status
 
 
 def _attempt(session: Session, row: OutboxMessage, plan: Plan, send) -> str:
-    """One send on one channel. Returns "sent"; a reason to try the next channel ("window",
-    "unsubscribed", "not_follower", "refused"); or a final outcome for now ("retry", "unknown")."""
-    try:
-        send()
-    except WeChatAPIError as error:
-        outbox.record_attempt(session, row, plan.channel, False, error.errcode, str(error))
-        row.last_error = str(error)
-        log.info("outbox %s via %s failed: %s", row.id, plan.channel, error.kind)
-        if isinstance(error, WeChatTimeoutError) and error.maybe_delivered:
-            row.status, row.lease_until = "unknown", None
-            return "unknown"
-        if error.is_window_error:
-            return "window"
-        if error.is_unsubscribed:
-            return "unsubscribed"
-        if error.errcode == NOT_A_FOLLOWER:
-            return "not_follower"
-        if error.is_rate_limited:
-            outbox.finish_retry(row, str(error), delay=timedelta(minutes=10))
-            return "retry"
-        if error.retryable:
-            outbox.finish_retry(row, str(error))
-            return "retry"
-        return "refused"  # bad openid, bad template data, no permission: another channel may work
-    outbox.record_attempt(session, row, plan.channel, True)
-    outbox.finish_sent(row, plan.channel)
-    return "sent"
+    """One send on one channel through the shared engine (`messaging.sending`), recorded on the row.
+
+    Returns "sent"; a reason to try the next channel ("window", "unsubscribed", "not_follower",
+    "refused"); or a final outcome for now: "retry" (backoff; also for rate limits and for a send
+    that never left) or "unknown" (maybe delivered: never resent blindly)."""
+    outcome = sending.attempt(send)
+    if outcome.kind == sending.SENT:
+        outbox.record_attempt(session, row, plan.channel, True)
+        outbox.finish_sent(row, plan.channel)
+        return "sent"
+    outbox.record_attempt(session, row, plan.channel, False, outcome.errcode, outcome.message)
+    row.last_error = outcome.message
+    log.info("outbox %s via %s failed: %s", row.id, plan.channel, outcome.kind)
+    if outcome.kind == sending.UNKNOWN:
+        outbox.finish_unknown(row, outcome.message)
+        return "unknown"
+    if outcome.kind in sending.LATER:
+        outbox.finish_retry(row, outcome.message, delay=outcome.delay)
+        return "retry"
+    return outcome.kind

@@ -55,7 +55,7 @@ class OutboxMessage(TenantOwned, Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # pending -> enqueued -> sending -> sent | failed (will retry) | dead | unknown (crashed mid-send)
+    # the moves between statuses: liaison.messaging.lifecycle
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str | None] = mapped_column(String(24))

@@ -20,6 +20,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from liaison.core.clock import utcnow
+from liaison.messaging import lifecycle
+from liaison.messaging.lifecycle import move
 from liaison.messaging.models import DeliveryAttempt, OutboxMessage
 
 SEND_LEASE = timedelta(seconds=120)
@@ -42,12 +44,13 @@ def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
             return None
     now = utcnow()
     row = OutboxMessage(kind=kind, dedup_key=dedup_key, payload=payload, case_id=case_id,
-                        resident_id=resident_id, next_attempt_at=not_before or now)
+                        resident_id=resident_id, next_attempt_at=not_before or now,
+                        status=lifecycle.PENDING)
     if not_before is None:
         # Handed to the queue right after this commit (the after-commit hook): marked so in the same
         # insert, which keeps a second transaction out of every request. Should that hand-over fail,
         # the hook puts the row back to pending, or at worst the relay takes it after the lease.
-        row.status, row.lease_until = "enqueued", now + ENQUEUE_LEASE
+        row.status, row.lease_until = lifecycle.ENQUEUED, now + ENQUEUE_LEASE  # an INITIAL status
     session.add(row)
     if not new_key:
         session.flush()
@@ -65,15 +68,18 @@ def relay_due(session: Session, enqueue: Callable[[int, int], None], *, now: dat
     """
     now = now or utcnow()
     candidates = session.scalars(
-        select(OutboxMessage.id).where(or_(
-            (OutboxMessage.status.in_(("pending", "failed"))) & (OutboxMessage.next_attempt_at <= now),
-            (OutboxMessage.status == "enqueued") & (OutboxMessage.lease_until < now),
-        )).order_by(OutboxMessage.next_attempt_at).limit(limit)).all()
+        select(OutboxMessage.id).where(_due(now)).order_by(OutboxMessage.next_attempt_at).limit(limit)).all()
     handed = 0
     for outbox_id in candidates:
         handed += _enqueue_one(session, outbox_id, enqueue, now)
     expire_stale_sends(session, now=now)
     return handed
+
+
+def _due(now: datetime):
+    """Rows the relay hands over: due ones ("hand_over"), and those whose job was lost ("hand_over_again")."""
+    return or_(OutboxMessage.status.in_(lifecycle.sources("hand_over")) & (OutboxMessage.next_attempt_at <= now),
+               OutboxMessage.status.in_(lifecycle.sources("hand_over_again")) & (OutboxMessage.lease_until < now))
 
 
 def fresh_rows(session: Session) -> list[tuple[int, int]]:
@@ -85,8 +91,8 @@ def fresh_rows(session: Session) -> list[tuple[int, int]]:
 def back_to_pending(session: Session, ids: Iterable[int]) -> None:
     """The queue could not take these rows after all (Redis down): the next relay takes them."""
     session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(ids)),
-                                                OutboxMessage.status == "enqueued")
-                    .values(status="pending", lease_until=None))
+                                                OutboxMessage.status.in_(lifecycle.sources("hand_back")))
+                    .values(status=lifecycle.target("hand_back"), lease_until=None))
     session.commit()
 
 
@@ -94,11 +100,8 @@ def _enqueue_one(session: Session, outbox_id: int, enqueue, now: datetime) -> in
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == outbox_id)
-        .where(or_(
-            (OutboxMessage.status.in_(("pending", "failed"))) & (OutboxMessage.next_attempt_at <= now),
-            (OutboxMessage.status == "enqueued") & (OutboxMessage.lease_until < now),
-        ))
-        .values(status="enqueued", lease_until=now + ENQUEUE_LEASE)
+        .where(_due(now))
+        .values(status=lifecycle.target("hand_over"), lease_until=now + ENQUEUE_LEASE)
         .returning(OutboxMessage.attempts))
     attempts = result.scalar_one_or_none()
     session.commit()
@@ -110,8 +113,8 @@ def _enqueue_one(session: Session, outbox_id: int, enqueue, now: datetime) -> in
         # The queue is unreachable (Redis down): hand the row back so the next relay takes it at
         # once instead of after the enqueue lease. A job that did get in is harmless: it claims.
         session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id,
-                                                    OutboxMessage.status == "enqueued")
-                        .values(status="pending", lease_until=None))
+                                                    OutboxMessage.status.in_(lifecycle.sources("hand_back")))
+                        .values(status=lifecycle.target("hand_back"), lease_until=None))
         session.commit()
         raise
     return 1
@@ -123,8 +126,8 @@ def claim(session: Session, outbox_id: int, *, now: datetime | None = None) -> O
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == outbox_id)
-        .where(OutboxMessage.status.in_(("pending", "enqueued", "failed")))
-        .values(status="sending", lease_until=now + SEND_LEASE, attempts=OutboxMessage.attempts + 1)
+        .where(OutboxMessage.status.in_(lifecycle.sources("claim")))
+        .values(status=lifecycle.target("claim"), lease_until=now + SEND_LEASE, attempts=OutboxMessage.attempts + 1)
         .returning(OutboxMessage.id))
     if result.scalar_one_or_none() is None:
         session.rollback()
@@ -140,13 +143,21 @@ def record_attempt(session: Session, row: OutboxMessage, channel: str, ok: bool,
 
 
 def finish_sent(row: OutboxMessage, channel: str) -> None:
-    row.status, row.channel, row.sent_at, row.lease_until = "sent", channel, utcnow(), None
-    row.last_error = None
+    """WeChat accepted it on `channel`."""
+    move(row, "sent")
+    row.channel, row.sent_at, row.lease_until, row.last_error = channel, utcnow(), None, None
 
 
 def finish_waiting(row: OutboxMessage, reason: str) -> None:
     """No channel WeChat allows right now: keep it for the mini-program and the next open window."""
-    row.status, row.lease_until, row.last_error = "waiting", None, reason
+    move(row, "wait")
+    row.lease_until, row.last_error = None, reason
+
+
+def finish_inapp(row: OutboxMessage) -> None:
+    """An account's push with no channel: the notice is in the mini-program, nothing else to do."""
+    move(row, "in_app")
+    row.lease_until = None
 
 
 def finish_retry(row: OutboxMessage, error: str,
@@ -155,15 +166,23 @@ def finish_retry(row: OutboxMessage, error: str,
     row.last_error = error
     row.lease_until = None
     if row.attempts >= MAX_ATTEMPTS:
-        row.status = "dead"
+        move(row, "give_up")
         return
     backoff = BACKOFF_SECONDS[min(row.attempts - 1, len(BACKOFF_SECONDS) - 1)]
-    row.status = "failed"
+    move(row, "retry")
     row.next_attempt_at = utcnow() + (delay or timedelta(seconds=backoff))
 
 
+def finish_unknown(row: OutboxMessage, error: str | None) -> None:
+    """The request was on the wire when it failed: WeChat may have delivered it; never resent blindly."""
+    move(row, "maybe_delivered")
+    row.lease_until, row.last_error = None, error
+
+
 def finish_dead(row: OutboxMessage, error: str) -> None:
-    row.status, row.last_error, row.lease_until = "dead", error, None
+    """Given up: refused on every channel, or nobody to send to."""
+    move(row, "give_up")
+    row.last_error, row.lease_until = error, None
 
 
 def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
@@ -171,8 +190,8 @@ def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
     now = now or utcnow()
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == "sending", OutboxMessage.lease_until < now)
-        .values(status="unknown", last_error="worker died while sending; not resent to avoid a duplicate"))
+        .where(OutboxMessage.status.in_(lifecycle.sources("expire_send")), OutboxMessage.lease_until < now)
+        .values(status=lifecycle.target("expire_send"), last_error="worker died while sending; not resent to avoid a duplicate"))
     session.commit()
     return result.rowcount or 0
 
@@ -180,12 +199,15 @@ def expire_stale_sends(session: Session, *, now: datetime | None = None) -> int:
 def release_waiting(session: Session, resident_id: int, limit: int) -> int:
     """A resident's window opened: their waiting messages (oldest first) go out again."""
     rows = session.execute(select(OutboxMessage.id, OutboxMessage.attempts).where(
-        OutboxMessage.resident_id == resident_id, OutboxMessage.status == "waiting")
+        OutboxMessage.resident_id == resident_id,
+        OutboxMessage.status.in_(lifecycle.sources("window_opened")))
         .order_by(OutboxMessage.id).limit(limit)).all()
     if rows:
         now = utcnow()
-        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]))
-                        .values(status="enqueued", next_attempt_at=now, lease_until=now + ENQUEUE_LEASE))
+        session.execute(update(OutboxMessage).where(
+            OutboxMessage.id.in_([r.id for r in rows]),
+            OutboxMessage.status.in_(lifecycle.sources("window_opened")))
+            .values(status=lifecycle.target("window_opened"), next_attempt_at=now, lease_until=now + ENQUEUE_LEASE))
         session.info.setdefault("outbox_fresh", []).extend((r.id, r.attempts) for r in rows)
     return len(rows)
 
@@ -194,7 +216,7 @@ def requeue(session: Session, outbox_id: int) -> bool:
     """Operator action: send a dead/unknown/waiting row again (after checking it did not arrive)."""
     result = session.execute(
         update(OutboxMessage).where(OutboxMessage.id == outbox_id)
-        .where(OutboxMessage.status.in_(("dead", "unknown", "waiting", "failed")))
-        .values(status="pending", next_attempt_at=utcnow(), lease_until=None))
+        .where(OutboxMessage.status.in_(lifecycle.sources("requeue")))
+        .values(status=lifecycle.target("requeue"), next_attempt_at=utcnow(), lease_until=None))
     session.commit()
     return bool(result.rowcount)

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from liaison.core.errors import CONFLICT, INVALID, TOO_LARGE, DomainError, Refusal
 from liaison.people import directory
 from liaison.people.models import (
     DEPUTY_LEVEL_NAMES,
@@ -80,12 +81,8 @@ SHEET_BY_KEY = {s.key: s for s in SHEETS}
 SHEET_BY_NAME = {s.name: s for s in SHEETS}
 
 
-class RegistryError(Exception):
-    """A refused registry change: `status` (409 duplicate, 422 invalid), `code`, `field`, Chinese message."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.field = status, code, field
+class RegistryError(Refusal):
+    """A refused registry change: `kind` (conflict: a duplicate; invalid), `code`, `field`, Chinese message."""
 
 
 @dataclass
@@ -103,7 +100,7 @@ class FileTooLarge(RegistryError):
     """The file is beyond the import limits (rows, columns, sheets or unpacked size): refused unread."""
 
     def __init__(self, message: str):
-        super().__init__(413, "file_too_large", message)
+        super().__init__(TOO_LARGE, "file_too_large", message)
 
 
 # Import limits, checked before and while parsing: a registry of a county has hundreds of rows, and an
@@ -116,9 +113,12 @@ MAX_UNCOMPRESSED_BYTES = 20 * 1024 * 1024  # all parts of the XLSX unpacked
 MAX_REPORTED_ERRORS = 100    # rows listed in a rejection; `total` counts them all
 
 
-class ImportRejected(Exception):
+class ImportRejected(DomainError):
     """The file has bad rows: nothing was imported. `errors` lists the first MAX_REPORTED_ERRORS bad
     rows and the reason; `total` counts every bad row."""
+
+    kind = INVALID
+    code = "import_rejected"
 
     def __init__(self, errors: list[RowError], total: int | None = None):
         total = len(errors) if total is None else total
@@ -166,14 +166,14 @@ def _require(session: Session, model, code: str | None, field_name: str, what: s
         return None
     row = _get(session, model, code)
     if row is None:
-        raise RegistryError(422, "unknown_" + field_name.removesuffix("_code"), f"{what}不存在：{code}",
+        raise RegistryError(INVALID, "unknown_" + field_name.removesuffix("_code"), f"{what}不存在：{code}",
                             field_name)
     return row
 
 
 def _refuse_duplicate(session: Session, model, code: str) -> None:
     if _get(session, model, code) is not None:
-        raise RegistryError(409, "duplicate_code", f"编码已存在：{code}", "code")
+        raise RegistryError(CONFLICT, "duplicate_code", f"编码已存在：{code}", "code")
 
 
 def create_department(session: Session, code: str, name: str) -> Department:
@@ -214,7 +214,7 @@ def create_deputy(session: Session, code: str, name: str, level: str, *, station
                   phone: str | None = None, grids: Iterable[tuple[str, str]] = ()) -> Deputy:
     """Register a deputy and the grids they serve as `(grid_code, "lead"|"assist")`."""
     if level not in DEPUTY_LEVELS:
-        raise RegistryError(422, "invalid_level", f"层级无效：{level}", "level")
+        raise RegistryError(INVALID, "invalid_level", f"层级无效：{level}", "level")
     _refuse_duplicate(session, Deputy, code)
     station = _require(session, Station, station_code, "station_code", "联络站")
     deputy = Deputy(code=code, name=name, level=level, station=station, duties=duties,
@@ -596,8 +596,8 @@ def export_file(session: Session, fmt: str, sheet: str | None = None, *,
     if fmt == "csv":
         key = sheet or "deputies"
         if key not in SHEET_BY_KEY:
-            raise RegistryError(422, "invalid_sheet", f"未知的表：{key}", "sheet")
+            raise RegistryError(INVALID, "invalid_sheet", f"未知的表：{key}", "sheet")
         buffer = io.StringIO()
         csv.writer(buffer).writerows([[_guard(v) for v in row] for row in export_rows(session, key, station_id)])
         return f"registry-{key}.csv", "text/csv; charset=utf-8", ("\ufeff" + buffer.getvalue()).encode("utf-8")
-    raise RegistryError(422, "invalid_format", f"未知格式：{fmt}", "format")
+    raise RegistryError(INVALID, "invalid_format", f"未知格式：{fmt}", "format")

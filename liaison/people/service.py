@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from liaison.case.models import Case, CaseFollower, Rating
 from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, DomainError
 from liaison.messaging.models import InboundMessage, OutboxMessage
 from liaison.people.models import (
     Account,
@@ -60,12 +61,15 @@ TOKEN_SALT = "miniprogram-session"
 CONSENT_RESULTS = ("accept", "reject", "ban", "filter")
 
 
-class AccountError(Exception):
+# The kind of each AccountError code that is not a plain invalid input.
+ACCOUNT_ERROR_KINDS = {"already_bound": CONFLICT, "already_bootstrapped": CONFLICT, "not_bindable": FORBIDDEN}
+
+
+class AccountError(DomainError):
     """A service refused an account operation; `code` is the API error code, message is Chinese."""
 
     def __init__(self, code: str, message: str):
-        self.code = code
-        super().__init__(message)
+        super().__init__(message, code=code, kind=ACCOUNT_ERROR_KINDS.get(code, INVALID))
 
 
 # ---------------------------------------------------------------------------------------------- principals

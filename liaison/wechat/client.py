@@ -22,12 +22,14 @@ import json
 import logging
 import os
 import re
-from typing import Any, Iterable, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 import requests
 
-from .errors import WeChatAPIError, WeChatTimeoutError, WeChatTransientError
+from .errors import WeChatAPIError, WeChatNotSentError, WeChatTimeoutError, WeChatTransientError
 from .privacy import mask, mask_many
 from .tokens import MemoryTokenStore
 
@@ -40,6 +42,30 @@ BATCH_TAG_MAX = 50
 MASS_OPENIDS_MIN, MASS_OPENIDS_MAX = 2, 10000
 QR_TEMP_MAX_SECONDS = 30 * 24 * 3600
 WXACODE_SCENE_RE = re.compile(r"^[0-9A-Za-z!#$&'()*+,/:;=?@\-._~]{1,32}$")
+
+# The API paths (with an access token) whose request left this process inside `watch_requests()`.
+_requests_started: ContextVar[list[str] | None] = ContextVar("wechat_requests_started", default=None)
+
+
+@contextmanager
+def watch_requests() -> Iterator[list[str]]:
+    """Collect the paths of the API requests (not token fetches) that start inside the block.
+
+    A sender uses it to tell an error raised before its request left (nothing delivered: resend)
+    from one raised while or after it was on the wire (WeChat may have delivered it).
+    """
+    started: list[str] = []
+    token = _requests_started.set(started)
+    try:
+        yield started
+    finally:
+        _requests_started.reset(token)
+
+
+def _note_request(path: str) -> None:
+    started = _requests_started.get()
+    if started is not None:
+        started.append(path)
 
 
 def thing_value(text: str, limit: int = 20) -> str:
@@ -152,8 +178,9 @@ class WeChatClient:
     def _call(self, method: str, path: str, *, body: Any = None, params: dict | None = None,
               raw_ok: bool = False) -> Any:
         """An API call with access_token; on a token error: invalidate, refresh once, retry ONCE."""
-        token = self.get_access_token()
+        token = self._token_for(path)
         try:
+            _note_request(path)
             return self._http(method, path, params={**(params or {}), "access_token": token}, body=body,
                               raw_ok=raw_ok)
         except WeChatAPIError as exc:
@@ -161,9 +188,22 @@ class WeChatClient:
                 raise
             log.info("wechat %s token error %s; refreshing and retrying once", path, exc.errcode)
             self.token_store.invalidate(token)
-            token = self.token_store.get_token(self._fetch_token, bad_token=token)
+            token = self._token_for(path, bad_token=token)
+        _note_request(path)
         return self._http(method, path, params={**(params or {}), "access_token": token}, body=body,
                           raw_ok=raw_ok)
+
+    def _token_for(self, path: str, bad_token: str | None = None) -> str:
+        """The access token for a call to `path`; any failure to get one is a WeChatNotSentError, since
+        the call itself has not started (a stable_token read timeout must not read as "maybe sent")."""
+        try:
+            return self.token_store.get_token(self._fetch_token, bad_token=bad_token)
+        except Exception as exc:
+            errcode = exc.errcode if isinstance(exc, WeChatAPIError) else None
+            http_status = exc.http_status if isinstance(exc, WeChatAPIError) else None
+            log.warning("wechat %s not sent: no access token (%s)", path, type(exc).__name__)
+            raise WeChatNotSentError(errcode, f"no access token: {type(exc).__name__}: {exc}",
+                                     http_status=http_status, path=path) from exc
 
     # ------------------------------------------------------------------ official account messages
     def get_user_info(self, openid: str) -> dict:

@@ -8,6 +8,7 @@ Every failure of the outbound client is a ``WeChatAPIError`` (or a subclass pick
 - ``is_rate_limited``  45009 (daily/frequency limit) / 45011 (per-minute limit): back off
 - ``is_unsubscribed``  43101 (the resident did not accept / refused the subscription message)
 - ``retryable``        -1 (system busy), HTTP 5xx, connection errors and timeouts
+- ``WeChatNotSentError``  the access token could not be had: the request itself never left
 
 Transport failures have ``errcode = None``; HTTP failures carry ``http_status``.
 """
@@ -141,6 +142,12 @@ class WeChatUnsubscribedError(WeChatAPIError):
 
 class WeChatTransientError(WeChatAPIError):
     """-1, HTTP 5xx, connection errors: retryable."""
+
+
+class WeChatNotSentError(WeChatTransientError):
+    """The API request never left this process: getting the access token failed (Redis unreachable,
+    stable_token refused or timed out). Nothing can have been delivered, so resending is safe. The
+    original exception is the ``__cause__``; ``errcode``/``http_status`` are stable_token's, if any."""
 
 
 class WeChatTimeoutError(WeChatTransientError):
