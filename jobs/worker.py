@@ -57,6 +57,15 @@ class OutageTolerantWorker(Worker):
         self._reconnected()
         return None
 
+    def set_state(self, state, pipeline=None):
+        if pipeline is not None:
+            return super().set_state(state, pipeline=pipeline)
+        try:
+            super().set_state(state)
+        except REDIS_ERRORS as error:  # RQ's dashboards miss one state change; the work goes on
+            self.link.lost(error)
+        return None
+
     def maintain_heartbeats(self, job, execution):
         try:
             super().maintain_heartbeats(job, execution)
