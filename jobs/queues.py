@@ -13,6 +13,7 @@ from typing import Callable
 from rq import Queue
 
 from config.settings import Settings
+from jobs.redis_link import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,12 @@ def install(settings: Settings, redis_client=None):
             return
         try:
             _current.enqueue_outbox_many(fresh)
-        except Exception:  # Redis down: the scheduler's relay sweep hands them over later
-            log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
+        except Exception as error:  # Redis down: the scheduler's relay sweep hands them over later
+            if isinstance(error, REDIS_ERRORS):  # expected in an outage: one line, not a traceback
+                log.warning("could not enqueue %d outbox row(s) now (%s); the relay sweep will",
+                            len(fresh), type(error).__name__)
+            else:
+                log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
             # Rows whose job did get in are harmless to hand back: the job claims before sending.
             with db.session_scope() as relay_session:
                 outbox.back_to_pending(relay_session, [i for i, _ in fresh])

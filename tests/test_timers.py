@@ -52,7 +52,10 @@ def clock(app, settings):
 
 
 def settle():
-    """Let the in-process queue deliver everything enqueued so far."""
+    """Let the in-process queue deliver everything enqueued so far.
+
+    Call it before moving the clock or before the resident writes again: a job still waiting would
+    otherwise run against a later clock or a window the resident's message just opened."""
     queues.current_queue().join()
 
 
@@ -169,12 +172,17 @@ def test_unsatisfied_reopens_escalated_with_a_fresh_deadline(clock, fake_wechat,
     make_accounts()
     reply = simulator.send_text("o_timer_two", "幸福里小区垃圾站很久没人清运")
     number = reply.content.split("编号 ")[1][:11]
+    settle()  # the case's own notices go out before time moves on
     clock.to(2026, 10, 9, 10, 0)
     with db.session_scope() as session:
         case = cases.case_by_number(session, number)
         cases.accept(session, case, cases.Actor("deputy", 1))
         cases.close(session, case, cases.Actor("deputy", 1), "已清运。")
         first_deadline = case.deadline
+    # Round 1's rating prompt is delivered before the resident answers it. Without this wait the
+    # job raced the resident's "3": on a busy machine it ran after the reply had opened a new
+    # window and went as a customer-service message instead of a template message.
+    settle()
     # The resident rates 3 by chat (their reply opens a new window).
     answer = simulator.send_text("o_timer_two", "3")
     assert "二次办理" in answer.content
@@ -204,6 +212,7 @@ def test_waiting_messages_go_out_when_the_resident_writes_again(clock, fake_wech
     monkeypatch.setitem(channels.config()["resident_templates"], "template", {})
     reply = simulator.send_text("o_timer_wait", "青山村的自来水停了")
     number = reply.content.split("编号 ")[1][:11]
+    settle()
     clock.to(2026, 10, 12, 10, 0)  # window long closed, no consent, no template: must wait
     with db.session_scope() as session:
         case = cases.case_by_number(session, number)
@@ -219,6 +228,7 @@ def test_waiting_messages_go_out_when_the_resident_writes_again(clock, fake_wech
 
 def test_daily_digest_once_a_day(clock, fake_wechat, simulator):
     simulator.send_text("o_digest", "幸福里小区路灯坏了")
+    settle()
     clock.to(2026, 10, 8, 7, 0)
     with db.session_scope() as session:
         assert timers.send_digests(session) == 0  # before 08:00
@@ -232,6 +242,7 @@ def test_daily_digest_once_a_day(clock, fake_wechat, simulator):
 
 def test_a_new_deadline_clears_the_alert(clock, simulator):
     simulator.send_text("o_ext", "东关小区下水道堵塞")
+    settle()
     clock.to(2026, 10, 20, 10, 0)
     with db.session_scope() as session:
         case = session.scalar(select(Case))
@@ -246,6 +257,7 @@ def test_a_new_deadline_clears_the_alert(clock, simulator):
 
 def test_a_timer_due_exactly_now_fires_once_and_the_sweep_ends(clock, simulator):
     simulator.send_text("o_edge", "幸福里小区路灯坏了")
+    settle()
     with db.session_scope() as session:
         case = session.scalar(select(Case))
         clock.now = case.deadline  # the very instant the deadline passes
