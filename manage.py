@@ -75,7 +75,21 @@ def cmd_seed_demo(args) -> int:
     with tenant.use(_county_scope(args.county)), db.session_scope() as session:
         seeded = demo.seed_demo(session)
     print("demo county seeded" if seeded else "database already has stations; nothing seeded")
+    _seed_demo_history()
     return 0
+
+
+def _seed_demo_history() -> None:
+    """A few hundred cases over several months and the console's demo accounts (once)."""
+    from liaison import demo_history
+    from liaison.core import db
+
+    print("seeding the demo's case history (once; about a minute)")
+    with db.session_scope() as session:
+        made = demo_history.seed_history(session)
+    if made:
+        print(f"{made} demo cases; console sign-in: http://127.0.0.1:5000/console/ as "
+              f"county / station1 / station2 / deputy1, password {demo_history.DEMO_PASSWORD}")
 
 
 def cmd_serve(args) -> int:
@@ -100,9 +114,11 @@ def cmd_serve(args) -> int:
     if settings.embedded:
         with db.session_scope() as session:
             demo.seed_demo(session)
+        _seed_demo_history()
     app = create_app(settings)
     mode = "embedded (SQLite + in-process queue)" if settings.embedded else "production"
     print(f"一键找代表 back end, {mode}: webhook http://{args.host}:{args.port}/wechat")
+    print(f"office console: http://{args.host}:{args.port}/console/")
     if fake is not None:
         print(f"fake WeChat API: {fake.base_url}  (calls: {fake.base_url}/__fake__/calls)")
         print("talk to it: python manage.py simulate text 幸福里小区路灯坏了")
@@ -178,8 +194,10 @@ def cmd_export_corrections(args) -> int:
 
 
 def cmd_create_staff(args) -> int:
-    """Create the first county-level staff account and print its one-time binding code."""
+    """Create the first county-level staff account; print its one-time binding code (mini-program)
+    and its one-time link to set a console password."""
     from liaison import schema
+    from liaison.console import auth as console_auth
     from liaison.core import db, tenant
     from liaison.people import service as accounts
 
@@ -189,10 +207,14 @@ def cmd_create_staff(args) -> int:
     try:
         with tenant.use(_county_scope(args.county)), db.session_scope() as session:
             account, code = accounts.create_first_staff(session, args.name)
-    except accounts.AccountError as error:
-        print(f"refused: {error}", file=sys.stderr)
+            credential, token = console_auth.issue_password_link(session, account, login=args.login)
+    except (accounts.AccountError, console_auth.ConsoleAuthError) as error:
+        print(f"refused: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1
     print(f"staff account {account.name}: binding code {code} (enter it once in the mini-program)")
+    base = args.base_url.rstrip("/")
+    print(f"console sign-in name {credential.login}; set the password once at "
+          f"{base}/console/password/{token} (valid {console_auth.LINK_LIFETIME.days} days)")
     return 0
 
 
@@ -347,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     staff = sub.add_parser("create-staff", help="create the first staff account (prints a binding code)")
     staff.add_argument("name")
     staff.add_argument("--county", help="the county's code (default: the default county)")
+    staff.add_argument("--login", default="admin", help="console sign-in name (default admin)")
+    staff.add_argument("--base-url", default=os.environ.get("CONSOLE_BASE_URL", "http://127.0.0.1:5000"),
+                       help="where the console is reached, for the printed link (CONSOLE_BASE_URL)")
     staff.set_defaults(func=cmd_create_staff)
     county = sub.add_parser("county", help="add a county (a tenant) or list them")
     county.add_argument("action", choices=["add", "list"])

@@ -25,9 +25,10 @@ FORBIDDEN = {
     "jobs": {"flask", "bot", "miniprogram_api", "webapp"},
     "bot": {"miniprogram_api", "jobs"},
     "miniprogram_api": {"bot", "jobs"},
+    "console": {"bot", "miniprogram_api", "jobs"},
 }
 # The service order: a service may import services of the domains to its left (and its own domain's).
-DOMAINS = ("people", "messaging", "case", "engagement", "conversation")
+DOMAINS = ("people", "messaging", "case", "engagement", "conversation", "console")
 # Importable from anywhere in the domain, whatever the order: tables and the transition table.
 SHARED_LEAVES = ("models", "lifecycle")
 # The floor every domain stands on; it imports no domain.

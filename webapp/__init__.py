@@ -15,6 +15,7 @@ from config.settings import Settings, load_settings
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> Flask:
     """Build the WSGI app. In embedded mode (no REDIS_URL) jobs and sweeps run in this process."""
     from bot import bp as wechat_bp
+    from console import init_app as init_console
     from jobs import queues
     from liaison import runtime
     from liaison.core import logs
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
     ratelimit.init_app(app)
     docs.init_app(app)
+    init_console(app)
 
     from webapp import metrics
 

@@ -1,0 +1,25 @@
+"""The office console under `/console`: server-rendered pages in Chinese for county and station staff
+(deputies get the desk view read-only). Every rule is the domain's: scopes from
+`liaison.case.access`, actions through the case services, figures from `liaison.console.service`.
+
+`init_app(app)` is the one call the app factory makes.
+"""
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from .views import bp
+
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask) -> None:
+    """Register the console. CSRF is checked on the console's own POSTs only: the webhook and the
+    mini-program API authenticate otherwise (signature, bearer token) and take no cookies."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    csrf.init_app(app)
+    app.extensions["console.csrf"] = csrf
+    app.register_blueprint(bp)

@@ -1,0 +1,41 @@
+"""The console's forms (Flask-WTF: validation and the CSRF token of every POST)."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from liaison.console.auth import MIN_PASSWORD
+
+
+class SignInForm(FlaskForm):
+    login = StringField("登录名", validators=[DataRequired("请输入登录名"), Length(max=32)])
+    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)])
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("新密码", validators=[
+        DataRequired("请输入新密码"), Length(min=MIN_PASSWORD, max=200, message=f"密码至少 {MIN_PASSWORD} 位")])
+    confirm = PasswordField("再次输入", validators=[EqualTo("password", "两次输入的密码不一致")])
+
+
+class ReassignForm(FlaskForm):
+    deputy = SelectField("改派给代表", validators=[Optional()], validate_choice=True)
+    department = SelectField("改派给承办单位", validators=[Optional()], validate_choice=True)
+    reason = StringField("理由", validators=[Optional(), Length(max=200)])
+
+
+class UrgeForm(FlaskForm):
+    note = StringField("督办意见", validators=[Optional(), Length(max=200)])
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField("不予受理理由（将告知群众）", validators=[DataRequired("请填写理由"), Length(max=500)])
+
+
+class MergeForm(FlaskForm):
+    into = StringField("并入诉求编号", validators=[DataRequired("请填写编号"), Length(max=20)])
+
+
+class PlainForm(FlaskForm):
+    """A button-only POST (sign out, issue a link, disable): only the CSRF token."""

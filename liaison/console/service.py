@@ -1,0 +1,271 @@
+"""The office's statistics: each figure defined once, here, as SQL conditions on a case.
+
+A rate is numerator / denominator, both conditions on `Case` (`FIGURES`); a count has a numerator
+only; a duration is an average over the denominator's cases of working days between two moments
+(`liaison.core.workcalendar`). The console's statistics page, its drill-down into the 台账 (the
+ledger's `figure` filter applies exactly these conditions), the exports and the API all read them
+from here, so a figure cannot mean two things. The README lists the definitions (`definition`).
+
+Figures are computed from one row of facts per case (`_facts`), aggregated by any dimension
+(station, grid, deputy, department, category, month) in one pass.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from liaison.case import access, lifecycle
+from liaison.case.lifecycle import Status
+from liaison.case.models import Case, CaseEvent, Rating
+from liaison.case.stats import RATED_VALUES, SATISFIED_VALUES, satisfaction_rate
+from liaison.core.clock import utcnow
+from liaison.core.workcalendar import CHINA_TZ, working_days_between
+from liaison.people.models import Department, Deputy, Grid, Station
+
+# 办结: the handler finished the round (rated or not yet).
+DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED)
+# Not a matter the office handles: merged into another case, refused, withdrawn by the resident.
+NOT_HANDLED_STATUSES = (Status.MERGED, Status.REJECTED, Status.WITHDRAWN)
+
+
+def accepted_at() -> ColumnElement:
+    """When the case was first accepted (受理): the earliest `accept` on its timeline."""
+    return (select(func.min(CaseEvent.at)).where(CaseEvent.case_id == Case.id, CaseEvent.action == "accept")
+            .correlate(Case).scalar_subquery())
+
+
+def latest_rating() -> ColumnElement:
+    """The case's 评价: its resident's rating of the latest rated round (followers' do not decide)."""
+    return (select(Rating.value).where(Rating.case_id == Case.id, Rating.resident_id == Case.resident_id,
+                                       Rating.value.in_(RATED_VALUES))
+            .order_by(Rating.round.desc(), Rating.id.desc()).limit(1).correlate(Case).scalar_subquery())
+
+
+def overdue_condition(now: datetime) -> ColumnElement[bool]:
+    """超期: past the deadline while someone is still working it (as `access.is_overdue`)."""
+    return and_(Case.deadline.is_not(None), Case.deadline < now,
+                Case.status.in_(sorted(lifecycle.WORKING_STATUSES)))
+
+
+def _received():
+    return Case.status != Status.MERGED
+
+
+def _handled():
+    return Case.status.not_in(NOT_HANDLED_STATUSES)
+
+
+def _done():
+    return Case.status.in_(DONE_STATUSES)
+
+
+def _on_time():
+    return and_(_done(), Case.closed_at.is_not(None), Case.deadline.is_not(None),
+                Case.closed_at <= Case.deadline)
+
+
+def _satisfied():
+    return latest_rating().in_(SATISFIED_VALUES)
+
+
+def _rated():
+    return latest_rating().in_(RATED_VALUES)
+
+
+def _unrated():
+    return Case.status == Status.UNRATED
+
+
+def _second_round():
+    return Case.round >= 2
+
+
+def _closed_once():
+    return or_(_done(), Case.round >= 2)
+
+
+def _accepted():
+    return accepted_at().is_not(None)
+
+
+def _overdue():
+    return overdue_condition(utcnow())
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One statistic. `kind`: count (numerator only), rate (numerator / denominator) or duration
+    (average working days from `start` to `end` over the denominator's cases)."""
+
+    name: str
+    label: str
+    kind: str
+    definition: str
+    numerator: Callable[[], ColumnElement[bool]] | None
+    denominator: Callable[[], ColumnElement[bool]] | None = None
+    start: str | None = None
+    end: str | None = None
+
+
+FIGURES: dict[str, Figure] = {f.name: f for f in [
+    Figure("received", "受理量", "count", "期内收到的诉求数（并入他件的并单不重复计）", _received),
+    Figure("closed_rate", "办结率", "rate",
+           "已办结 / 应办理（不含并单、不予受理、撤回）", _done, _handled),
+    Figure("on_time_rate", "按期办结率", "rate", "办结时间不晚于期限的已办结诉求 / 已办结诉求",
+           _on_time, _done),
+    Figure("satisfaction_rate", "满意率", "rate",
+           "（满意 + 基本满意）/ 已评价；以诉求人最近一轮评价为准，未评价不计入分母", _satisfied, _rated),
+    Figure("unrated", "未评价", "count", "办结后期满未评价的诉求数（单列，不计入满意率）", _unrated),
+    Figure("second_round_rate", "二次办理率", "rate", "因不满意进入第二轮办理的诉求 / 办结过的诉求",
+           _second_round, _closed_once),
+    Figure("response_days", "平均响应时长（工作日）", "duration",
+           "从收到诉求到首次受理的工作日数的平均值", None, _accepted, "created_at", "accepted_at"),
+    Figure("closing_days", "平均办结时长（工作日）", "duration",
+           "从收到诉求到办结的工作日数的平均值（已办结诉求）", None, _done, "created_at", "closed_at"),
+    Figure("overdue", "超期未办结", "count", "已过办理期限仍在办理中的诉求数", _overdue),
+]}
+# Not yet in the data: 回访率 (visits are recorded from a later step on).
+
+DIMENSIONS = {"station": "联络站", "grid": "网格", "deputy": "代表", "department": "承办单位",
+              "category": "类别", "month": "月份"}
+
+
+@lru_cache(maxsize=65536)
+def _working_days(start: date, end: date) -> int:
+    return working_days_between(datetime.combine(start, datetime.min.time(), tzinfo=CHINA_TZ),
+                                datetime.combine(end, datetime.min.time(), tzinfo=CHINA_TZ))
+
+
+def working_days_elapsed(start: datetime, end: datetime) -> int:
+    """Working days from `start` to `end` (China time; 0 on the same day), per the one calendar."""
+    return _working_days(start.astimezone(CHINA_TZ).date(), end.astimezone(CHINA_TZ).date())
+
+
+@dataclass
+class Tally:
+    """Counters for one group: per figure the numerator count, the denominator count, and for
+    durations the sum of working days."""
+
+    numerators: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    denominators: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    day_sums: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def value(self, name: str) -> float | int | None:
+        figure = FIGURES[name]
+        if figure.kind == "count":
+            return self.numerators[name]
+        if figure.kind == "duration":
+            n = self.denominators[name]
+            return None if n == 0 else self.day_sums[name] / n
+        if name == "satisfaction_rate":  # the one 满意率 formula (liaison.case.stats)
+            rated = self.denominators[name]
+            satisfied = self.numerators[name]
+            return satisfaction_rate(satisfied, 0, rated - satisfied)
+        n = self.denominators[name]
+        return None if n == 0 else self.numerators[name] / n
+
+    def values(self) -> dict[str, Any]:
+        return {name: self.value(name) for name in FIGURES}
+
+
+@dataclass(frozen=True)
+class Group:
+    """One row of a statistics table: the dimension's value (a code, a category, `2026-03`), its
+    label, the figures and the raw counts (for the drill-down links)."""
+
+    key: str | None
+    label: str
+    figures: dict[str, Any]
+    counts: dict[str, tuple[int, int]]
+
+
+def _facts(session: Session, where: list[ColumnElement[bool]]):
+    columns = [Case.id, Case.created_at, Case.closed_at, Case.grid_id, Grid.station_id, Case.deputy_id,
+               Case.department_id, Case.category, accepted_at().label("accepted_at")]
+    flags = []
+    for figure in FIGURES.values():
+        for part, condition in (("n", figure.numerator), ("d", figure.denominator)):
+            if condition is not None:
+                flags.append((figure.name, part))
+                columns.append(case((condition(), 1), else_=0).label(f"{figure.name}_{part}"))
+    query = select(*columns).outerjoin(Grid, Grid.id == Case.grid_id).where(*where)
+    return flags, session.execute(query.execution_options(yield_per=2000))
+
+
+def _key(row, dimension: str | None) -> Any:
+    if dimension is None:
+        return "all"
+    if dimension == "month":
+        return row.created_at.astimezone(CHINA_TZ).strftime("%Y-%m")
+    return {"station": row.station_id, "grid": row.grid_id, "deputy": row.deputy_id,
+            "department": row.department_id, "category": row.category}[dimension]
+
+
+def tally(session: Session, where: list[ColumnElement[bool]], dimension: str | None = None) -> dict[Any, Tally]:
+    """Count every figure over the cases matching `where`, per value of `dimension` (None: one group)."""
+    flags, rows = _facts(session, where)
+    groups: dict[Any, Tally] = defaultdict(Tally)
+    for row in rows:
+        t = groups[_key(row, dimension)]
+        mapping = row._mapping
+        for name, part in flags:
+            if mapping[f"{name}_{part}"]:
+                if part == "n":
+                    t.numerators[name] += 1
+                else:
+                    t.denominators[name] += 1
+                    figure = FIGURES[name]
+                    if figure.kind == "duration":
+                        start, end = mapping[figure.start], mapping[figure.end]
+                        if start is not None and end is not None:
+                            t.day_sums[name] += working_days_elapsed(start, end)
+    return groups
+
+
+def statistics(session: Session, scope: access.Scope, where: list[ColumnElement[bool]],
+               dimension: str | None) -> tuple[Group, list[Group]]:
+    """The totals and one group per value of `dimension` (sorted by label; months in order).
+
+    `where` already holds the scope (the ledger's `conditions`); `scope` only names the groups."""
+    if dimension is not None and dimension not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}")
+    total = tally(session, where).get("all", Tally())
+    groups = tally(session, where, dimension) if dimension else {}
+    labels = _labels(session, dimension, [k for k in groups if k is not None])
+    rows = [Group(code, label, t.values(), _counts(t))
+            for key, t in groups.items()
+            for code, label in [labels.get(key, (None, "（未指定）"))]]
+    rows.sort(key=lambda g: (g.key is None, g.key if dimension == "month" else g.label))
+    return Group("all", "合计", total.values(), _counts(total)), rows
+
+
+def _counts(t: Tally) -> dict[str, tuple[int, int]]:
+    return {name: (t.numerators[name], t.denominators[name]) for name in FIGURES}
+
+
+def _labels(session: Session, dimension: str | None, keys: Iterable[Any]) -> dict[Any, tuple[str, str]]:
+    """(code for the drill-down link, label) per group key."""
+    keys = list(keys)
+    if dimension in (None, "month", "category"):
+        return {k: (k, k) for k in keys}
+    model = {"station": Station, "grid": Grid, "deputy": Deputy, "department": Department}[dimension]
+    rows = session.scalars(select(model).where(model.id.in_(keys))) if keys else []
+    return {row.id: (row.code, row.name) for row in rows}
+
+
+def ranking(groups: list[Group], figure: str, *, descending: bool = True) -> list[Group]:
+    """Groups ordered by one figure (groups without a value last)."""
+    present = [g for g in groups if g.figures.get(figure) is not None]
+    missing = [g for g in groups if g.figures.get(figure) is None]
+    return sorted(present, key=lambda g: g.figures[figure], reverse=descending) + missing
+
+
+def definitions() -> list[tuple[str, str]]:
+    """(label, definition) of every figure, in display order (the README and the page list them)."""
+    return [(f.label, f.definition) for f in FIGURES.values()]

@@ -1,0 +1,120 @@
+"""The office's figures: each defined once, and its drill-down selects exactly the rows it counts."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from liaison.case import access
+from liaison.case import service as cases
+from liaison.case.models import Case
+from liaison.console import ledger
+from liaison.console import service as figures
+from liaison.core import clock
+from liaison.core.types import Actor
+from liaison.people import service as people
+from liaison.people.models import Department, Grid, Resident, Station
+
+# Monday 2026-03-02, 09:00 China time; the week of 2026-03-02 has no holiday.
+MONDAY = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def county(db_session):
+    account, _ = people.create_account(db_session, people.STAFF, "县人大工委")
+    return access.scope_of(db_session, people.Principal(people.STAFF, account=account))
+
+
+def _at(moment):
+    clock.set_clock(lambda: moment)
+
+
+@pytest.fixture
+def history(db_session):
+    """Four cases in G001 and one in G003 with known outcomes."""
+    grids = {g.code: g for g in db_session.scalars(select(Grid))}
+    department = db_session.scalar(select(Department).where(Department.code == "zhujian"))
+    made = {}
+    try:
+        for name, grid in (("on_time", "G001"), ("late", "G001"), ("unhappy", "G001"), ("open", "G001"),
+                           ("elsewhere", "G003")):
+            resident = Resident(oa_openid=f"o_fig_{name}", grid_id=grids[grid].id)
+            db_session.add(resident)
+            db_session.flush()
+            _at(MONDAY)
+            case = cases.open_case(db_session, resident, "幸福里小区楼道的路灯坏了", grid=grids[grid])
+            made[name] = case
+            deputy = Actor("deputy", case.deputy_id)
+            _at(MONDAY + timedelta(days=1))  # Tuesday: accepted after 1 working day
+            cases.accept(db_session, case, deputy)
+            if name == "open":
+                continue
+            if name == "late":
+                cases.dispatch(db_session, case, deputy, department, working_days=2)  # due Thursday
+                cases.accept(db_session, case, Actor("department", department.id))
+                _at(MONDAY + timedelta(days=8))  # Tuesday next week: late
+                cases.close(db_session, case, Actor("department", department.id), "修好了")
+            else:
+                _at(MONDAY + timedelta(days=3))  # Thursday: 3 working days after receipt
+                cases.close(db_session, case, deputy, "修好了")
+            value = {"unhappy": "unsatisfied", "late": "basically_satisfied"}.get(name, "satisfied")
+            cases.rate(db_session, case, case.resident, value, channel="chat")
+        db_session.flush()
+    finally:
+        clock.set_clock(None)
+    return made
+
+
+def _ids(db_session, scope, params):
+    where = ledger.conditions(db_session, scope, params)
+    return {c.number for c in db_session.scalars(select(Case).where(*where))}
+
+
+def test_the_figures_count_what_their_definitions_say(db_session, county, history):
+    total, by_grid = figures.statistics(db_session, county, ledger.conditions(db_session, county, {}), "grid")
+    f = total.figures
+    assert f["received"] == 5
+    assert f["closed_rate"] == pytest.approx(3 / 5)  # "unhappy" is in its second round, "open" open
+    assert f["on_time_rate"] == pytest.approx(2 / 3)
+    assert f["satisfaction_rate"] == pytest.approx(3 / 4)  # 满意 ×2 + 基本满意 / 4 rated
+    assert f["second_round_rate"] == pytest.approx(1 / 4)
+    assert f["response_days"] == pytest.approx(1.0)
+    # on_time and elsewhere: Monday → Thursday = 3 working days; late: Monday → next Tuesday = 6.
+    assert f["closing_days"] == pytest.approx((3 + 3 + 6) / 3)
+    assert {g.label: g.figures["received"] for g in by_grid} == {"幸福里社区第一网格": 4, "青山村网格": 1}
+
+
+def test_every_drill_down_lists_exactly_the_rows_counted(db_session, county, history):
+    total, _groups = figures.statistics(db_session, county, ledger.conditions(db_session, county, {}), None)
+    for name, figure in figures.FIGURES.items():
+        numerator, denominator = total.counts[name]
+        if figure.numerator is not None:
+            assert len(_ids(db_session, county, {"figure": f"{name}.numerator"})) == numerator, name
+        if figure.denominator is not None:
+            assert len(_ids(db_session, county, {"figure": f"{name}.denominator"})) == denominator, name
+    unhappy = history["unhappy"].number
+    assert _ids(db_session, county, {"figure": "second_round_rate.numerator"}) == {unhappy}
+
+
+def test_a_station_sees_the_figures_of_its_own_grids(db_session, history):
+    station = db_session.scalar(select(Station).where(Station.code == "S002"))
+    account, _ = people.create_account(db_session, people.STAFF, "青山乡", station=station)
+    scope = access.scope_of(db_session, people.Principal(people.STAFF, account=account))
+    total, _ = figures.statistics(db_session, scope, ledger.conditions(db_session, scope, {}), None)
+    assert total.figures["received"] == 1
+    assert _ids(db_session, scope, {}) == {history["elsewhere"].number}
+    assert _ids(db_session, scope, {"station": "S001"}) == set()  # a filter never widens the scope
+
+
+def test_ledger_filters_combine(db_session, county, history):
+    assert _ids(db_session, county, {"rating": "unsatisfied"}) == {history["unhappy"].number}
+    assert _ids(db_session, county, {"grid": "G003"}) == {history["elsewhere"].number}
+    assert _ids(db_session, county, {"department": "zhujian"}) == {history["late"].number}
+    assert _ids(db_session, county, {"round": "2"}) == {history["unhappy"].number}
+    assert _ids(db_session, county, {"since": "2026-03-03"}) == set()
+    assert len(_ids(db_session, county, {"since": "2026-03-02", "until": "2026-03-02", "q": "路灯"})) == 5
+    with pytest.raises(ledger.BadFilter):
+        ledger.conditions(db_session, county, {"since": "March"})
+    with pytest.raises(ledger.BadFilter):
+        ledger.conditions(db_session, county, {"grid": "G999"})

@@ -1,0 +1,137 @@
+"""The office console in a real browser: Debian's headless Chromium driven by Selenium.
+
+Sign in, filter the 台账, open a case, act on it, export, see the trend chart drawn. Screenshots of
+the main pages go to artifacts/screenshots/ (gitignored). `scripts/test` installs chromium,
+chromium-driver and fonts-noto-cjk from Debian's packages when they are missing.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+
+from liaison import demo_history
+from liaison.core import db
+from tests.conftest import ROOT, wait_for
+
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1366,768", "--lang=zh-CN"]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail("chromium and chromedriver are missing: scripts/test installs them from Debian's packages")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="console-chromium-", dir=tmp_path)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    chrome.implicitly_wait(0)
+    chrome.downloads = downloads
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture
+def history(demo_county):
+    with db.session_scope() as session:
+        return demo_history.seed_history(session, cases_count=80, months=4)
+
+
+INKED_PIXELS = """
+    var canvas = document.querySelector('#trend canvas');
+    if (!canvas || !canvas.width) { return 0; }
+    var data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    var inked = 0;
+    for (var i = 3; i < data.length; i += 4) { if (data[i] > 0) inked++; }
+    return inked;"""
+
+
+def _console_log(browser) -> str:
+    try:
+        return "; ".join(entry["message"] for entry in browser.get_log("browser"))[:500]
+    except Exception:  # the log is a diagnostic only; some driver builds do not keep it
+        return "unavailable"
+
+
+def _shot(browser, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def _wait_css(browser, css: str):
+    from selenium.webdriver.common.by import By
+
+    return wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, css), timeout=30, message=css)[0]
+
+
+def test_a_staff_member_works_the_ledger_in_a_browser(browser, live_server, history):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    assert history == 80
+    browser.get(live_server.url + "/console/")
+    _wait_css(browser, "#sign-in")
+    _shot(browser, "01-login")
+    browser.find_element(By.NAME, "login").send_keys("county")
+    browser.find_element(By.NAME, "password").send_keys(demo_history.DEMO_PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    _wait_css(browser, "#ledger")
+    assert "县人大工委" in browser.find_element(By.ID, "whoami").text
+    everything = int(browser.find_element(By.CSS_SELECTOR, "#total b").text)
+    assert everything == 80
+    _shot(browser, "02-ledger")
+
+    Select(browser.find_element(By.ID, "f-status")).select_by_value("open")
+    browser.find_element(By.ID, "apply-filters").click()
+    wait_for(lambda: "status=open" in browser.current_url, message="the filtered ledger")
+    filtered = int(_wait_css(browser, "#total b").text)
+    assert 0 < filtered < everything
+
+    browser.find_elements(By.CSS_SELECTOR, "a.case-link")[0].click()
+    _wait_css(browser, "#timeline")
+    number = browser.find_element(By.ID, "case-number").text
+    _shot(browser, "03-case")
+    form = _wait_css(browser, "#form-reassign")
+    Select(form.find_element(By.NAME, "reassign-department")).select_by_value("jiaotong")
+    form.find_element(By.NAME, "reassign-reason").send_keys("属交通部门职责")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    wait_for(lambda: "已改派" in browser.page_source, message="the reassignment")
+    assert "县交通运输局" in browser.find_element(By.ID, "case-handler").text
+    assert number == browser.find_element(By.ID, "case-number").text
+
+    browser.get(live_server.url + "/console/cases?status=open")
+    _wait_css(browser, "#export").click()
+    saved = wait_for(lambda: [p for p in browser.downloads.glob("*.xlsx")], timeout=30,
+                     message="the downloaded export")
+    from openpyxl import load_workbook
+
+    rows = list(load_workbook(saved[0]).active.iter_rows(values_only=True))
+    assert len(rows) - 1 == filtered
+
+    browser.get(live_server.url + "/console/stats?by=month")
+    _wait_css(browser, "#trend canvas")
+    # The chart drew bars, lines and axes: many painted pixels, not a blank canvas.
+    painted = wait_for(lambda: browser.execute_script(INKED_PIXELS) > 1000, timeout=30,
+                       message=f"the trend chart to be drawn (console: {_console_log(browser)})")
+    assert painted
+    _shot(browser, "04-stats")
+
+    browser.find_element(By.ID, "sign-out").click()
+    _wait_css(browser, "#sign-in")
+    browser.get(live_server.url + "/console/cases")
+    _wait_css(browser, "#sign-in")
