@@ -26,6 +26,7 @@ from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
+from liaison.messaging.texts import rating_prompt_text
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
@@ -400,12 +401,3 @@ def _menu(session: Session, resident: Resident, key: str) -> str | None:
             return "您目前没有待评价的诉求。"
         return rating_prompt_text(case.number, case.summary)
     return None
-
-
-def rating_prompt_text(case_number: str, summary: str | None) -> str:
-    """The satisfaction prompt (满意 / 基本满意 / 不满意), by chat reply."""
-    lines = [f"您的诉求 {case_number} 已办结。"]
-    if summary:
-        lines.append(f"办理情况：{summary[:200]}")
-    lines.append("请回复数字评价：1 满意　2 基本满意　3 不满意")
-    return "\n".join(lines)

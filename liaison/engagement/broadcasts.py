@@ -38,6 +38,7 @@ from typing import Any, Callable
 from sqlalchemy import and_, event, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from liaison import runtime
 from liaison.core import db
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
@@ -703,8 +704,6 @@ def send_chunk(broadcast_id: int, chunk: int, client=None, redis=None,
                config: BroadcastConfig | None = None) -> dict[str, int]:
     """Send one chunk (idempotent: only pending rows are claimed and sent). Without `client`, the
     process's runtime gives the client and Redis (None: pacing within this process only)."""
-    from liaison import runtime
-
     config = config or BroadcastConfig.from_env()
     if client is None:  # a worker: this process's configured client and Redis
         rt = runtime.current()

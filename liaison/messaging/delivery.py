@@ -17,16 +17,18 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from liaison import runtime
 from liaison.case.lifecycle import STATUS_LABELS
 from liaison.case.models import Case
-from liaison.conversation.service import rating_prompt_text
 from liaison.core import db
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.messaging import channels, outbox, sending
 from liaison.messaging.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
 from liaison.messaging.models import OutboxMessage
-from liaison.people.models import Resident
+from liaison.messaging.texts import rating_prompt_text
+from liaison.people.models import Account, Resident
+from liaison.people.service import link_official_account
 from liaison.wechat.errors import WeChatAPIError
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,6 @@ def render(row: OutboxMessage) -> str:
 
 def deliver(outbox_id: int, client=None, mini_client=None) -> str:
     """Send one outbox message; returns its status after this attempt (or "skipped")."""
-    from liaison import runtime
-
     if client is None:
         rt = runtime.current()
         client, mini_client = rt.wechat, rt.miniprogram
@@ -64,8 +64,6 @@ def deliver(outbox_id: int, client=None, mini_client=None) -> str:
 
 def _fetch_unionid(session: Session, row: OutboxMessage, client) -> str:
     """user/info for a new follower; a unionid links them with their mini-program self."""
-    from liaison.people.service import link_official_account
-
     resident = session.get(Resident, row.payload["resident_id"])
     if resident is None or not resident.oa_openid:
         outbox.finish_dead(row, "resident gone")
@@ -146,8 +144,6 @@ def _send_resident(session, row, resident: Resident, plan: Plan, client, mini_cl
 
 def _deliver_to_account(session: Session, row: OutboxMessage, mini_client) -> str:
     """A push to a deputy/handler/staff account; the notice itself is already in the mini-program."""
-    from liaison.people.models import Account
-
     account_id = row.payload.get("account_id")
     for plan in channels.account_plans(session, account_id):
         openid = session.get(Account, account_id).mp_openid

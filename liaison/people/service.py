@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from liaison.case.models import Case, CaseFollower, Rating
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, DomainError
+from liaison.core.types import Actor
 from liaison.messaging.models import InboundMessage, OutboxMessage
 from liaison.people.models import (
     Account,
@@ -94,8 +95,6 @@ class Principal:
 
     def actor(self):
         """The `cases.Actor` for this caller (deputy and department act under their row ids)."""
-        from liaison.core.types import Actor
-
         if self.role == RESIDENT:
             return Actor(RESIDENT, self.resident.id)
         if self.role == DEPUTY:
