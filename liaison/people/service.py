@@ -119,16 +119,24 @@ def issue_token(secret_key: str, principal: Principal) -> str:
     return _serializer(secret_key).dumps(payload)
 
 
-def token_subject(secret_key: str, token: str, max_age: int) -> str | None:
-    """`resident:PUBLIC_ID` or `account:PUBLIC_ID` for a well-signed, unexpired token, else None.
-
-    From the signature alone (no database): rate limits key on it before the request does any work.
-    """
+def _token_payload(secret_key: str, token: str, max_age: int) -> dict | None:
+    """The signed payload of a well-formed, unexpired token (`k`: kind, `id`: public id), else None."""
     try:
         payload = _serializer(secret_key).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature):
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+        return None
+    return payload
+
+
+def token_subject(secret_key: str, token: str, max_age: int) -> str | None:
+    """`resident:PUBLIC_ID` or `account:PUBLIC_ID` for a well-signed, unexpired token, else None.
+
+    From the signature alone (no database): rate limits key on it before the request does any work.
+    """
+    payload = _token_payload(secret_key, token, max_age)
+    if payload is None:
         return None
     kind = {"r": "resident", "a": "account"}.get(payload.get("k"))
     return f"{kind}:{payload['id']}" if kind else None
@@ -137,11 +145,8 @@ def token_subject(secret_key: str, token: str, max_age: int) -> str | None:
 def principal_from_token(session: Session, secret_key: str, token: str, max_age: int) -> Principal | None:
     """The principal a token names, or None when it is forged, expired, the account is gone or
     disabled, or its sessions were ended since the token was issued."""
-    try:
-        payload = _serializer(secret_key).loads(token, max_age=max_age)
-    except (SignatureExpired, BadSignature):
-        return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+    payload = _token_payload(secret_key, token, max_age)
+    if payload is None:
         return None
     if payload.get("k") == "r":
         resident = session.scalar(select(Resident).where(Resident.public_id == payload["id"]))
