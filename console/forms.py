@@ -35,6 +35,7 @@ class RejectForm(FlaskForm):
 
 class MergeForm(FlaskForm):
     into = StringField("并入诉求编号", validators=[DataRequired("请填写编号"), Length(max=20)])
+    reason = TextAreaField("并单理由", validators=[DataRequired("请填写理由"), Length(max=500)])
 
 
 class PlainForm(FlaskForm):

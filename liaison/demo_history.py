@@ -150,7 +150,7 @@ def _work(session: Session, rng: random.Random, case: Case, made: list[Case], st
         target = next((c for c in reversed(made[:-1]) if c.grid_id == case.grid_id
                        and c.status not in lifecycle.FINAL_STATUSES), None)
         if target is not None and case.status in (Status.SUBMITTED, Status.ASSIGNED):
-            at(t + timedelta(hours=1), lambda: cases.merge(session, case, target, staff))
+            at(t + timedelta(hours=1), lambda: cases.merge(session, case, target, staff, "同一问题，合并办理"))
             return
     if case.handler_kind not in ("deputy", "department"):
         deputy = session.get(Deputy, lead.get(case.grid_id) or session.scalar(select(Deputy.id).limit(1)))

@@ -100,12 +100,12 @@ def test_staff_actions_go_through_the_case_services(client, people_):
     with db.session_scope() as session:
         case_id = _case(first).id
         assert session.scalar(select(Notice).where(Notice.case_id == case_id, Notice.kind == "urge"))
-    assert _act(client, second, "merge", into=first_number).status_code == 303
+    assert _act(client, second, "merge", into=first_number, reason="同一路灯").status_code == 303
     assert _case(second).status == "merged"
     assert _act(client, third, "reject", reason="").status_code == 422  # the reason is required
     assert _act(client, third, "reject", reason="请向12345热线反映").status_code == 303
     assert _case(third).status == "rejected"
-    again = _act(client, third, "merge", into=first_number)
+    again = _act(client, third, "merge", into=first_number, reason="同一路灯")
     assert again.status_code == 409 and "不能执行" in again.text  # the lifecycle table refuses
     assert _case(third).status == "rejected"
     timeline = client.get(f"/console/cases/{first}").text
@@ -119,7 +119,7 @@ def test_merging_into_a_case_outside_the_scope_is_refused(client, people_):
     sign_in(client, "station1")
     mine, _ = make_case("G001")
     _other, other_number = make_case("G003", "青山村的路灯坏了")
-    assert _act(client, mine, "merge", into=other_number).status_code == 404
+    assert _act(client, mine, "merge", into=other_number, reason="同一路灯").status_code == 404
     assert _case(mine).status == "assigned"
 
 

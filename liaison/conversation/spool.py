@@ -26,6 +26,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -93,8 +94,16 @@ class Spool:
         self._done = redis_client.register_script(_DONE)
 
     def holds(self, openid: str) -> bool:
-        """Whether deliveries of this resident wait in the spool (new ones must queue behind them)."""
-        return bool(self.redis.hexists(WAITING, openid))
+        """Whether deliveries of this resident wait in the spool (new ones must queue behind them).
+
+        With Redis itself unreachable nothing can be read from the spool, so the delivery goes straight
+        to the database: a Redis outage must not stop the webhook while the database is up.
+        """
+        try:
+            return bool(self.redis.hexists(WAITING, openid))
+        except RedisError as error:
+            log.warning("spool unreachable (%s): storing the delivery directly", type(error).__name__)
+            return False
 
     def put(self, incoming: inbox.Incoming, received_at: datetime) -> bool:
         """Spool a delivery; False when it is spooled already (a retry)."""
