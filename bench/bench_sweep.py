@@ -34,7 +34,7 @@ LOAD_SQL = """
 INSERT INTO cases (public_id, number, resident_id, text, category, routing, signature, handler_kind,
                    deputy_id, grid_id, status, round, deadline, accept_deadline, next_action_at,
                    escalation_level, alert, accept_reminded, rating_reminded, created_at, updated_at,
-                   last_message_at, closed_at)
+                   last_message_at, closed_at, county_id)
 SELECT 'b' || g, '2026-' || lpad(g::text, 7, '0'), 1, '小区路灯坏了', '城乡建设', '{}'::json,
        ARRAY['路灯']::varchar[], 'deputy', 1, 1,
        CASE WHEN g % 100 < 80 THEN 'archived' WHEN g % 100 < 95 THEN 'accepted' ELSE 'assigned' END,
@@ -45,7 +45,7 @@ SELECT 'b' || g, '2026-' || lpad(g::text, 7, '0'), 1, '小区路灯坏了', '城
             WHEN g <= :due_span THEN :now - interval '1 hour'
             ELSE :now + (1 + g % 30) * interval '1 day' END,
        0, 'none', false, false, :now - interval '30 days', :now - interval '30 days',
-       :now - interval '30 days', NULL
+       :now - interval '30 days', NULL, 1  -- the demo county: a raw load sets what the tenant scope would
 FROM generate_series(1, :n) AS g
 """
 
