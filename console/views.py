@@ -446,7 +446,7 @@ def _perform(session, action: str, case: Case, actor, form) -> None:
         cases.reject(session, case, actor, form.reason.data.strip())
     elif action == "merge":
         target = ledger.visible_case_by_number(session, g.scope, form.into.data)
-        cases.merge(session, case, cases.lock_case(session, target.id), actor, form.reason.data.strip())
+        cases.merge(session, case, target, actor, form.reason.data.strip())
 
 
 # ---------------------------------------------------------------------------------------------- statistics

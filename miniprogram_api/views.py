@@ -298,9 +298,6 @@ def merge_case(ctx: Context, public_id: str):
     case = access.get_case(ctx.session, scope, public_id)
     access.check(scope, "merge", case)
     into = _case_by_reference(ctx, scope, ctx.body.into)
-    # Lock both rows in id order, so two merges of the same pair at once cannot deadlock.
-    for row in sorted({case, into}, key=lambda c: c.id):
-        ctx.session.refresh(row, with_for_update=True)
     entry = cases.merge(ctx.session, case, into, ctx.principal.actor(), ctx.body.reason)
     return _done(ctx, scope, case, entry)
 

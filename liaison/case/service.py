@@ -414,7 +414,13 @@ def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent
 
 def merge(session: Session, case: Case, into: Case, actor: Actor, reason: str) -> CaseEvent:
     """并单: close `case` into the open case `into`, with a reason on both timelines. The merged
-    case's resident (and its followers) follow `into` from now on and are told so."""
+    case's resident (and its followers) follow `into` from now on and are told so.
+
+    Both rows are locked here, in id order, so two merges of the same pair at once (A into B, B into
+    A) queue instead of deadlocking, whichever caller asks."""
+    session.flush()  # a refresh reloads the rows: nothing of the caller's may be left unwritten
+    for row in sorted({case, into}, key=lambda c: c.id):
+        session.refresh(row, with_for_update=True)
     if case.id == into.id or into.status not in lifecycle.OPEN_STATUSES:
         raise IllegalTransition("merge", into.status, "cannot merge into that case")
     recipients = _recipients(session, case)  # before the merge: the merged case's own people
