@@ -248,3 +248,31 @@ def test_a_token_fetch_timeout_is_not_taken_for_a_maybe_delivered_send(runtime, 
     outbox_id = make_message()
     assert delivery.deliver(outbox_id, client=client, mini_client=None) == "failed"
     assert fake_wechat.calls(CUSTOM_SEND) == []
+
+
+def test_a_window_reopened_while_sending_is_used_not_skipped(runtime):
+    """The worker holds the resident as it was; the resident writes again (the spool replay stores a
+    later message) and the window is reopened: the slot comes from the new window."""
+    from liaison.messaging import channels
+
+    outbox_id = make_message()
+    with db.session_scope() as worker_session:
+        resident = worker_session.get(Resident, row(outbox_id).resident_id)
+        with db.session_scope() as writer:
+            fresh = writer.get(Resident, resident.id)
+            channels.open_window(fresh, "message", utcnow() + timedelta(seconds=1))
+        assert channels.take_window_slot(worker_session, resident, now=utcnow() + timedelta(seconds=2))
+        assert resident.window_used == 1
+    with db.session_scope() as session:
+        assert session.get(Resident, resident.id).window_used == 1
+
+
+def test_a_spent_window_refuses_a_slot_even_after_a_reread(runtime):
+    from liaison.messaging import channels
+
+    outbox_id = make_message()
+    with db.session_scope() as worker_session:
+        resident = worker_session.get(Resident, row(outbox_id).resident_id)
+        with db.session_scope() as writer:  # another worker spent the quota of the same window
+            writer.get(Resident, resident.id).window_used = channels.config()["windows"]["message"]["quota"]
+        assert not channels.take_window_slot(worker_session, resident)

@@ -67,16 +67,30 @@ def window_remaining(resident: Resident, now: datetime | None = None) -> int:
 
 
 def take_window_slot(session: Session, resident: Resident, now: datetime | None = None) -> bool:
-    """Reserve one customer-service send in the resident's window (atomic across workers)."""
+    """Reserve one customer-service send in the resident's window (atomic across workers).
+
+    The reservation is a compare-and-swap on the window the caller saw. When it misses because the
+    resident wrote again meanwhile (a newer message reopened the window, e.g. the spool replay storing
+    a later delivery while this worker holds the row), the fresh window is read and tried once more:
+    a reopened window has room, and falling back to a template message there would be wrong.
+    """
     now = now or utcnow()
-    if window_remaining(resident, now) <= 0:
-        return False
-    quota = config()["windows"][resident.window_kind]["quota"]
-    result = session.execute(
-        update(Resident).where(Resident.id == resident.id, Resident.window_used < quota,
-                               Resident.window_opened_at == resident.window_opened_at)
-        .values(window_used=Resident.window_used + 1))
-    return bool(result.rowcount)  # the ORM update also refreshed resident.window_used
+    quota = None
+    for _ in range(3):
+        if window_remaining(resident, now) <= 0:
+            return False
+        quota = config()["windows"][resident.window_kind]["quota"]
+        result = session.execute(
+            update(Resident).where(Resident.id == resident.id, Resident.window_used < quota,
+                                   Resident.window_opened_at == resident.window_opened_at)
+            .values(window_used=Resident.window_used + 1))
+        if result.rowcount:
+            return True  # the ORM update also refreshed resident.window_used
+        opened_at = resident.window_opened_at
+        session.refresh(resident, ["window_kind", "window_opened_at", "window_used"])
+        if resident.window_opened_at == opened_at:
+            return False  # the same window, its quota spent by another sender
+    return False
 
 
 def return_window_slot(session: Session, resident: Resident) -> None:
