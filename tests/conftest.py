@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -185,25 +186,42 @@ def simulator(live_server):
 
 
 class WorkerProcess:
-    """A real `python -m jobs.worker` process (RQ forks a work horse per job)."""
+    """A real `python -m jobs.worker` process (RQ forks a work horse per job).
+
+    Its output goes to a file, never to an unread pipe: a worker that logs through a long outage would
+    fill a pipe's 64 KiB and block on its next write, a hang that looks like a lost job."""
 
     def __init__(self, env: dict[str, str]):
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen | None = None
+        self.logfile = None
 
     def start(self) -> WorkerProcess:
+        self.logfile = tempfile.NamedTemporaryFile(prefix="liaison-worker-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         return self
+
+    def log(self) -> str:
+        """What the worker printed so far (for a failing test's message)."""
+        return Path(self.logfile.name).read_text(errors="replace") if self.logfile else ""
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a stuck warm shutdown: end it, and say so in the log
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+        if self.logfile:
+            self.logfile.close()
+            os.unlink(self.logfile.name)
+            self.logfile = None
 
 
 @pytest.fixture
