@@ -133,24 +133,38 @@ def _visible_cases(session: Session, principal: Principal, refs: Iterable[str]) 
     return found
 
 
-def create_entry(session: Session, principal: Principal, title: str, case_refs: Iterable[str]) -> ProblemEntry:
-    """A 问题清单 entry from cases the caller (staff or deputy) may see."""
+def create_entry(session: Session, principal: Principal, title: str,
+                 case_refs: Iterable[str] = ()) -> ProblemEntry:
+    """A 问题清单 entry (staff or a deputy), with the cases the caller may see; more may be added."""
     if principal.role not in (STAFF, DEPUTY):
         raise access.Forbidden("只有工委工作人员和代表可以整理问题清单")
     title = (title or "").strip()
     if not title:
         raise _invalid("请填写问题标题", "title")
-    found = _visible_cases(session, principal, case_refs)
-    categories = {c.category for c in found}
-    grids = {c.grid_id for c in found}
-    entry = ProblemEntry(title=title[:100], created_by=principal.account.id,
-                         category=categories.pop() if len(categories) == 1 else None,
-                         grid_id=grids.pop() if len(grids) == 1 else None)
+    entry = ProblemEntry(title=title[:100], created_by=principal.account.id)
     session.add(entry)
     session.flush()
-    session.add_all(ProblemEntryCase(entry_id=entry.id, case_id=c.id) for c in found)
-    session.flush()
+    refs = list(case_refs)
+    if refs:
+        add_entry_cases(session, principal, entry, refs)
     return entry
+
+
+def add_entry_cases(session: Session, principal: Principal, entry: ProblemEntry,
+                    case_refs: Iterable[str]) -> list[Case]:
+    """Put more cases (that the caller may see) on an open entry; its category and grid follow them."""
+    if entry.status != "open":
+        raise DomainError("该问题已起草为建议，不能再添加诉求", kind=CONFLICT, code="entry_drafted")
+    found = _visible_cases(session, principal, case_refs)
+    have = set(session.scalars(select(ProblemEntryCase.case_id).where(ProblemEntryCase.entry_id == entry.id)))
+    session.add_all(ProblemEntryCase(entry_id=entry.id, case_id=c.id) for c in found if c.id not in have)
+    session.flush()
+    linked = entry_cases(session, entry)
+    categories = {c.category for c in linked}
+    grids = {c.grid_id for c in linked}
+    entry.category = categories.pop() if len(categories) == 1 else None
+    entry.grid_id = grids.pop() if len(grids) == 1 else None
+    return linked
 
 
 def entry_cases(session: Session, entry: ProblemEntry) -> list[Case]:
@@ -176,6 +190,8 @@ def draft(session: Session, principal: Principal, *, title: str, problems: str, 
                                (proposals, "proposals", "建议")):
         if not value:
             raise _invalid(f"请填写{label}", name)
+    if entry is not None and entry.status != "open":
+        raise DomainError("该问题已起草为建议", kind=CONFLICT, code="entry_drafted")
     cases = entry_cases(session, entry) if entry is not None else []
     refs = list(case_refs)
     if refs:
