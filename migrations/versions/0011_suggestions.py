@@ -1,4 +1,6 @@
-"""代表建议: 问题清单 entries, suggestions with their deputies, cases, departments, timeline and 双满意 ratings
+"""代表建议 and 民生实事: 问题清单 entries, suggestions with their deputies, cases, departments, timeline and
+双满意 ratings; project proposals (征集), chosen projects with milestones, timeline and ratings; a vote's
+electorate and each candidate's votes and 入选 on closing
 
 Every table is county-owned: `county_id` NOT NULL (default: the write county on PostgreSQL) and the
 row-level-security policy of migration 0006.
@@ -15,7 +17,8 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("problem_entries", "problem_entry_cases", "suggestions", "suggestion_cases", "suggestion_departments",
-          "suggestion_deputies", "suggestion_events", "suggestion_ratings")
+          "suggestion_deputies", "suggestion_events", "suggestion_ratings", "project_proposals",
+          "livelihood_projects", "project_events", "project_milestones", "project_ratings")
 POLICY = "tenant_isolation"
 VISIBLE = ("(current_setting('liaison.all_counties', true) = 'on' OR county_id = ANY ("
            "string_to_array(NULLIF(current_setting('liaison.county_ids', true), ''), ',')::integer[]))")
@@ -187,10 +190,149 @@ def upgrade() -> None:
     with op.batch_alter_table('suggestion_ratings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_suggestion_ratings_county_id'), ['county_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_suggestion_ratings_suggestion_id'), ['suggestion_id'], unique=False)
+    op.create_table('project_proposals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=24), nullable=False),
+    sa.Column('title', sa.String(length=100), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('source_kind', sa.String(length=16), nullable=False),
+    sa.Column('resident_id', sa.Integer(), nullable=True),
+    sa.Column('deputy_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    _county(),
+    sa.ForeignKeyConstraint(['county_id'], ['counties.id'], ),
+    sa.ForeignKeyConstraint(['deputy_id'], ['deputies.id'], ),
+    sa.ForeignKeyConstraint(['resident_id'], ['residents.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('public_id')
+    )
+    with op.batch_alter_table('project_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_proposals_county_id'), ['county_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_proposals_status'), ['status'], unique=False)
+
+    op.create_table('livelihood_projects',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=24), nullable=False),
+    sa.Column('candidate_id', sa.Integer(), nullable=True),
+    sa.Column('title', sa.String(length=100), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('lead_department_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('color', sa.String(length=8), nullable=False),
+    sa.Column('next_action_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    _county(),
+    sa.ForeignKeyConstraint(['candidate_id'], ['project_candidates.id'], ),
+    sa.ForeignKeyConstraint(['county_id'], ['counties.id'], ),
+    sa.ForeignKeyConstraint(['lead_department_id'], ['departments.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('candidate_id'),
+    sa.UniqueConstraint('public_id')
+    )
+    with op.batch_alter_table('livelihood_projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_livelihood_projects_county_id'), ['county_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_livelihood_projects_lead_department_id'), ['lead_department_id'], unique=False)
+        batch_op.create_index('ix_livelihood_projects_next_action_at', ['next_action_at'], unique=False, postgresql_where=sa.text('next_action_at IS NOT NULL'))
+
+    op.create_table('project_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor_kind', sa.String(length=16), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    _county(),
+    sa.ForeignKeyConstraint(['county_id'], ['counties.id'], ),
+    sa.ForeignKeyConstraint(['project_id'], ['livelihood_projects.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('project_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_events_county_id'), ['county_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_events_project_id'), ['project_id'], unique=False)
+
+    op.create_table('project_milestones',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=24), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('title', sa.String(length=100), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('done_at', sa.DateTime(timezone=True), nullable=True),
+    _county(),
+    sa.ForeignKeyConstraint(['county_id'], ['counties.id'], ),
+    sa.ForeignKeyConstraint(['project_id'], ['livelihood_projects.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('public_id')
+    )
+    with op.batch_alter_table('project_milestones', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_milestones_county_id'), ['county_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_milestones_project_id'), ['project_id'], unique=False)
+
+    op.create_table('project_ratings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('rater', sa.String(length=24), nullable=False),
+    sa.Column('rater_kind', sa.String(length=16), nullable=False),
+    sa.Column('value', sa.String(length=24), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    _county(),
+    sa.ForeignKeyConstraint(['county_id'], ['counties.id'], ),
+    sa.ForeignKeyConstraint(['project_id'], ['livelihood_projects.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('project_id', 'rater')
+    )
+    with op.batch_alter_table('project_ratings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_ratings_county_id'), ['county_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_ratings_project_id'), ['project_id'], unique=False)
+
+    with op.batch_alter_table('project_candidates', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('votes', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('chosen', sa.Boolean(), nullable=True))
+
+    with op.batch_alter_table('project_votes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('electorate', sa.Integer(), nullable=True))
+
     _secure()
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('project_votes', schema=None) as batch_op:
+        batch_op.drop_column('electorate')
+
+    with op.batch_alter_table('project_candidates', schema=None) as batch_op:
+        batch_op.drop_column('chosen')
+        batch_op.drop_column('votes')
+
+    with op.batch_alter_table('project_ratings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_ratings_project_id'))
+        batch_op.drop_index(batch_op.f('ix_project_ratings_county_id'))
+
+    op.drop_table('project_ratings')
+    with op.batch_alter_table('project_milestones', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_milestones_project_id'))
+        batch_op.drop_index(batch_op.f('ix_project_milestones_county_id'))
+
+    op.drop_table('project_milestones')
+    with op.batch_alter_table('project_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_events_project_id'))
+        batch_op.drop_index(batch_op.f('ix_project_events_county_id'))
+
+    op.drop_table('project_events')
+    with op.batch_alter_table('livelihood_projects', schema=None) as batch_op:
+        batch_op.drop_index('ix_livelihood_projects_next_action_at', postgresql_where=sa.text('next_action_at IS NOT NULL'))
+        batch_op.drop_index(batch_op.f('ix_livelihood_projects_lead_department_id'))
+        batch_op.drop_index(batch_op.f('ix_livelihood_projects_county_id'))
+
+    op.drop_table('livelihood_projects')
+    with op.batch_alter_table('project_proposals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_proposals_status'))
+        batch_op.drop_index(batch_op.f('ix_project_proposals_county_id'))
+
+    op.drop_table('project_proposals')
+
     with op.batch_alter_table('suggestion_ratings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_suggestion_ratings_suggestion_id'))
         batch_op.drop_index(batch_op.f('ix_suggestion_ratings_county_id'))
