@@ -144,6 +144,22 @@ SWEEP = {
                                                               lambda: {"note": "已落实"}),
     ("GET", "/api/suggestion-ledger"): (STAFF, None, None),
     ("GET", "/api/suggestion-ledger/export"): (STAFF, None, None),
+    # Issue 19: 民生实事 after the vote: 征集, projects, milestones, 三色, 测评, the project 台账.
+    ("POST", "/api/project-proposals"): ({RESIDENT, DEPUTY}, None, lambda: {"title": "建设社区食堂"}),
+    ("GET", "/api/project-proposals"): ({RESIDENT, DEPUTY} | STAFF, None, None),
+    ("POST", "/api/project-proposals/{public_id}/screen"): (STAFF, "project_proposal",
+                                                            lambda: {"accept": True}),
+    ("POST", "/api/project-votes/{public_id}/projects"): (STAFF, "project_vote",
+                                                         lambda: {"candidate": "P1", "lead_department": "zhujian"}),
+    ("GET", "/api/projects"): (EVERYONE, None, None),
+    ("GET", "/api/projects/{public_id}"): (EVERYONE, "project", None),
+    ("POST", "/api/projects/{public_id}/milestones"): ({DEPARTMENT} | STAFF, "project",
+                                                       lambda: {"title": "完成招标", "due_date": "2027-03-01"}),
+    ("POST", "/api/projects/{public_id}/start"): ({DEPARTMENT} | STAFF, "project", None),
+    ("POST", "/api/projects/{public_id}/progress"): ({DEPARTMENT}, "project", lambda: {"milestone": UNKNOWN_ID}),
+    ("POST", "/api/projects/{public_id}/complete"): ({DEPARTMENT} | STAFF, "project", lambda: {"note": "完成"}),
+    ("POST", "/api/projects/{public_id}/rating"): ({RESIDENT, DEPUTY}, "project", lambda: {"value": "satisfied"}),
+    ("GET", "/api/project-ledger"): (STAFF, None, None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
@@ -224,6 +240,8 @@ def _foreign(world, kind: str, role: str) -> str:
         return world["suggestion_d003"] if role == DEPUTY else world["suggestion_d001"]
     if kind == "problem_entry":  # made by county staff: theirs alone
         return world["entry_county"]
+    if kind == "project":  # led by 交通, still planned: not the 住建 handler's, not yet the residents'
+        return world["project_jiaotong"] if role in (DEPARTMENT, RESIDENT) else UNKNOWN_ID
     return UNKNOWN_ID
 
 

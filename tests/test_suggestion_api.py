@@ -116,3 +116,55 @@ def test_a_suggestion_through_the_api(office):
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[2][2] == "关于幸福里小区路灯改造的建议" and rows[2][5] == "县住房和城乡建设局"
     assert users["cosigner"].get("/api/suggestion-ledger").status_code == 403
+
+
+def test_a_livelihood_project_through_the_api(office, app, fake_wechat):
+    users, _numbers = office
+    county, lead = users["county"], users["lead"]
+    http = lead.http
+    proposer = resident(http, "", fake_wechat, "o_sapi_proposer")
+    proposal = proposer.post("/api/project-proposals", {"title": "幸福里社区建老年食堂"})
+    assert proposal.status_code == 201
+    assert users["station"].post(f"/api/project-proposals/{proposal.json()['id']}/screen",
+                                 {"accept": True}).status_code == 403  # county staff screen
+    assert county.post(f"/api/project-proposals/{proposal.json()['id']}/screen",
+                       {"accept": False}).status_code == 422  # a refusal says why
+    assert county.post(f"/api/project-proposals/{proposal.json()['id']}/screen",
+                       {"accept": True}).json()["status"] == "accepted"
+    assert [p["status"] for p in proposer.get("/api/project-proposals").json()] == ["accepted"]
+
+    vote = county.post("/api/project-votes", {"title": "2027年民生实事", "level": "county", "candidates": [
+        {"code": "P1", "title": "幸福里社区建老年食堂"}, {"code": "P2", "title": "农村公路提升"}]}).json()
+    path = f"/api/project-votes/{vote['id']}"
+    assert county.post(path + "/close").json()["error"]["code"] == "no_quorum"  # nobody voted yet
+    assert county.post(path + "/projects", {"candidate": "P1", "lead_department": "zhujian"}).status_code == 409
+    assert lead.post(path + "/ballots", {"candidates": ["P1"]}).status_code == 201  # D001: the only county deputy
+    tally = {t["code"]: t["chosen"] for t in county.post(path + "/close").json()["tally"]}
+    assert tally == {"P1": True, "P2": False}
+    assert county.post(path + "/projects", {"candidate": "P2", "lead_department": "zhujian"}).status_code == 409
+    created = county.post(path + "/projects", {"candidate": "P1", "lead_department": "zhujian"})
+    assert created.status_code == 201
+    pid = created.json()["id"]
+    assert users["jiaotong"].get(f"/api/projects/{pid}").status_code == 404
+    assert proposer.get(f"/api/projects/{pid}").status_code == 404  # residents see completed ones
+    zhujian = users["zhujian"]
+    assert zhujian.post(f"/api/projects/{pid}/milestones", {"title": "完成设计", "due_date": "not-a-date"}
+                        ).status_code == 422
+    project = zhujian.post(f"/api/projects/{pid}/milestones", {"title": "完成设计", "due_date": "2099-03-01"}).json()
+    assert zhujian.post(f"/api/projects/{pid}/start").json()["status"] == "in_progress"
+    milestone = project["milestones"][0]["id"]
+    assert zhujian.post(f"/api/projects/{pid}/progress", {"milestone": milestone}).json()["milestones"][0]["done_at"]
+    assert zhujian.post(f"/api/projects/{pid}/complete", {"note": "已建成"}).json()["status"] == "completed"
+    assert proposer.post(f"/api/projects/{pid}/rating", {"value": "satisfied"}).status_code == 200
+    assert lead.post(f"/api/projects/{pid}/rating", {"value": "basically_satisfied"}).status_code == 200
+    assert lead.post(f"/api/projects/{pid}/rating", {"value": "satisfied"}).status_code == 409
+    book = county.get("/api/project-ledger", year=utc_year()).json()
+    figures = {f["key"]: f["value"] for f in book["figures"]}
+    assert figures["completed"] == 1 and figures["satisfaction_rate"] == 1.0
+
+
+def utc_year() -> int:
+    from liaison.core.clock import utcnow
+    from liaison.core.workcalendar import CHINA_TZ
+
+    return utcnow().astimezone(CHINA_TZ).year

@@ -100,6 +100,7 @@ def two_counties(app, fake_wechat, county_b):
     b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
     b_suggestions = suggestion_fixtures.foreign_objects(county_b)
     ids = {"suggestion": b_suggestions["suggestion_d001"], "problem_entry": b_suggestions["entry_county"],
+           "project": b_suggestions["project_jiaotong"], "project_proposal": b_suggestions["proposal"],
            "case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01"}
