@@ -88,25 +88,26 @@ def record(session: Session, suggestion: Suggestion, actor: Actor, action: str, 
 def concentrations(session: Session, principal: Principal, since: datetime, until: datetime, *,
                    min_cases: int = 3) -> list[dict[str, Any]]:
     """Where cases concentrate in the caller's scope: the same category in the same grid over the
-    period (at least `min_cases`), and cases rated 不满意 more than once or reopened (repeat 不满意)."""
+    period (at least `min_cases`), and cases rated 不满意 in the period or in a second round (反复不满意)."""
     scope = case_access.scope_of(session, principal)
     visible = case_access.case_condition(scope)
+    in_period = (visible, Case.created_at >= since, Case.created_at < until, Case.merged_into_id.is_(None),
+                 Case.category.is_not(None), Case.grid_id.is_not(None))
     groups = session.execute(
-        select(Case.category, Case.grid_id, func.count(), func.array_agg(Case.number))
-        .where(visible, Case.created_at >= since, Case.created_at < until, Case.merged_into_id.is_(None),
-               Case.category.is_not(None), Case.grid_id.is_not(None))
+        select(Case.category, Case.grid_id, func.count()).where(*in_period)
         .group_by(Case.category, Case.grid_id).having(func.count() >= min_cases)
         .order_by(func.count().desc())).all()
     grid_names = dict(session.execute(select(Grid.id, Grid.name)).all())
-    found = [{"kind": "category_grid", "category": category, "grid": grid_names.get(grid_id),
-              "count": count, "case_numbers": sorted(numbers)}
-             for category, grid_id, count, numbers in groups]
-    unsatisfied = session.execute(
-        select(Case.number, func.count(Rating.id))
-        .join(Rating, Rating.case_id == Case.id)
+    found = []
+    for category, grid_id, count in groups:
+        numbers = session.scalars(select(Case.number).where(
+            *in_period, Case.category == category, Case.grid_id == grid_id).order_by(Case.number)).all()
+        found.append({"kind": "category_grid", "category": category, "grid": grid_names.get(grid_id),
+                      "count": count, "case_numbers": list(numbers)})
+    repeat = session.scalars(
+        select(Case.number).join(Rating, Rating.case_id == Case.id)
         .where(visible, Rating.value == "unsatisfied", Rating.created_at >= since, Rating.created_at < until)
-        .group_by(Case.number)).all()
-    repeat = sorted(number for number, count in unsatisfied if count >= 1)
+        .distinct()).all()
     reopened = session.scalars(select(Case.number).where(visible, Case.round >= 2,
                                                           Case.updated_at >= since)).all()
     numbers = sorted(set(repeat) | set(reopened))
