@@ -168,3 +168,34 @@ def utc_year() -> int:
     from liaison.core.workcalendar import CHINA_TZ
 
     return utcnow().astimezone(CHINA_TZ).year
+
+
+def test_the_scheduler_task_escalates_a_reply_past_the_limit(office):
+    """The scheduler's periodic task (per county, on the one clock) escalates an unanswered suggestion."""
+    from datetime import timedelta
+
+    from jobs import tasks
+    from liaison.core import clock
+    from liaison.suggestion.models import Suggestion
+
+    users, numbers = office
+    lead, county = users["lead"], users["county"]
+    sid = lead.post("/api/suggestions", {"title": "关于路灯的建议", "problems": "路灯坏", "proposals": "更换",
+                                         "cases": numbers}).json()["id"]
+    lead.post(f"/api/suggestions/{sid}/submit")
+    for _ in range(3):
+        county.post(f"/api/suggestions/{sid}/review", {"decision": "pass"})
+    deadline = county.post(f"/api/suggestions/{sid}/assign", {"lead_department": "zhujian"}).json()["deadline"]
+    assert "逾期" not in str(users["zhujian"].get("/api/notices").json())
+    with db.session_scope() as session:
+        due = session.scalar(select(Suggestion.deadline).where(Suggestion.public_id == sid))
+    clock.set_clock(lambda: due + timedelta(minutes=1))
+    try:
+        assert tasks.run_suggestion_timers() == 1
+        assert tasks.run_suggestion_timers() == 0  # nothing more is due until level 2
+        detail = county.get(f"/api/suggestions/{sid}").json()
+    finally:
+        clock.set_clock(None)
+    assert detail["overdue"] is True and detail["deadline"] == deadline
+    assert [e["action"] for e in detail["timeline"]].count("escalate") == 1
+    assert "逾期未答复督办" in str(users["zhujian"].get("/api/notices").json())
