@@ -81,12 +81,14 @@ def cmd_seed_demo(args) -> int:
 
 def _seed_demo_history() -> None:
     """A few hundred cases over several months and the console's demo accounts (once)."""
-    from liaison import demo_history
+    from liaison import demo_history, demo_suggestions
     from liaison.core import db
 
     print("seeding the demo's case history (once; about a minute)")
     with db.session_scope() as session:
         made = demo_history.seed_history(session)
+    with db.session_scope() as session:
+        demo_suggestions.seed(session)  # a year of 代表建议 and 民生实事 on top of the cases
     if made:
         print(f"{made} demo cases; console sign-in: http://127.0.0.1:5000/console/ as "
               f"county / station1 / station2 / deputy1, password {demo_history.DEMO_PASSWORD}")

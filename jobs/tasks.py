@@ -38,6 +38,26 @@ def run_timers() -> int:
         return sweep.run_due(session)
 
 
+@per_county  # a county's reply limits, staff and departments are its own
+def run_suggestion_timers() -> int:
+    """代表建议: reply-limit reminders and escalation for every suggestion that is due."""
+    from liaison.core import db
+    from liaison.suggestion import timers
+
+    with db.session_scope() as session:
+        return timers.run_due(session)
+
+
+@per_county  # a county's projects and staff are its own
+def run_project_timers() -> int:
+    """民生实事 三色督办: turn the lights of projects whose milestones fell due or near due."""
+    from liaison.core import db
+    from liaison.project import timers
+
+    with db.session_scope() as session:
+        return timers.run_due(session)
+
+
 @per_county  # a county's deadlines, staff and deputies are its own
 def send_digests() -> int:
     """Each deputy's daily digest of open and overdue cases (once a day; safe to run hourly)."""
@@ -75,6 +95,8 @@ def replay_spool() -> int:
 PERIODIC = [
     ("replay_spool", 2, replay_spool),  # residents wait for these answers; an empty spool costs one EXISTS
     ("run_timers", 60, run_timers),
+    ("run_suggestion_timers", 60, run_suggestion_timers),
+    ("run_project_timers", 300, run_project_timers),
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),

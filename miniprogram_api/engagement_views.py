@@ -255,6 +255,7 @@ class TallyOut(s.Out):
     code: str
     title: str
     votes: int
+    chosen: bool = Field(description="是否入选（得票超过全体代表半数，或本县设定的多数）")
 
 
 class ProjectVoteOut(s.Out):

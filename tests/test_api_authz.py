@@ -16,6 +16,7 @@ from liaison.case.models import CaseEvent, ExtensionRequest
 from liaison.core import db
 from liaison.messaging.models import OutboxMessage
 from miniprogram_api.openapi import openapi_path
+from tests import suggestion_fixtures
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 
 RESIDENT, DEPUTY, DEPARTMENT = "resident", "deputy", "department"
@@ -117,6 +118,48 @@ SWEEP = {
     ("GET", "/api/project-votes/{public_id}"): ({DEPUTY} | STAFF, "project_vote", None),
     ("POST", "/api/project-votes/{public_id}/ballots"): ({DEPUTY}, "project_vote", lambda: {"candidates": ["P1"]}),
     ("POST", "/api/project-votes/{public_id}/close"): (STAFF, "project_vote", None),
+    # Issue 19: 代表建议 (suggestions), 问题清单 entries, the suggestion 台账.
+    ("GET", "/api/suggestion-concentrations"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/problem-entries"): ({DEPUTY} | STAFF, None, lambda: {"title": "路灯集中损坏"}),
+    ("GET", "/api/problem-entries"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/problem-entries/{public_id}/cases"): ({DEPUTY} | STAFF, "problem_entry",
+                                                        lambda: {"cases": ["2026-000001"]}),
+    ("POST", "/api/suggestions"): ({DEPUTY}, None,
+                                   lambda: {"title": "关于路灯的建议", "problems": "路灯坏", "proposals": "更换"}),
+    ("GET", "/api/suggestions"): (HANDLERS | STAFF, None, None),
+    ("GET", "/api/suggestions/{public_id}"): (HANDLERS | STAFF, "suggestion", None),
+    ("POST", "/api/suggestions/{public_id}/submit"): ({DEPUTY}, "suggestion", None),
+    ("POST", "/api/suggestions/{public_id}/review"): (STAFF, "suggestion", lambda: {"decision": "pass"}),
+    ("POST", "/api/suggestions/{public_id}/assign"): (STAFF, "suggestion",
+                                                      lambda: {"lead_department": "zhujian"}),
+    ("POST", "/api/suggestions/{public_id}/supervision"): (STAFF, "suggestion",
+                                                           lambda: {"kind": "letter", "note": "请加快"}),
+    ("POST", "/api/suggestions/{public_id}/extension"): (STAFF, "suggestion",
+                                                         lambda: {"months": 1, "reason": "需协调"}),
+    ("POST", "/api/suggestions/{public_id}/answer"): ({DEPARTMENT}, "suggestion",
+                                                      lambda: {"category": "A", "text": "已解决"}),
+    ("POST", "/api/suggestions/{public_id}/rating"): ({DEPUTY} | STAFF, "suggestion",
+                                                      lambda: {"value": "satisfied"}),
+    ("POST", "/api/suggestions/{public_id}/plan-completed"): ({DEPARTMENT} | STAFF, "suggestion",
+                                                              lambda: {"note": "已落实"}),
+    ("GET", "/api/suggestion-ledger"): (STAFF, None, None),
+    ("GET", "/api/suggestion-ledger/export"): (STAFF, None, None),
+    # Issue 19: 民生实事 after the vote: 征集, projects, milestones, 三色, 测评, the project 台账.
+    ("POST", "/api/project-proposals"): ({RESIDENT, DEPUTY}, None, lambda: {"title": "建设社区食堂"}),
+    ("GET", "/api/project-proposals"): ({RESIDENT, DEPUTY} | STAFF, None, None),
+    ("POST", "/api/project-proposals/{public_id}/screen"): (STAFF, "project_proposal",
+                                                            lambda: {"accept": True}),
+    ("POST", "/api/project-votes/{public_id}/projects"): (STAFF, "project_vote",
+                                                         lambda: {"candidate": "P1", "lead_department": "zhujian"}),
+    ("GET", "/api/projects"): (EVERYONE, None, None),
+    ("GET", "/api/projects/{public_id}"): (EVERYONE, "project", None),
+    ("POST", "/api/projects/{public_id}/milestones"): ({DEPARTMENT} | STAFF, "project",
+                                                       lambda: {"title": "完成招标", "due_date": "2027-03-01"}),
+    ("POST", "/api/projects/{public_id}/start"): ({DEPARTMENT} | STAFF, "project", None),
+    ("POST", "/api/projects/{public_id}/progress"): ({DEPARTMENT}, "project", lambda: {"milestone": UNKNOWN_ID}),
+    ("POST", "/api/projects/{public_id}/complete"): ({DEPARTMENT} | STAFF, "project", lambda: {"note": "完成"}),
+    ("POST", "/api/projects/{public_id}/rating"): ({RESIDENT, DEPUTY}, "project", lambda: {"value": "satisfied"}),
+    ("GET", "/api/project-ledger"): (STAFF, None, None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
@@ -180,7 +223,7 @@ def world(app, fake_wechat):
                                        {"working_days": 3, "reason": "需采购灯具"}).json()
     accounts = county.get("/api/accounts").json()["items"]
     return {"http": http, "users": users, "mine": mine, "theirs": theirs, "g001": with_department,
-            "extension": extension, "account": accounts[-1]["id"]}
+            "extension": extension, "account": accounts[-1]["id"], **suggestion_fixtures.foreign_objects()}
 
 
 def _foreign(world, kind: str, role: str) -> str:
@@ -193,6 +236,12 @@ def _foreign(world, kind: str, role: str) -> str:
         return world["extension"]["id"] if role == STATION_STAFF else UNKNOWN_ID
     if kind == "account":  # the department handler's account: the county's, not a station's
         return world["account"] if role == STATION_STAFF else UNKNOWN_ID
+    if kind == "suggestion":  # D003's is the deputy's colleague's; D001's is station S001's, not assigned
+        return world["suggestion_d003"] if role == DEPUTY else world["suggestion_d001"]
+    if kind == "problem_entry":  # made by county staff: theirs alone
+        return world["entry_county"]
+    if kind == "project":  # led by 交通, still planned: not the 住建 handler's, not yet the residents'
+        return world["project_jiaotong"] if role in (DEPARTMENT, RESIDENT) else UNKNOWN_ID
     return UNKNOWN_ID
 
 

@@ -25,6 +25,7 @@ from liaison.people.models import Deputy, Grid, Resident, Station
 from liaison.schema import metadata
 from liaison.tenancy import roles
 from liaison.tenancy import service as tenancy
+from tests import suggestion_fixtures
 from tests import test_api_authz as authz
 from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
 from tests.conftest import TEST_DATABASE_URL
@@ -97,7 +98,10 @@ def two_counties(app, fake_wechat, county_b):
         "title": "乙县民生实事", "level": "county",
         "candidates": [{"code": "P1", "title": "甲"}, {"code": "P2", "title": "乙"}]}).json()
     b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
-    ids = {"case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
+    b_suggestions = suggestion_fixtures.foreign_objects(county_b)
+    ids = {"suggestion": b_suggestions["suggestion_d001"], "problem_entry": b_suggestions["entry_county"],
+           "project": b_suggestions["project_jiaotong"], "project_proposal": b_suggestions["proposal"],
+           "case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01"}
     assert all(ids.values()), ids

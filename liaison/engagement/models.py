@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from liaison.core.clock import utcnow
@@ -176,6 +176,8 @@ class ProjectVote(TenantOwned, Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The deputies of the level when the vote closed (the base of the quorum and the majority).
+    electorate: Mapped[int | None] = mapped_column(Integer)
 
 
 class ProjectCandidate(TenantOwned, Base):
@@ -187,6 +189,9 @@ class ProjectCandidate(TenantOwned, Base):
     code: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
+    # Set when the vote closes: its votes, and whether they reach the majority (入选).
+    votes: Mapped[int | None] = mapped_column(Integer)
+    chosen: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ProjectBallot(TenantOwned, Base):

@@ -3,6 +3,11 @@
 Eligibility is checked through the caller's Account: only a deputy account whose deputy is of the
 vote's level may vote; one ballot each (unique per vote and deputy) with 1..max_choices distinct
 candidates. Results are published only after staff close the vote.
+
+Quorum and majority (the county may set both, `counties.settings["project_vote"]`): by default a vote
+can be closed only when more than half of all the level's deputies have voted (`quorum`), and a
+candidate is chosen (入选) only with the votes of more than half of all the level's deputies
+(`majority`: "all"), or of the ballots cast ("ballots"). Without a quorum the vote stays open.
 """
 from __future__ import annotations
 
@@ -12,11 +17,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.engagement.models import ProjectBallot, ProjectCandidate, ProjectVote
 from liaison.people.models import DEPUTY_LEVEL_NAMES, DEPUTY_LEVELS, Deputy
 from liaison.people.service import DEPUTY, STAFF, Principal
+from liaison.tenancy.models import County
+
+DEFAULT_RULES = {"quorum": 0.5, "majority": "all"}  # more than half of all the level's deputies
 
 
 class VoteError(Refusal):
@@ -91,29 +100,59 @@ def cast(session: Session, principal: Principal, vote: ProjectVote, candidate_co
     return ballot
 
 
+def rules(session: Session) -> dict[str, Any]:
+    """The county's quorum (share of all deputies that must vote, exceeded) and majority base."""
+    county_id = tenant.of(session).write_county
+    county = session.get(County, county_id) if county_id is not None else None
+    own = ((county.settings or {}).get("project_vote") or {}) if county is not None else {}
+    return {**DEFAULT_RULES, **own}
+
+
+def electorate_of(session: Session, vote: ProjectVote) -> int:
+    if vote.electorate is not None:
+        return vote.electorate
+    return session.scalar(select(func.count()).select_from(Deputy).where(Deputy.level == vote.level)) or 0
+
+
+def _counts(session: Session, vote: ProjectVote) -> tuple[int, dict[int, int]]:
+    ballots = list(session.scalars(select(ProjectBallot.candidate_ids).where(ProjectBallot.vote_id == vote.id)))
+    counts: dict[int, int] = {}
+    for ids in ballots:
+        for candidate_id in ids:
+            counts[candidate_id] = counts.get(candidate_id, 0) + 1
+    return len(ballots), counts
+
+
 def close(session: Session, principal: Principal, vote: ProjectVote) -> ProjectVote:
-    """Close the vote and publish its results."""
+    """Close the vote and publish its results: refused without a quorum; candidates below the
+    majority are not chosen."""
     if principal.role != STAFF or principal.account.station_id is not None:
         raise VoteError(FORBIDDEN, "county_staff_only", "只有县级工委账号可以结束票决")
     if vote.status != "open":
         raise VoteError(CONFLICT, "vote_closed", "票决已结束")
-    vote.status, vote.closed_at = "closed", utcnow()
+    rule = rules(session)
+    electorate = electorate_of(session, vote)
+    cast_count, counts = _counts(session, vote)
+    if electorate == 0 or cast_count <= electorate * float(rule["quorum"]):
+        raise VoteError(CONFLICT, "no_quorum",
+                        f"参加投票的代表未达法定人数（应到 {electorate} 人，已投 {cast_count} 人，"
+                        f"须超过 {float(rule['quorum']):.0%}），不能结束票决")
+    base = electorate if rule["majority"] == "all" else cast_count
+    for candidate in candidates_of(session, vote):
+        candidate.votes = counts.get(candidate.id, 0)
+        candidate.chosen = candidate.votes * 2 > base
+    vote.status, vote.closed_at, vote.electorate = "closed", utcnow(), electorate
     session.flush()
     return vote
 
 
 def summary(session: Session, vote: ProjectVote) -> dict[str, Any]:
-    """Turnout always; the tally per candidate only once the vote is closed."""
-    electorate = session.scalar(select(func.count()).select_from(Deputy).where(Deputy.level == vote.level)) or 0
-    ballots = list(session.scalars(select(ProjectBallot.candidate_ids).where(ProjectBallot.vote_id == vote.id)))
-    result: dict[str, Any] = {"electorate": electorate, "ballots": len(ballots), "published": vote.status == "closed",
-                              "tally": None}
+    """Turnout always; the tally per candidate (with 入选) only once the vote is closed."""
+    cast_count, _counts_now = _counts(session, vote)
+    result: dict[str, Any] = {"electorate": electorate_of(session, vote), "ballots": cast_count,
+                              "published": vote.status == "closed", "tally": None}
     if vote.status == "closed":
-        counts: dict[int, int] = {}
-        for ids in ballots:
-            for candidate_id in ids:
-                counts[candidate_id] = counts.get(candidate_id, 0) + 1
-        tally = [{"code": c.code, "title": c.title, "votes": counts.get(c.id, 0)}
+        tally = [{"code": c.code, "title": c.title, "votes": c.votes or 0, "chosen": bool(c.chosen)}
                  for c in candidates_of(session, vote)]
         result["tally"] = sorted(tally, key=lambda t: (-t["votes"], t["code"]))
     return result
