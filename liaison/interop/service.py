@@ -132,14 +132,17 @@ def _service_of(case: Case) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ requests (out)
 _LONG_DIGITS = re.compile(r"\d[\d\s\-]{5,}\d")
+_SURNAME_MOU = re.compile(r"[\u4e00-\u9fff](某+|先生|女士|师傅|老师|阿姨|大爷|大妈)")  # 王某某, 李先生
 _HOUSE = re.compile(r"[0-9０-９一二三四五六七八九十百零〇]+\s*(号楼|栋|幢|单元|室|号|楼|户)")
 
 
 def coarse_text(text: str | None) -> str:
-    """Text for another program: digit runs (phones, IDs) and house numbers masked."""
+    """Text for another program: digit runs (phones, IDs), house numbers and the way residents name
+    people (王某某, 李师傅) masked. Residents' own names are never stored; deputies' are never read."""
     if not text:
         return ""
     text = _LONG_DIGITS.sub("＊＊＊", text)
+    text = _SURNAME_MOU.sub(lambda m: "＊" + m.group(1), text)
     return _HOUSE.sub(lambda m: "＊" + m.group(1), text)
 
 
@@ -278,7 +281,7 @@ def list_requests(session: Session, params: dict[str, str]) -> list[dict[str, An
 def get_request(session: Session, number: str) -> dict[str, Any]:
     case = session.scalar(select(Case).where(Case.number == number))
     if case is None:
-        raise Open311Error(f"service_request_id {number} not found", kind=NOT_FOUND, code="not_found")
+        raise Open311Error("service_request_id not found", kind=NOT_FOUND, code="not_found")
     return request_view(session, case)
 
 
@@ -286,7 +289,7 @@ def token_lookup(session: Session, partner: Partner, token: str) -> dict[str, An
     link = session.scalar(select(ExternalLink).where(ExternalLink.partner_id == partner.id,
                                                      ExternalLink.token == token))
     if link is None:
-        raise Open311Error(f"token {token} not found", kind=NOT_FOUND, code="not_found")
+        raise Open311Error("token not found", kind=NOT_FOUND, code="not_found")
     return {"service_request_id": link.case.number, "token": link.token}
 
 
@@ -320,7 +323,7 @@ def file_request(session: Session, partner: Partner, params: dict[str, str]) -> 
         existing = session.scalar(select(ExternalLink).where(ExternalLink.partner_id == partner.id,
                                                              ExternalLink.token == token))
         if existing is not None:
-            return _filed_answer(existing.case, existing.token)
+            return _filed_answer(session, existing.case, existing.token)
     else:
         token = secrets.token_urlsafe(16)
     resident = _stand_in(session, partner)
@@ -331,17 +334,20 @@ def file_request(session: Session, partner: Partner, params: dict[str, str]) -> 
     case = cases.open_case(session, resident, description, channel="open311", grid=grid)
     if location:
         case.location = location
+    category = service(code)["category"]
+    if category and category != case.category:  # the partner's category stands over our guess
+        cases.recategorize(session, case, Actor.system(), category, reason=f"{partner.name}指定的类别")
     session.add(ExternalLink(case=case, direction=INCOMING, token=token, partner_id=partner.id,
                              state=FILED, external_id=(params.get("external_id") or None)))
     cases.record_event(session, case, Actor.system(), "handoff_received", platform=partner.name,
                        service_code=code)
     session.flush()
-    return _filed_answer(case, token)
+    return _filed_answer(session, case, token)
 
 
-def _filed_answer(case: Case, token: str) -> dict[str, Any]:
+def _filed_answer(session: Session, case: Case, token: str) -> dict[str, Any]:
     return {"service_request_id": case.number, "token": token,
-            "service_notice": f"已登记，由{cases.handler_label(case)}办理", "account_id": None}
+            "service_notice": f"已登记，由{_agency(session, case)}办理", "account_id": None}
 
 
 def _posted_location(params: dict[str, str]) -> dict[str, float] | None:
@@ -369,7 +375,7 @@ def rate_request(session: Session, partner: Partner, number: str, value: str,
         ExternalLink.case_id == case.id, ExternalLink.partner_id == partner.id,
         ExternalLink.direction == INCOMING))
     if link is None:
-        raise Open311Error(f"service_request_id {number} not found", kind=NOT_FOUND, code="not_found")
+        raise Open311Error("service_request_id not found", kind=NOT_FOUND, code="not_found")
     if case.status != Status.CLOSED:
         raise Open311Error("the request is not closed, or its rating was given", kind=CONFLICT,
                            code="not_closed")
