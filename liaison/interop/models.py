@@ -55,13 +55,14 @@ class ExternalLink(TenantOwned, Base):
 
     __tablename__ = "external_links"
     __table_args__ = (
-        UniqueConstraint("partner_id", "token"),
+        UniqueConstraint("partner_id", "token"),  # a partner's token files once
+        Index("ix_external_links_token", "token"),
         Index("ix_external_links_next_poll_at", "next_poll_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     direction: Mapped[str] = mapped_column(String(8))  # outgoing | incoming
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[int | None] = mapped_column(ForeignKey("handoff_targets.id"))
     partner_id: Mapped[int | None] = mapped_column(ForeignKey("open311_partners.id"))
     external_id: Mapped[str | None] = mapped_column(String(64))

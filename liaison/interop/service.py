@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from classifiers import get_routing_config
@@ -327,6 +328,21 @@ def file_request(session: Session, partner: Partner, params: dict[str, str]) -> 
     else:
         token = secrets.token_urlsafe(16)
     resident = _stand_in(session, partner)
+    try:
+        with session.begin_nested():  # the same token posted twice at once: one files, one reads
+            case = _open_incoming(session, partner, params, code, description, location, token, resident)
+    except IntegrityError:
+        existing = session.scalar(select(ExternalLink).where(ExternalLink.partner_id == partner.id,
+                                                             ExternalLink.token == token))
+        if existing is None:
+            raise
+        return _filed_answer(session, existing.case, existing.token)
+    return _filed_answer(session, case, token)
+
+
+def _open_incoming(session: Session, partner: Partner, params: dict[str, str], code: str,
+                   description: str, location: dict[str, float] | None, token: str,
+                   resident: Resident) -> Case:
     address = (params.get("address_string") or "").strip()[:200]
     known = directory.get(session)
     grid_id = known.grid_in_text(f"{address} {description}")
@@ -338,11 +354,11 @@ def file_request(session: Session, partner: Partner, params: dict[str, str]) -> 
     if category and category != case.category:  # the partner's category stands over our guess
         cases.recategorize(session, case, Actor.system(), category, reason=f"{partner.name}指定的类别")
     session.add(ExternalLink(case=case, direction=INCOMING, token=token, partner_id=partner.id,
-                             state=FILED, external_id=(params.get("external_id") or None)))
+                             state=FILED, external_id=(params.get("external_id") or "")[:64] or None))
     cases.record_event(session, case, Actor.system(), "handoff_received", platform=partner.name,
                        service_code=code)
     session.flush()
-    return _filed_answer(session, case, token)
+    return case
 
 
 def _filed_answer(session: Session, case: Case, token: str) -> dict[str, Any]:

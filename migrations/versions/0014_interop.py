@@ -59,7 +59,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id"), nullable=False),
         sa.Column("direction", sa.String(8), nullable=False),
-        sa.Column("token", sa.String(64), nullable=False, unique=True),
+        sa.Column("token", sa.String(64), nullable=False),
         sa.Column("target_id", sa.Integer(), sa.ForeignKey("handoff_targets.id"), nullable=True),
         sa.Column("partner_id", sa.Integer(), sa.ForeignKey("open311_partners.id"), nullable=True),
         sa.Column("external_id", sa.String(64), nullable=True),
@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("partner_id", "token"),
     )
     op.create_index("ix_external_links_case_id", "external_links", ["case_id"])
+    op.create_index("ix_external_links_token", "external_links", ["token"])
     op.create_index("ix_external_links_next_poll_at", "external_links", ["next_poll_at"])
     op.create_table(
         "open311_calls",
