@@ -42,6 +42,7 @@ SWEEP = {
     ("POST", "/api/consents"): (EVERYONE, None, lambda: {"results": {"tmpl-1": "accept"}}),
     ("GET", "/api/cases"): (EVERYONE, None, None),
     ("POST", "/api/cases"): ({RESIDENT}, None, lambda: {"text": "青山村的路灯坏了"}),
+    ("POST", "/api/snapshots"): ({DEPUTY}, None, lambda: {"text": "青山村的井盖丢了"}),
     ("GET", "/api/cases/{public_id}"): (EVERYONE, "case", None),
     ("POST", "/api/cases/{public_id}/information"): ({RESIDENT}, "case", lambda: {"text": "补充一下"}),
     ("POST", "/api/cases/{public_id}/rating"): ({RESIDENT}, "case", lambda: {"value": "satisfied"}),
