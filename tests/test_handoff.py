@@ -9,6 +9,7 @@ rating goes back to B.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
@@ -100,7 +101,7 @@ def _link(link_id):
     with tenant.use(tenant.county(A)), db.session_scope() as session:
         link = session.get(ExternalLink, link_id)
         return {"state": link.state, "external_id": link.external_id, "error": link.last_error,
-                "attempts": link.attempts}
+                "attempts": link.attempts, "next": link.next_poll_at}
 
 
 def _due_now(link_id):
@@ -164,3 +165,74 @@ def test_a_handoff_retried_after_a_timeout_files_once_and_an_external_close_asks
     with tenant.use(tenant.county(A)), db.session_scope() as session:
         assert session.get(Case, handoff["case"]).status == "archived"
     assert len(_b_cases(b)) == 1
+
+
+class PlainBridge:
+    """A 12345 platform behind a bare Open311 bridge: no extensions, status and status_notes only;
+    it dedups POSTs on `attribute[handoff_token]` as the README asks of a bridge."""
+
+    def __init__(self):
+        self.requests: dict[str, dict] = {}
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/open311/v2"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wsgi(self, environ, start_response):
+        import json
+
+        incoming = Request(environ)
+        if incoming.method == "POST":
+            token = incoming.form["attribute[handoff_token]"]
+            entry = self.requests.setdefault(token, {"service_request_id": f"12345-{len(self.requests) + 1}",
+                                                     "status": "open", "status_notes": "已派至街道"})
+            body = [{"service_request_id": entry["service_request_id"], "token": token}]
+        else:
+            wanted = incoming.path.rsplit("/", 1)[-1].removesuffix(".json")
+            body = [dict(r) for r in self.requests.values() if r["service_request_id"] == wanted]
+        return Response(json.dumps(body), status=201 if incoming.method == "POST" else 200,
+                        content_type="application/json")(environ, start_response)
+
+
+def test_a_plain_open311_platform_closing_asks_for_our_rating(live_server, fake_wechat):
+    bridge = PlainBridge()
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        interop.set_target(session, "市12345", bridge.url, "bridge-key")  # every category
+        resident = Resident(oa_openid="o_bridge_resident")
+        session.add(resident)
+        session.flush()
+        case = cases.open_case(session, resident, "公司拖欠工资三个月")
+        case_id, resident_id = case.id, resident.id
+    worker = WorkerProcess(settings_env(fake_wechat.base_url)).start()
+    try:
+        handoff_sweep()  # hands the new case off (auto) and queues its filing
+        with tenant.use(tenant.county(A)), db.session_scope() as session:
+            link_id = session.scalar(select(ExternalLink.id).where(ExternalLink.case_id == case_id))
+        _due_now(link_id)
+        handoff_sweep()
+        wait_for(lambda: _link(link_id)["state"] == "filed", 60, message="filed at the bridge")
+        for _ in range(2):  # polled twice: the unchanged note is written once
+            _due_now(link_id)
+            asked = utcnow()
+            handoff_sweep()
+            wait_for(lambda: _link(link_id)["next"] > asked + timedelta(seconds=5), 60, message="a poll")
+            assert _notes(case_id) == ["已派至街道"]
+        (entry,) = bridge.requests.values()
+        entry.update(status="closed", status_notes="已协调企业结清工资")
+        _due_now(link_id)
+        handoff_sweep()
+        wait_for(lambda: _link(link_id)["state"] == "closed", 60, message="our case closed")
+    finally:
+        worker.stop()
+        bridge.server.shutdown()
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case.status == "closed" and "已协调企业结清工资" in case.summary
+        assert session.scalar(select(OutboxMessage.resident_id).where(
+            OutboxMessage.case_id == case_id, OutboxMessage.kind == "rating_prompt")) == resident_id
+    assert _notes(case_id) == ["已派至街道", "已协调企业结清工资"] and len(bridge.requests) == 1
+
+
+def _notes(case_id):
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        return [e.detail["text"] for e in session.scalars(select(CaseEvent).where(
+            CaseEvent.case_id == case_id, CaseEvent.action == "external_update").order_by(CaseEvent.id))]

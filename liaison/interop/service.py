@@ -589,13 +589,22 @@ def poll_link(link_id: int, *, timeout: float) -> str:
 
 def _apply_remote(session: Session, link: ExternalLink, remote: dict[str, Any]) -> str:
     case = cases.lock_case(session, link.case_id)
-    notes = ((remote.get("extended_attributes") or {}).get("timeline") or [])
-    for note in notes[link.notes_seen:]:
-        text = str(note.get("note") or "")[:500]
+    notes = (remote.get("extended_attributes") or {}).get("timeline")
+    if isinstance(notes, list):  # this system's extension: every public line, in order
+        fresh = notes[link.notes_seen:]
+        link.notes_seen = max(link.notes_seen, len(notes))
+    else:  # a plain Open311 platform: its latest status_notes, when they change
+        latest = session.scalar(select(CaseEvent.detail).where(
+            CaseEvent.case_id == case.id, CaseEvent.action == "external_update")
+            .order_by(CaseEvent.id.desc()).limit(1)) or {}
+        note = {"note": remote.get("status_notes"), "status": remote.get("status")}
+        fresh = [note] if note["note"] and (latest.get("text"), latest.get("external_status")) != (
+            str(note["note"])[:500], note["status"]) else []
+    for note in fresh:
+        text = str((note or {}).get("note") or "")[:500]
         if text:
             cases.record_event(session, case, Actor.system(), "external_update", platform=link.target.name,
                                text=text, external_status=note.get("status"))
-    link.notes_seen = max(link.notes_seen, len(notes))
     link.external_status = remote.get("status")
     if remote.get("status") == "closed" and case.status not in (Status.CLOSED, *FINAL_STATUSES):
         if case.status in (Status.ASSIGNED, Status.RETURNED, Status.REOPENED):
