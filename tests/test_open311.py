@@ -327,3 +327,27 @@ def test_each_partners_calls_are_rate_limited_and_logged(world):
     with tenant.use(tenant.county(A)), db.session_scope() as session:
         logged = [c.status for c in session.scalars(select(PartnerCall).order_by(PartnerCall.id))]
     assert logged == answers
+
+
+def test_county_staff_issue_and_revoke_a_partner_key_stored_hashed(app, world, fake_wechat):
+    from liaison.interop.models import Partner
+    from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account
+
+    http = FlaskHttp(app.test_client())
+    staff = bootstrap_staff(http, "", fake_wechat, "o_o311_staff")
+    station = make_account(staff, fake_wechat, "o_o311_station", role="staff", name="站", station_code="S002")
+    assert station.post("/api/open311/partners", {"name": "某平台"}).status_code == 403
+    issued = staff.post("/api/open311/partners", {"name": "市12345平台"})
+    assert issued.status_code == 201, issued.text
+    key, partner_id = issued.json()["api_key"], issued.json()["id"]
+    assert requests.get(world["base"] + "/requests.json", params={"api_key": key}, timeout=30).status_code == 200
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        row = session.scalar(select(Partner).where(Partner.public_id == partner_id))
+        stored = [str(getattr(row, c.key)) for c in Partner.__table__.columns]
+        assert key not in " ".join(stored) and row.key_hash != key
+    listed = staff.get("/api/open311/partners").json()
+    assert {p["id"]: p["active"] for p in listed}[partner_id] is True and "api_key" not in listed[0]
+    assert staff.post(f"/api/open311/partners/{partner_id}/revoke").json()["active"] is False
+    refused = requests.get(world["base"] + "/requests.json", params={"api_key": key}, timeout=30)
+    assert refused.status_code == 403 and refused.json()[0]["code"] == 403
+    assert staff.post("/api/open311/partners/AAAAAAAAAAAAAAAA/revoke").status_code == 404
