@@ -251,6 +251,50 @@ def cmd_county(args) -> int:
     return 0
 
 
+def cmd_open311(args) -> int:
+    """Partner keys (`key issue NAME`, `key revoke ID`, `key list`), hand-off targets (`target set
+    NAME ENDPOINT API_KEY [--category C]`), and a manual hand-off (`handoff CASE_NUMBER`)."""
+    from liaison.core import db, tenant
+    from liaison.core.errors import DomainError
+    from liaison.core.types import Actor
+    from liaison.interop import service as interop
+
+    settings = _settings()
+    db.init_engine(settings.database_url)
+    scope = _county_scope(args.county)
+    with tenant.use(scope), db.session_scope() as session:
+        try:
+            if args.what == "key" and args.action == "issue":
+                partner, key = interop.issue_key(session, " ".join(args.rest))
+                print(f"partner {partner.public_id} ({partner.name}); api_key (shown once, stored hashed):")
+                print(key)
+            elif args.what == "key" and args.action == "revoke":
+                partner = interop.revoke_key(session, args.rest[0])
+                print(f"partner {partner.public_id} ({partner.name}) revoked at {partner.revoked_at:%Y-%m-%d %H:%M}Z")
+            elif args.what == "key" and args.action == "list":
+                for partner in interop.partners(session):
+                    state = "revoked" if partner.revoked_at else "active"
+                    print(f"{partner.public_id}\t{partner.key_prefix}…\t{state}\t{partner.name}")
+            elif args.what == "target" and args.action == "set":
+                name, endpoint, key = args.rest[:3]
+                target = interop.set_target(session, name, endpoint, key, category=args.category,
+                                            service_code=args.service_code,
+                                            jurisdiction_id=args.jurisdiction_id)
+                print(f"cases of {target.category or 'every category'} go to {target.name} at {target.endpoint}")
+            elif args.what == "handoff":
+                from liaison.case import service as cases  # only this sub-command needs it
+
+                link = interop.hand_off(session, cases.case_by_number(session, args.action), Actor("staff"))
+                print(f"case {args.action} will be filed at {link.target.name} by the next hand-off sweep")
+            else:
+                sys.exit("usage: manage.py open311 key issue NAME | key revoke ID | key list | "
+                         "target set NAME ENDPOINT API_KEY | handoff CASE_NUMBER")
+        except (DomainError, ValueError, IndexError) as error:
+            print(f"refused: {getattr(error, 'message', None) or error}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_app_role(args) -> int:
     """Create (or fix) the PostgreSQL role the app connects as; run with the owner's DATABASE_URL."""
     from sqlalchemy import create_engine
@@ -382,6 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("app-id", "app-secret", "token", "encoding-aes-key"):
         county.add_argument(f"--wechat-{option}", help="the county's own official account")
     county.set_defaults(func=cmd_county)
+    o311 = sub.add_parser("open311", help="Open311 partner keys, hand-off targets (直通车), a manual hand-off")
+    o311.add_argument("what", choices=["key", "target", "handoff"])
+    o311.add_argument("action", help="issue | revoke | list (key); set (target); a case number (handoff)")
+    o311.add_argument("rest", nargs="*")
+    o311.add_argument("--county", help="the county's code (default: the default county)")
+    o311.add_argument("--category", help="target: the routing category (default: every category)")
+    o311.add_argument("--service-code", help="target: its service_code (default: ours)")
+    o311.add_argument("--jurisdiction-id", help="target: its jurisdiction_id")
+    o311.set_defaults(func=cmd_open311)
     role = sub.add_parser("app-role", help="create the PostgreSQL role the app connects as (not RLS-exempt)")
     role.add_argument("role")
     role.set_defaults(func=cmd_app_role)

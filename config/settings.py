@@ -54,6 +54,9 @@ class Settings:
     # /metrics: answered only with this bearer token (unset: not served); figures cached this long.
     metrics_token: str | None = None
     metrics_cache_seconds: int = 15
+    # Open311 (/open311/v2): calls per partner key; how long a hand-off waits for its target.
+    open311_rate_limit_per_partner: str = "60 per minute;5000 per day"
+    handoff_timeout_seconds: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -175,4 +178,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "BINDING_FAILURE_LIMIT_PER_ADDRESS", Settings.binding_failure_limit_per_address),
         metrics_token=_optional(env, "METRICS_TOKEN"),
         metrics_cache_seconds=_int(env, "METRICS_CACHE_SECONDS", 15),
+        open311_rate_limit_per_partner=_rate_limit(
+            env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
+        handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
     )

@@ -6,6 +6,7 @@ queue; either way `liaison.runtime` is already configured for the process.
 from __future__ import annotations
 
 from jobs.broadcast_tasks import resume_broadcasts
+from jobs.interop_tasks import handoff_sweep
 from liaison.messaging import delivery
 from liaison.messaging.models import OutboxMessage
 from liaison.tenancy.service import in_row_county, per_county
@@ -100,4 +101,5 @@ PERIODIC = [
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),
+    ("handoffs", 10, handoff_sweep),  # 直通车: file pending hand-offs, poll the filed ones
 ]

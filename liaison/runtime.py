@@ -33,7 +33,8 @@ def configure(settings: Settings) -> Runtime:
     with _lock:
         db.init_engine(settings.database_url)
         ratelimit.configure(ratelimit.storage_uri(settings.redis_url),
-                            {ratelimit.CASES_PER_RESIDENT: settings.case_rate_limit_per_resident})
+                            {ratelimit.CASES_PER_RESIDENT: settings.case_rate_limit_per_resident,
+                             ratelimit.OPEN311_PER_PARTNER: settings.open311_rate_limit_per_partner})
         redis_client = None
         if settings.redis_url:
             import redis

@@ -7,6 +7,7 @@ of those modules, here and only here, so `bp` is complete when the app factory r
 """
 from miniprogram_api import (  # each declares its endpoints on bp
     engagement_views,
+    interop_views,
     project_views,
     rules_views,
     suggestion_views,
@@ -15,7 +16,8 @@ from miniprogram_api import (  # each declares its endpoints on bp
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views, suggestion_views, project_views)  # cases, people,
-# registry; engagement; classifier; 代表建议; 民生实事 projects
+ENDPOINT_MODULES = (views, engagement_views, rules_views, suggestion_views, project_views,
+                    interop_views)  # cases, people, registry; engagement; classifier; 代表建议;
+# 民生实事 projects; 随手拍
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

@@ -43,6 +43,12 @@ SWEEP = {
     ("POST", "/api/consents"): (EVERYONE, None, lambda: {"results": {"tmpl-1": "accept"}}),
     ("GET", "/api/cases"): (EVERYONE, None, None),
     ("POST", "/api/cases"): ({RESIDENT}, None, lambda: {"text": "青山村的路灯坏了"}),
+    ("POST", "/api/snapshots"): ({DEPUTY}, None, lambda: {"text": "青山村的井盖丢了"}),
+    # Issue 18: Open311 partner keys (county staff only); the Open311 routes have their own sweep
+    # (tests/test_open311.py).
+    ("GET", "/api/open311/partners"): ({COUNTY_STAFF}, None, None),
+    ("POST", "/api/open311/partners"): ({COUNTY_STAFF}, None, lambda: {"name": "县12345热线"}),
+    ("POST", "/api/open311/partners/{public_id}/revoke"): ({COUNTY_STAFF}, "partner", None),
     ("GET", "/api/cases/{public_id}"): (EVERYONE, "case", None),
     ("POST", "/api/cases/{public_id}/information"): ({RESIDENT}, "case", lambda: {"text": "补充一下"}),
     ("POST", "/api/cases/{public_id}/rating"): ({RESIDENT}, "case", lambda: {"value": "satisfied"}),

@@ -99,11 +99,13 @@ def two_counties(app, fake_wechat, county_b):
         "candidates": [{"code": "P1", "title": "甲"}, {"code": "P2", "title": "乙"}]}).json()
     b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
     b_suggestions = suggestion_fixtures.foreign_objects(county_b)
+    partner = b_staff.post("/api/open311/partners", {"name": "乙县12345"}).json()
     ids = {"suggestion": b_suggestions["suggestion_d001"], "problem_entry": b_suggestions["entry_county"],
            "project": b_suggestions["project_jiaotong"], "project_proposal": b_suggestions["proposal"],
            "case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
-           "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01"}
+           "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
+           "partner": partner["id"]}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
 

@@ -29,7 +29,7 @@ from liaison.wechat.privacy import mask
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
 PAGE_SIZE = 50
 RATING_LABELS = {**RATING_VALUES, "unrated": "未评价"}
-CHANNEL_LABELS = {"wechat": "公众号", "miniprogram": "小程序"}
+CHANNEL_LABELS = figures.SOURCE_LABELS
 MAX_TEXT_QUERY = 50
 
 
@@ -163,6 +163,12 @@ def _department_choices(session: Session, _scope: access.Scope) -> list[tuple[st
     return [(d.code, d.name) for d in session.scalars(select(Department).order_by(Department.code))]
 
 
+def _source(_session: Session, value: str) -> ColumnElement[bool]:
+    if value not in CHANNEL_LABELS:
+        raise BadFilter("筛选条件无效", field="source")
+    return figures.source_of() == value
+
+
 def _category_choices(session: Session, _scope: access.Scope) -> list[tuple[str, str]]:
     names = session.scalars(select(Case.category).where(Case.category.is_not(None))
                             .distinct().order_by(Case.category))
@@ -180,6 +186,7 @@ FILTER_FIELDS: list[FilterField] = [
     FilterField("department", "承办单位", "select", _by_code(Department, Case.department_id),
                 _department_choices),
     FilterField("category", "类别", "select", lambda _s, v: Case.category == v, _category_choices),
+    FilterField("source", "来源", "select", _source, lambda _s, _c: list(CHANNEL_LABELS.items())),
     FilterField("status", "状态", "select", _status,
                 lambda _s, _c: [("open", "未办结（全部）"), ("final", "已结束（全部）"),
                                 *STATUS_LABELS.items()]),

@@ -133,7 +133,17 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
 # Not yet in the data: 回访率 (visits are recorded from a later step on).
 
 DIMENSIONS = {"station": "联络站", "grid": "网格", "deputy": "代表", "department": "承办单位",
-              "category": "类别", "month": "月份"}
+              "category": "类别", "source": "来源", "month": "月份"}
+# Where a case came from: the channel of its first timeline entry (随手拍 and Open311 are their own).
+SOURCE_LABELS = {"wechat": "公众号", "miniprogram": "小程序", "deputy_snapshot": "代表直通车（随手拍）",
+                 "open311": "外平台转入"}
+
+
+def source_of() -> ColumnElement:
+    """The case's source (a correlated subquery on its submit entry)."""
+    return (select(CaseEvent.detail["channel"].as_string())
+            .where(CaseEvent.case_id == Case.id, CaseEvent.action == "submit")
+            .order_by(CaseEvent.id).limit(1).scalar_subquery())
 
 
 @lru_cache(maxsize=65536)
@@ -187,7 +197,8 @@ class Group:
 
 def _facts(session: Session, where: list[ColumnElement[bool]]):
     columns = [Case.id, Case.created_at, Case.closed_at, Case.grid_id, Grid.station_id, Case.deputy_id,
-               Case.department_id, Case.category, accepted_at().label("accepted_at")]
+               Case.department_id, Case.category, accepted_at().label("accepted_at"),
+               source_of().label("source")]
     flags = []
     for figure in FIGURES.values():
         for part, condition in (("n", figure.numerator), ("d", figure.denominator)):
@@ -204,7 +215,7 @@ def _key(row, dimension: str | None) -> Any:
     if dimension == "month":
         return row.created_at.astimezone(CHINA_TZ).strftime("%Y-%m")
     return {"station": row.station_id, "grid": row.grid_id, "deputy": row.deputy_id,
-            "department": row.department_id, "category": row.category}[dimension]
+            "department": row.department_id, "category": row.category, "source": row.source}[dimension]
 
 
 def tally(session: Session, where: list[ColumnElement[bool]], dimension: str | None = None) -> dict[Any, Tally]:
@@ -254,6 +265,8 @@ def _labels(session: Session, dimension: str | None, keys: Iterable[Any]) -> dic
     keys = list(keys)
     if dimension in (None, "month", "category"):
         return {k: (k, k) for k in keys}
+    if dimension == "source":
+        return {k: (k, SOURCE_LABELS.get(k, k)) for k in keys}
     model = {"station": Station, "grid": Grid, "deputy": Deputy, "department": Department}[dimension]
     rows = session.scalars(select(model).where(model.id.in_(keys))) if keys else []
     return {row.id: (row.code, row.name) for row in rows}

@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 log = logging.getLogger(__name__)
 
 CASES_PER_RESIDENT = "cases_per_resident"  # new cases a resident opens (chat; the API has its own)
+OPEN311_PER_PARTNER = "open311_per_partner"  # Open311 calls made with one partner key
 KEY_PREFIX = "liaison:ratelimit"
 
 
