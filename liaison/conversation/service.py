@@ -109,9 +109,12 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
         session.flush()
         return None
     resident, is_new = _resident(session, incoming.openid)
-    reply, case = _dispatch(session, resident, incoming, join_window, now, is_new)
+    said: list[str] = []  # the intent a text message was taken for (set by _text)
+    reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
+    text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
-                               received_at=now, resident=resident, case=case, reply_text=reply))
+                               received_at=now, resident=resident, case=case, reply_text=reply,
+                               intent=said[0] if said else None, text=text or None))
     session.flush()
     return reply
 
@@ -162,7 +165,7 @@ def _learn_unionid(session: Session, resident: Resident) -> None:
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
-              now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
+              now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
     if incoming.msg_type == "event":
         resident.last_event_at = now
         event = (incoming.event or "").lower()
@@ -183,7 +186,7 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
             if incoming.msg_type == "voice":
                 return say("voice_unrecognized"), None
             return None, None
-        return _text(session, resident, text, join_window, now, is_new)
+        return _text(session, resident, text, join_window, now, is_new, said)
     if incoming.msg_type == "location":
         case = _recent_open_case(session, resident, now, join_window)
         if case is None:
@@ -269,9 +272,10 @@ class Intent:
 
 
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
-          now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
+          now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
     turn = Turn(session, resident, text[:MAX_CASE_TEXT], now, join_window, is_new)
     intent = understand(turn)
+    said.append(intent.kind)
     log.info("message from resident %s: %s (%s)", resident.public_id, intent.kind, intent.reason)
     return HANDLERS[intent.kind](turn, intent)
 

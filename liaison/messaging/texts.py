@@ -153,6 +153,8 @@ def rating_reminder_text(case_number: str) -> str:
 INTERNAL_WORDS = ("置信度", "关键词", "阈值", "分派依据", "→", "->", "confidence", "keyword")
 # The seven classifier categories are staff vocabulary: residents are told who handles it, not a label.
 CATEGORY_LABELS = ("城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生")
+# A label inside a department's name (县住房和城乡建设局) is the department's name, not the label.
+_CATEGORY = re.compile("(?:" + "|".join(CATEGORY_LABELS) + ")(?![局委厅办所站中处科])")
 _RAW_CODE = re.compile(
     r"(?<![A-Za-z_])(zhujian|shengtai|jiaotong|jiaoyu|renshe|shichang|weijian|submitted|assigned|"
     r"accepted|replied|transferred|returned|closed|reopened|archived|unrated|merged|rejected|withdrawn|"
@@ -161,6 +163,7 @@ _RAW_CODE = re.compile(
 
 def internal_terms(text: str) -> list[str]:
     """The internal terms, category labels and raw codes found in `text` (empty = fit for a resident)."""
-    found = [w for w in (*INTERNAL_WORDS, *CATEGORY_LABELS) if w in text]
+    found = [w for w in INTERNAL_WORDS if w in text]
+    found += [m.group(0) for m in _CATEGORY.finditer(text)]
     found += [m.group(1) for m in _RAW_CODE.finditer(text)]
     return found
