@@ -183,3 +183,12 @@ def test_a_follower_sees_status_not_the_text(simulator):
     reply = say(simulator, "o_second", number)
     assert last_intent("o_second")[0] == "case_status"
     assert number in reply and "晚上很黑" not in reply
+
+
+def test_meet_wednesday_shows_the_residents_station(simulator):
+    simulator.send_event("o_wed", "SCAN", event_key="grid:G001")
+    reply = simulator.send_event("o_wed", "CLICK", event_key="MEET_WEDNESDAY").content
+    with db.session_scope() as session:
+        station = session.scalar(select(Resident).where(Resident.oa_openid == "o_wed")).grid.station
+        assert station.name in reply and "周三" in reply
+    assert count_cases() == 0

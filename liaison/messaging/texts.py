@@ -39,7 +39,7 @@ TEMPLATES: dict[str, str] = {
     "voice_unrecognized": "抱歉，没能听清您的语音，请用文字描述您的诉求。",
     # the same problem was already raised by someone else (并单)
     "duplicate_followed": ("您反映的问题已有群众反映过（诉求 {number}），{handler}"
-                           "已把您加入关注，办理进展和结果会同时告诉您。"),
+                           "已将您加入关注，办理进展和结果会同时告诉您。"),
     # too many new matters in a short time
     "over_limit_joined": ("您短时间内反映的事项较多，这条内容已补充到您的诉求 {number}，{handler}"
                           "如果是另一件事，请稍后再单独发送。"),
@@ -75,7 +75,7 @@ TEMPLATES: dict[str, str] = {
     "rating_reminder_prefix": "【评价提醒】",
     "rating_reminder_suffix": "（逾期未评价将记为“未评价”。）",
     "rated_follower": "感谢您对诉求 {number} 的评价（{label}）。",
-    "rated_reopened": "很抱歉没有让您满意。诉求 {number} 已转入第{round}轮办理，办理人会重新处理并答复您。",
+    "rated_reopened": "很抱歉没有让您满意。诉求 {number} 已转入二次办理（第{round}轮），办理人会重新处理并答复您。",
     "rated_closed": "感谢您的评价（{label}）！诉求 {number} 已办结销号。",
     "nothing_to_rate": "您目前没有待评价的诉求。",
     # following, scanning and the menu
