@@ -68,7 +68,7 @@ def create(session: Session, principal: Principal, kind: str, title: str | None 
         survey.deputy_id, survey.station_id = deputy.id, deputy.station_id
         default = f"{deputy.name}代表述职评议"
     else:
-        case = session.scalar(select(Case).where(Case.public_id == (case_public_id or "")))
+        case = session.scalar(select(Case).where(access.case_reference(case_public_id or "")))  # id or number
         if case is None:
             raise SurveyError(INVALID, "unknown_case", "诉求不存在")
         if principal.role != STAFF:
