@@ -192,3 +192,14 @@ def test_meet_wednesday_shows_the_residents_station(simulator):
         station = session.scalar(select(Resident).where(Resident.oa_openid == "o_wed")).grid.station
         assert station.name in reply and "周三" in reply
     assert count_cases() == 0
+
+
+def test_each_decision_is_logged_with_its_reason_and_no_personal_data(simulator, caplog):
+    caplog.set_level("INFO", logger="liaison.conversation.service")
+    say(simulator, "o_logged_resident", "你好")
+    say(simulator, "o_logged_resident", "幸福里小区3号楼门口的路灯坏了好几天")
+    decisions = [r.getMessage() for r in caplog.records if r.getMessage().startswith("message from resident")]
+    assert len(decisions) == 2
+    assert "greeting" in decisions[0] and "new_matter" in decisions[1]
+    for line in decisions:
+        assert "o_logged_resident" not in line and "路灯" not in line
