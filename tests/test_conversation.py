@@ -203,3 +203,13 @@ def test_each_decision_is_logged_with_its_reason_and_no_personal_data(simulator,
     assert "greeting" in decisions[0] and "new_matter" in decisions[1]
     for line in decisions:
         assert "o_logged_resident" not in line and "路灯" not in line
+
+
+def test_a_piece_after_the_case_was_accepted_still_joins_it(simulator):
+    first = say(simulator, "o_acc", "幸福里小区3号楼门口的路灯坏了")
+    number = CASE_NUMBER.search(first).group(0)
+    with db.session_scope() as session:
+        case = session.scalar(select(Case))
+        cases.accept(session, case, Actor("deputy", case.deputy_id))
+    assert number in say(simulator, "o_acc", "好几天了")
+    assert last_intent("o_acc")[0] == "follow_up" and count_cases() == 1

@@ -360,10 +360,9 @@ def _detect_follow_up(turn: Turn) -> Intent | None:
     other = _other_topic(turn, recent)
     if other is not None:
         return Intent("new_matter", other, {"previous": recent})
-    if recent.status in (Status.SUBMITTED, Status.ASSIGNED):
-        # "路灯坏了" / "在3号楼门口" / "好几天了": one matter typed in pieces is one case.
-        return Intent("follow_up", "within the join window", {"case": recent})
-    return None
+    # "路灯坏了" / "在3号楼门口" / "好几天了": one matter typed in pieces is one case (re-routed on the
+    # whole text while nobody has accepted it yet; see cases.add_information).
+    return Intent("follow_up", "within the join window", {"case": recent})
 
 
 def _other_topic(turn: Turn, recent: Case) -> str | None:
