@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import jieba
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from classifiers import get_classifier, signature
+from classifiers import get_classifier, signature, tokenize
 from liaison.case import lifecycle
 from liaison.case import service as cases
 from liaison.case.lifecycle import Status
@@ -379,10 +378,8 @@ def _other_topic(turn: Turn, recent: Case) -> str | None:
 
 
 def _content_words(bare: str) -> list[str]:
-    return [w for w in jieba.lcut(bare) if w not in _FILLERS]
-
-
-_FILLERS = frozenset("的 了 啊 呀 吧 吗 呢 哦 嘛 很 太 好 是 有 没 在 我 你 他 她 这 那 就 都 也 还 又".split())
+    """Words that carry meaning (the classifier's tokenizer, already loaded; its stop words dropped)."""
+    return tokenize.content_tokens(tokenize.cut(bare))
 
 
 # --- handlers (each: Turn, Intent -> (reply, case)) --------------------------------------------------
