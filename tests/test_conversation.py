@@ -213,3 +213,18 @@ def test_a_piece_after_the_case_was_accepted_still_joins_it(simulator):
         cases.accept(session, case, Actor("deputy", case.deputy_id))
     assert number in say(simulator, "o_acc", "好几天了")
     assert last_intent("o_acc")[0] == "follow_up" and count_cases() == 1
+
+
+def test_a_neighbour_with_the_same_problem_follows_a_department_case(simulator):
+    """并单 candidates by text similarity within the grid, also when the first case went to a
+    department: the second resident follows it instead of opening a case."""
+    say(simulator, "o_bus1", "幸福里小区门口的公交站牌被车撞倒了，一直没人修")
+    with db.session_scope() as session:
+        first = session.scalar(select(Case))
+        assert first.handler_kind == "department"
+        number, department = first.number, first.department.name
+    reply = say(simulator, "o_bus2", "幸福里小区门口公交站牌被撞倒了好几天，一直没人修")
+    assert number in reply and department in reply and "关注" in reply
+    assert last_intent("o_bus2")[0] == "new_matter" and count_cases() == 1
+    with db.session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(CaseFollower)) == 1
