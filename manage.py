@@ -1,5 +1,5 @@
 """Operator commands: `python manage.py serve | migrate | seed-demo | demo-login ROLE | simulate ... |
-outbox ... | export-corrections FILE | create-staff NAME`.
+outbox ... | export-corrections FILE | create-staff NAME | push-menu`.
 
 `serve` is what `scripts/run` starts. With no DATABASE_URL/REDIS_URL it runs the embedded default:
 an SQLite file, an in-process queue and worker, the fake WeChat API on loopback, and a demo county.
@@ -171,6 +171,24 @@ def cmd_outbox(args) -> int:
             for outbox_id in args.ids:
                 ok = outbox.requeue(session, outbox_id)
                 print(f"{outbox_id}: {'requeued' if ok else 'not retryable (sent, pending or unknown id)'}")
+    return 0
+
+
+def cmd_push_menu(args) -> int:
+    """Create the official account's menu from liaison/data/menu.json (or --file) through menu/create."""
+    import json
+
+    from liaison import runtime
+    from liaison.conversation import menu
+
+    settings = _settings()
+    if args.dry_run:
+        print(json.dumps(menu.body(menu.load(args.file), settings.miniprogram_app_id), ensure_ascii=False,
+                         indent=2))
+        return 0
+    sent = menu.push(runtime.configure(settings).wechat, settings.miniprogram_app_id, args.file)
+    names = [b["name"] for b in sent["button"]]
+    print("menu created: " + " / ".join(names))
     return 0
 
 
@@ -409,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     box.add_argument("action", choices=["failed", "retry"])
     box.add_argument("ids", nargs="*", type=int)
     box.set_defaults(func=cmd_outbox)
+    push_menu = sub.add_parser("push-menu", help="create the official account's menu (menu/create)")
+    push_menu.add_argument("--file", help="a menu JSON file (default liaison/data/menu.json)")
+    push_menu.add_argument("--dry-run", action="store_true", help="print the body, send nothing")
+    push_menu.set_defaults(func=cmd_push_menu)
     export = sub.add_parser("export-corrections", help="write category corrections for retraining")
     export.add_argument("file")
     export.set_defaults(func=cmd_export_corrections)

@@ -7,8 +7,9 @@ Model: one-vs-rest linear SVM (L2-regularised squared hinge, dual coordinate des
 liblinear) over sublinear TF-IDF features (jieba content words + character bigrams),
 L2-normalised, balanced class weights.  Training examples: every train.csv row three times —
 subject+text (subject counted ``SUBJECT_WEIGHT`` times), subject alone (short chat-like
-messages) and text alone (a message without a title) — plus the level-2/3 terms of taxonomy.csv as one-term seed examples, plus any
-staff corrections (columns text, category).  The softmax temperature (confidence calibration)
+messages) and text alone (a message without a title) — plus the level-2/3 terms of taxonomy.csv as one-term seed examples,
+plus the colloquial civic vocabulary of ``data/civic_vocabulary.tsv`` (吵, 油烟, 班车 …: how residents write
+in short chat messages) as one-term seeds too, plus any staff corrections (columns text, category).  The softmax temperature (confidence calibration)
 is fitted on out-of-fold predictions over train.csv (``--oof-folds`` grouped folds, reposts kept
 together), so dev.csv is not used at all: it stays an untouched check for
 ``python -m classifiers.evaluate``.  The output is a readable TSV
@@ -50,7 +51,24 @@ TOL = 0.1               # stop when projected-gradient spread falls below this (
 SEED_WEIGHT = 1.0       # relative cost of a taxonomy seed example
 CORRECTION_WEIGHT = 3.0  # relative cost of a staff correction
 TEXT_VIEW = True        # also train on each message's text without its subject (a third view)
+# Colloquial words of short chat messages (吵, 油烟, 班车 …), seeds like the taxonomy terms.
+VOCABULARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "civic_vocabulary.tsv")
+VOCABULARY_WEIGHT = float(os.environ.get("CLASSIFIER_VOCABULARY_WEIGHT", "1.0"))
 OOF_FOLDS = 3           # confidence temperature: fitted on out-of-fold scores of train.csv (grouped folds)
+
+
+def read_vocabulary(path: str) -> list[tuple[str, str]]:
+    """The civic vocabulary: colloquial words residents write, one ``term<TAB>category`` a line."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            term, _, lab = line.partition("\t")
+            if lab.strip() in LABELS and term.strip():
+                out.append((term.strip(), lab.strip()))
+    return out
 
 
 def read_csv(path: str) -> list[dict]:
@@ -159,6 +177,15 @@ def build_examples(data_dir: str, corrections: str | None, log=print, views: lis
                     tags.append((None, "seed"))
                     n += 1
         log(f"taxonomy.csv: {n} seed terms")
+    if VOCABULARY_PATH and os.path.exists(VOCABULARY_PATH):
+        n = 0
+        for term, lab in read_vocabulary(VOCABULARY_PATH):
+            counts = T.feature_counts(term)
+            if counts:
+                ex.append((counts, lab, VOCABULARY_WEIGHT))
+                tags.append((None, "seed"))
+                n += 1
+        log(f"civic vocabulary: {n} seed terms")
     if corrections:
         n = 0
         for r in read_csv(corrections):

@@ -179,10 +179,16 @@ def live_server(app):
 
 @pytest.fixture
 def simulator(live_server):
+    """The simulator on the live app. Every text reply it received is checked at the end of the test:
+    none may show a resident the routing's insides (confidence, keywords, arrows, raw codes)."""
+    from liaison.messaging.texts import internal_terms
     from wechat_fake.simulator import WeChatSimulator
 
-    return WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
-                           encoding_aes_key=AES_KEY, mode="safe")
+    sim = WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
+                          encoding_aes_key=AES_KEY, mode="safe")
+    yield sim
+    leaks = [(content, internal_terms(content)) for content in sim.contents if internal_terms(content)]
+    assert not leaks, f"internal terms in replies to residents: {leaks}"
 
 
 class WorkerProcess:

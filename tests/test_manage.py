@@ -116,3 +116,17 @@ def test_demo_login_prints_a_ready_token_per_role(tmp_path: Path):
 def test_demo_login_is_refused_outside_the_demo(settings, fake_wechat):
     result = manage(fake_wechat, "demo-login", "staff")
     assert result.returncode == 1 and "embedded" in result.stderr and not result.stdout.strip()
+
+
+def test_push_menu_creates_the_official_accounts_menu(settings, fake_wechat):
+    from liaison.conversation import menu
+
+    result = manage(fake_wechat, "push-menu")
+    assert result.returncode == 0, result.stderr
+    created = fake_wechat.menu()
+    names = [b["name"] for b in created["button"]]
+    leaves = [leaf for b in created["button"] for leaf in (b.get("sub_button") or [b])]
+    assert names == ["找代表", "我的诉求", "周三见"]
+    assert {"FIND_DEPUTY", "MY_CASES", "RATE", "MEET_WEDNESDAY"} <= set(menu.click_keys(created))
+    mini = [leaf for leaf in leaves if leaf["type"] == "miniprogram"]
+    assert mini and all(leaf["appid"] == settings.miniprogram_app_id and leaf["pagepath"] for leaf in mini)

@@ -293,7 +293,7 @@ def test_menu_clicks(simulator):
     assert "还没有绑定" in tap("FIND_DEPUTY")
     simulator.send_event("o_menu", "SCAN", event_key="grid:G001")
     assert "张建华" in tap("FIND_DEPUTY")
-    assert "还没有提交" in tap("MY_CASES")
+    assert "还没有反映过" in tap("MY_CASES")
     created = simulator.send_text("o_menu", "小区垃圾没人清理")
     number = CASE_NUMBER.search(created.content).group(0)
     assert number in tap("MY_CASES")

@@ -277,6 +277,9 @@ def test_station_staff_list_and_export_only_their_station(county, fake_wechat):
 def test_a_case_survey_is_for_that_cases_residents(county, followed, fake_wechat):
     staff, case = county["staff"], followed["case"]
     survey = staff.post("/api/surveys", {"kind": "case", "case_id": case["id"]}).json()
+    # The case number residents are told names the case as well as its id.
+    by_number = staff.post("/api/surveys", {"kind": "case", "case_id": case["number"]})
+    assert by_number.status_code == 201 and by_number.json()["title"] == survey["title"]
     stranger = resident(county["http"], "", fake_wechat, "o_wsw_stranger")
     assert stranger.get(f"/api/surveys/{survey['id']}").status_code == 404
     refused = stranger.post(f"/api/surveys/{survey['id']}/votes", {"value": "unsatisfied"})

@@ -215,6 +215,7 @@ class FakeWeChatServer:
             self._windows: dict[str, dict] = {}
             self._qrcodes: dict[str, dict] = {}
             self._unionids: dict[str, str] = {}  # official-account openid -> unionid (user/info)
+            self._menu: dict | None = None  # the last menu/create body
             # Opt-in platform limits (set_rate_limit / set_mass_monthly_limit); reset() clears them.
             self._rate_limits: dict[str, int] = {}
             self._rate_counts: dict[tuple[str, int], int] = {}
@@ -671,6 +672,37 @@ class FakeWeChatServer:
             self._user_tags.get(o, set()).discard(tag_id)
         return {"errcode": 0, "errmsg": "ok"}
 
+    def _ep_menu_create(self, query, body, record):
+        """menu/create with WeChat's checks: 1-3 buttons, 1-5 entries each, names 16/60 bytes, the
+        fields each type needs. The menu is kept (`menu()`, GET /__fake__/menu)."""
+        buttons = body.get("button")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            raise _ApiError(40016, "invalid button size")
+        needs = {"click": ("key",), "view": ("url",), "miniprogram": ("appid", "pagepath", "url")}
+        for button in buttons:
+            subs = button.get("sub_button")
+            if len(str(button.get("name") or "").encode("utf-8")) not in range(1, 17):
+                raise _ApiError(40018, "invalid button name size")
+            leaves = subs if subs else [button]
+            if subs is not None and not 1 <= len(subs) <= 5:
+                raise _ApiError(40023, "invalid sub button size")
+            for leaf in leaves:
+                if leaf is not button and len(str(leaf.get("name") or "").encode("utf-8")) not in range(1, 61):
+                    raise _ApiError(40018, "invalid button name size")
+                kind = leaf.get("type")
+                if kind not in needs:
+                    raise _ApiError(40017, "invalid button type")
+                if any(not leaf.get(field) for field in needs[kind]):
+                    raise _ApiError(40019 if kind == "click" else 40054, "invalid button field")
+        with self._lock:
+            self._menu = copy.deepcopy(body)
+        return {}
+
+    def menu(self) -> dict | None:
+        """The last menu created, as sent."""
+        with self._lock:
+            return copy.deepcopy(self._menu)
+
     def _ep_qrcode_create(self, query, body, record):
         action = body.get("action_name")
         scene = (body.get("action_info") or {}).get("scene") or {}
@@ -788,6 +820,7 @@ class FakeWeChatServer:
         "/cgi-bin/tags/members/batchtagging": ("POST", _ep_batchtagging),
         "/cgi-bin/tags/members/batchuntagging": ("POST", _ep_batchuntagging),
         "/cgi-bin/qrcode/create": ("POST", _ep_qrcode_create),
+        "/cgi-bin/menu/create": ("POST", _ep_menu_create),
         "/sns/jscode2session": ("GET", _ep_jscode2session),
         "/wxa/getwxacodeunlimit": ("POST", _ep_wxacode),
         "/wxa/msg_sec_check": ("POST", _ep_msg_sec_check),
@@ -802,6 +835,8 @@ class FakeWeChatServer:
             return self._json(self.calls(request.args.get("path")))
         if action == "sent" and request.method == "GET":
             return self._json(self.sent_messages(request.args.get("kind")))
+        if action == "menu" and request.method == "GET":
+            return self._json(self.menu())
         if action == "health":
             return self._json({"ok": True, "appid": self.appid, "mp_appid": self.mp_appid})
         if request.method != "POST":

@@ -15,6 +15,7 @@ accepts; anything WeChat would refuse ("该公众号暂时无法提供服务") i
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import random
@@ -130,6 +131,8 @@ class WeChatSimulator:
         self._session = session
         self._local = threading.local()  # requests.Session per thread: concurrent sends are safe
         self._crypto = WeChatCrypto(token, encoding_aes_key, appid) if encoding_aes_key else None
+        # The latest text replies received, in order (tests scan them for what residents must not see).
+        self.contents: collections.deque[str] = collections.deque(maxlen=10_000)
 
     # ------------------------------------------------------------------ HTTP
     def _http(self) -> requests.Session:
@@ -386,6 +389,8 @@ class WeChatSimulator:
         reply.msg_type = fields.get("MsgType")
         if reply.msg_type == "text":
             reply.content = fields.get("Content")
+            if reply.content:
+                self.contents.append(reply.content)
             if reply.content is not None and len(reply.content.encode("utf-8")) > REPLY_CONTENT_LIMIT:
                 reply.problems.append(f"text reply longer than {REPLY_CONTENT_LIMIT} bytes")
         if not reply.msg_type:

@@ -20,6 +20,7 @@ from liaison.core.clock import utcnow
 from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
+from liaison.messaging.texts import say
 from liaison.people.models import Department, Grid, Resident
 
 MAX_EXTENSION_DAYS = 30
@@ -57,7 +58,7 @@ def request_information(session: Session, case: Case, actor: Actor, question: st
     # Only the resident who raised the case can answer; followers (并单) are not asked about it.
     session.flush()  # the entry's id keys the outbox row
     outbox.add(session, "resident_text", f"event:{entry.id}:resident:{case.resident_id}",
-               {"text": f"【诉求 {case.number} 需要补充】\n{question}\n请在小程序中补充信息。",
+               {"text": say("information_requested", number=case.number, question=question),
                 "case_number": case.number}, case_id=case.id, resident_id=case.resident_id)
     return entry
 

@@ -25,6 +25,7 @@ from liaison.core.errors import NOT_FOUND, DomainError
 from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
+from liaison.messaging.texts import day, say
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
 
@@ -113,6 +114,28 @@ def handler_label(case: Case) -> str:
             info = directory.DeputyInfo(case.deputy.id, case.deputy.name, case.deputy.level)
         return info.label
     return "人大代表联络工作室（分派中）"
+
+
+def handler_sentence(case: Case) -> str:
+    """Who handles the case, as one sentence for the resident: the department by name when there is
+    one, and the deputy by name (the grid deputy follows a department's work up)."""
+    session = object_session(case)
+    known = directory.get(session) if session is not None else None
+    deputy = None
+    if case.deputy_id is not None:
+        info = known.deputies.get(case.deputy_id) if known else None
+        if info is None and case.deputy is not None:
+            info = directory.DeputyInfo(case.deputy.id, case.deputy.name, case.deputy.level)
+        deputy = info.label if info else None
+    if case.handler_kind == "department" and case.department_id is not None:
+        info = known.departments.get(case.department_id) if known else None
+        department = info.name if info else case.department.name
+        if deputy:
+            return say("handled_by_department", department=department, deputy=deputy)
+        return say("handled_by_department_station", department=department)
+    if deputy:
+        return say("handled_by_deputy", deputy=deputy)
+    return say("handled_by_office")
 
 
 def _event(session: Session, case: Case, actor: Actor, action: str, from_status: str | None,
@@ -289,7 +312,7 @@ def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
     if not text.strip():
         raise ValueError("reply text is empty")
     entry = _transition(session, case, "reply", actor, text=text)
-    _notify_residents(session, case, entry, f"【诉求 {case.number} 答复】\n{text.strip()}")
+    _notify_residents(session, case, entry, say("case_replied", number=case.number, text=text.strip()))
     return entry
 
 
@@ -304,8 +327,8 @@ def dispatch(session: Session, case: Case, actor: Actor, department: Department,
     entry = _transition(session, case, "dispatch", actor, department=department.name,
                         department_code=department.code, deadline=case.deadline.isoformat(),
                         note=note)
-    _notify_residents(session, case, entry,
-                      f"您的诉求 {case.number} 已转交{department.name}办理，我们会持续跟进督办。")
+    _notify_residents(session, case, entry, say("case_dispatched", number=case.number,
+                                                department=department.name, date=day(case.deadline)))
     _tell_handler(session, case, entry)
     return entry
 
@@ -408,7 +431,7 @@ def expire_rating(session: Session, case: Case) -> CaseEvent:
 def reject(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:
     """不予受理, with the reason and where to go instead (told to the resident)."""
     entry = _transition(session, case, "reject", actor, reason=reason)
-    _notify_residents(session, case, entry, f"您的诉求 {case.number} 不予受理：{reason}")
+    _notify_residents(session, case, entry, say("case_rejected", number=case.number, reason=reason))
     return entry
 
 
@@ -431,9 +454,7 @@ def merge(session: Session, case: Case, into: Case, actor: Actor, reason: str) -
             session.add(CaseFollower(case_id=into.id, resident_id=resident_id))
     _event(session, into, actor, "merged_in", into.status, into.status, merged_case=case.number,
            reason=reason)
-    _notify_residents(session, case, entry,
-                      f"您的诉求 {case.number} 与诉求 {into.number} 反映的是同一件事，已合并办理。"
-                      f"今后诉求 {into.number} 的办理进展和结果会同样告诉您，办结后也请您评价。")
+    _notify_residents(session, case, entry, say("case_merged", number=case.number, into=into.number))
     return entry
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from classifiers import get_classifier, signature, tokenize
 from liaison.case import lifecycle
 from liaison.case import service as cases
 from liaison.case.lifecycle import Status
@@ -26,7 +27,7 @@ from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
-from liaison.messaging.texts import rating_prompt_text
+from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
@@ -40,6 +41,7 @@ RATING_WORDS = {
     "3": "unsatisfied", "不满意": "unsatisfied",
 }
 MENU_FIND_DEPUTY, MENU_MY_CASES, MENU_RATE = "FIND_DEPUTY", "MY_CASES", "RATE"
+MENU_MEET_WEDNESDAY = "MEET_WEDNESDAY"
 WINDOW_EVENTS = ("subscribe", "subscribe_scan", "scan", "click")  # open a 1-minute window
 # Reports on the account's own jobs: the sender is WeChat's mass-send helper ("mphelper"), not a resident.
 ACCOUNT_EVENTS = ("masssendjobfinish",)
@@ -106,9 +108,12 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
         session.flush()
         return None
     resident, is_new = _resident(session, incoming.openid)
-    reply, case = _dispatch(session, resident, incoming, join_window, now, is_new)
+    said: list[str] = []  # the intent a text message was taken for (set by _text)
+    reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
+    text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
-                               received_at=now, resident=resident, case=case, reply_text=reply))
+                               received_at=now, resident=resident, case=case, reply_text=reply,
+                               intent=said[0] if said else None, text=text or None))
     session.flush()
     return reply
 
@@ -159,7 +164,7 @@ def _learn_unionid(session: Session, resident: Resident) -> None:
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
-              now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
+              now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
     if incoming.msg_type == "event":
         resident.last_event_at = now
         event = (incoming.event or "").lower()
@@ -178,25 +183,25 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
         text = (incoming.content or "").strip()
         if not text:
             if incoming.msg_type == "voice":
-                return "抱歉，未能识别您的语音，请用文字描述您的诉求。", None
+                return say("voice_unrecognized"), None
             return None, None
-        return _text(session, resident, text, join_window, now, is_new)
+        return _text(session, resident, text, join_window, now, is_new, said)
     if incoming.msg_type == "location":
         case = _recent_open_case(session, resident, now, join_window)
         if case is None:
-            return "已收到您的位置。请用文字描述需要反映的问题，我们会一并登记。", None
+            return say("location_without_case"), None
         case.location = {"lat": incoming.latitude, "lng": incoming.longitude,
                          "label": incoming.label, "coord": "gcj02"}
         cases.add_information(session, case, cases.Actor("resident", resident.id),
                               f"[位置] {incoming.label or ''}".strip())
-        return f"已将位置补充到诉求 {case.number}。", case
+        return say("location_added", number=case.number), case
     if incoming.msg_type == "image":
         case = _recent_open_case(session, resident, now, join_window)
         if case is None:
-            return "已收到图片。请用文字描述需要反映的问题，图片可在描述后补充。", None
+            return say("image_without_case"), None
         cases.add_information(session, case, cases.Actor("resident", resident.id),
                               f"[图片] {incoming.media_id or ''}".strip())
-        return f"已将图片补充到诉求 {case.number}。", case
+        return say("image_added", number=case.number), case
     return None, None
 
 
@@ -207,37 +212,252 @@ def _window_opened(session: Session, resident: Resident, kind: str, now: datetim
         outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
 
 
+# --- what a text message is --------------------------------------------------------------------
+# Told apart before anything is opened. Each kind is one detector (in `DETECTORS`, checked in order,
+# the first that answers wins) and one handler (in `HANDLERS`); a new kind of message is one detector
+# and one handler added to the two tables. Every decision is logged with its reason (no personal data:
+# the resident's public id, never the openid or the text).
+
+CASE_NUMBER = re.compile(r"(?<!\d)(20\d{2})\s*[-－—_]?\s*(\d{6})(?!\d)")
+_PUNCT = re.compile(r"[\s，,。.!！?？~～、；;：:…\-—_“”\"'（）()【】\[\]]+")
+GREETINGS = ("你好", "您好", "在吗", "在不在", "有人吗", "有人在吗", "哈喽", "嗨", "hello", "hi",
+             "早上好", "上午好", "中午好", "下午好", "晚上好", "早", "你好啊", "您好啊", "喂")
+THANKS = ("谢谢", "谢谢你", "谢谢您", "谢谢你们", "感谢", "感谢你们", "多谢", "辛苦了", "辛苦了谢谢",
+          "好的", "好的谢谢", "好", "好滴", "嗯", "嗯嗯", "收到", "知道了", "明白了", "ok", "okay", "行",
+          "👍", "谢谢代表", "麻烦了", "麻烦你们了")
+STATUS_PHRASES = ("我的诉求", "我反映的", "我的问题", "我提的", "我投诉的", "进展", "进度", "怎么样了",
+                  "有结果", "有消息", "处理了没", "处理了吗", "办了没", "办了吗", "办得怎么样", "查询诉求",
+                  "查一下", "有回复", "还没人管", "怎么还没")
+# Markers that announce a second matter while the first is still being written.
+NEW_MATTER_MARKERS = ("另外", "还有一个问题", "还有一件事", "还有个问题", "还有件事", "再反映一个", "再反映个",
+                      "另一个问题", "另一件事", "顺便反映", "顺便说一下", "还要反映", "再说一个")
+# A piece that only says where or since when belongs to the matter being written.
+_PLACE_OR_TIME = re.compile(r"^(就?在|位于|地点|地址|是在|从|自从|已经|都|好几|大概|差不多|快)")
+STATUS_QUESTION_MAX = 24      # longer texts with 进展/怎么样了 are a matter, not a question
+TOPIC_SWITCH_MIN_CHARS = 8    # a piece shorter than this never starts a new matter on its own
+TOPIC_SWITCH_CONFIDENCE = 0.8
+
+
+@dataclass
+class Turn:
+    """One text message and what we know around it."""
+
+    session: Session
+    resident: Resident
+    text: str
+    now: datetime
+    join_window: timedelta
+    is_new: bool
+    bare: str = ""                 # the text without spaces and punctuation, lower case
+    recent: Case | None = None     # the resident's open case written to within the join window
+    _recent_loaded: bool = False
+
+    def __post_init__(self):
+        self.bare = _PUNCT.sub("", self.text).lower()
+
+    def open_recent(self) -> Case | None:
+        if not self._recent_loaded:
+            self._recent_loaded = True
+            if not self.is_new:
+                self.recent = _recent_open_case(self.session, self.resident, self.now, self.join_window)
+        return self.recent
+
+
+@dataclass(frozen=True)
+class Intent:
+    kind: str                      # a key of HANDLERS
+    reason: str                    # why, for the log (never the text itself)
+    data: dict | None = None
+
+
 def _text(session: Session, resident: Resident, text: str, join_window: timedelta,
-          now: datetime, is_new: bool) -> tuple[str | None, Case | None]:
-    text = text[:MAX_CASE_TEXT]
-    if not is_new:  # a reply 1/2/3 right after scanning a survey code is the vote
-        answer = surveys.answer_from_chat(session, resident, text, now)
-        if answer is not None:
-            return answer, None
-    rating = RATING_WORDS.get(re.sub(r"[\s。.!！]", "", text))
-    if rating is not None and not is_new:
-        case = _awaiting_rating(session, resident)
-        if case is not None:
-            return _rate(session, case, resident, rating), case
+          now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
+    turn = Turn(session, resident, text[:MAX_CASE_TEXT], now, join_window, is_new)
+    intent = understand(turn)
+    said.append(intent.kind)
+    log.info("message from resident %s: %s (%s)", resident.public_id, intent.kind, intent.reason)
+    return HANDLERS[intent.kind](turn, intent)
+
+
+def understand(turn: Turn) -> Intent:
+    """What the message is: the first detector that recognises it; else a new matter."""
+    for detector in DETECTORS:
+        intent = detector(turn)
+        if intent is not None:
+            return intent
+    return Intent("new_matter", "a matter of its own")
+
+
+# --- detectors (each: Turn -> Intent | None) ---------------------------------------------------------
+def _detect_survey_vote(turn: Turn) -> Intent | None:
+    if turn.is_new:
+        return None
+    # A reply 1/2/3 right after scanning a survey code is the vote (answer_from_chat records it).
+    answer = surveys.answer_from_chat(turn.session, turn.resident, turn.text, turn.now)
+    return Intent("survey_vote", "answer to a pending survey", {"reply": answer}) if answer else None
+
+
+def _detect_rating(turn: Turn) -> Intent | None:
+    rating = RATING_WORDS.get(re.sub(r"[\s。.!！]", "", turn.text))
+    if rating is None or turn.is_new:
+        return None
+    case = _awaiting_rating(turn.session, turn.resident)
+    if case is None:
+        return None
+    return Intent("rating", "rating word with a case awaiting rating", {"case": case, "value": rating})
+
+
+def _detect_case_number(turn: Turn) -> Intent | None:
+    match = CASE_NUMBER.search(turn.text)
+    if match is None:
+        return None
+    rest = _PUNCT.sub("", CASE_NUMBER.sub("", turn.text))
+    if len(rest) > STATUS_QUESTION_MAX:  # a long text that mentions a number is more about that case
+        return None
+    return Intent("case_status", "case number", {"number": f"{match.group(1)}-{match.group(2)}"})
+
+
+def _detect_status_question(turn: Turn) -> Intent | None:
+    if len(turn.bare) > STATUS_QUESTION_MAX or turn.bare.isdigit():
+        return None
+    phrase = next((p for p in STATUS_PHRASES if p in turn.bare), None)
+    if phrase is None:
+        return None
+    return Intent("status_question", f"asks about their matters ({phrase})")
+
+
+def _detect_small_talk(turn: Turn) -> Intent | None:
+    if turn.bare in GREETINGS or (turn.bare.rstrip("呀啊哦") in GREETINGS and len(turn.bare) <= 5):
+        return Intent("greeting", "greeting")
+    if turn.bare in THANKS or (turn.bare.rstrip("呀啊哦了啦") in THANKS and len(turn.bare) <= 8):
+        return Intent("thanks", "thanks or acknowledgement")
+    return None
+
+
+def _detect_too_little(turn: Turn) -> Intent | None:
+    if not turn.bare:
+        return Intent("too_little", "punctuation only")
+    if turn.bare.isdigit():
+        return Intent("too_little", "digits only", {"digits": True})
+    if turn.open_recent() is not None:
+        return None  # a word while writing a matter belongs to it (follow-up)
+    if len(turn.bare) <= 2:
+        return Intent("too_little", "one or two characters")
+    if len(turn.bare) <= 6 and len(_content_words(turn.bare)) <= 1:
+        return Intent("too_little", "a single word")
+    return None
+
+
+def _detect_follow_up(turn: Turn) -> Intent | None:
+    """More for the matter being written, unless it announces or clearly is another matter."""
+    recent = turn.open_recent()
+    if recent is None:
+        return None
+    marker = next((m for m in NEW_MATTER_MARKERS if m in turn.text[:12]), None)
+    if marker is not None:
+        return Intent("new_matter", f"marker {marker!r} within the join window", {"previous": recent})
+    other = _other_topic(turn, recent)
+    if other is not None:
+        return Intent("new_matter", other, {"previous": recent})
+    # "路灯坏了" / "在3号楼门口" / "好几天了": one matter typed in pieces is one case (re-routed on the
+    # whole text while nobody has accepted it yet; see cases.add_information).
+    return Intent("follow_up", "within the join window", {"case": recent})
+
+
+def _other_topic(turn: Turn, recent: Case) -> str | None:
+    """Why this message is a different matter from `recent` by the classifier, or None."""
+    if len(turn.bare) < TOPIC_SWITCH_MIN_CHARS or _PLACE_OR_TIME.match(turn.bare):
+        return None
+    if signature(turn.text) & frozenset(recent.signature or []):
+        return None  # shares a keyword with the open matter
+    decision = get_classifier().classify(turn.text)
+    if (decision.category is None or decision.confidence < TOPIC_SWITCH_CONFIDENCE
+            or recent.category is None or decision.category == recent.category):
+        return None
+    return f"other category by the classifier ({decision.confidence:.2f})"
+
+
+def _content_words(bare: str) -> list[str]:
+    """Words that carry meaning (the classifier's tokenizer, already loaded; its stop words dropped)."""
+    return tokenize.content_tokens(tokenize.cut(bare))
+
+
+# --- handlers (each: Turn, Intent -> (reply, case)) --------------------------------------------------
+def _on_survey_vote(turn: Turn, intent: Intent):
+    return intent.data["reply"], None
+
+
+def _on_rating(turn: Turn, intent: Intent):
+    case = intent.data["case"]
+    return _rate(turn.session, case, turn.resident, intent.data["value"]), case
+
+
+def _on_case_status(turn: Turn, intent: Intent):
+    number = intent.data["number"]
+    case = turn.session.scalar(select(Case).where(Case.number == number))
+    if case is None or not _is_party(turn.session, case, turn.resident):
+        return say("case_not_found", number=number), None  # someone else's case: not even its status
+    return case_status_text(turn.session, case, turn.resident), case
+
+
+def _on_status_question(turn: Turn, intent: Intent):
+    return my_cases_text(turn.session, turn.resident), None
+
+
+def _on_greeting(turn: Turn, intent: Intent):
+    return say("greeting"), None
+
+
+def _on_thanks(turn: Turn, intent: Intent):
+    recent = turn.open_recent()
+    return (say("thanks_open", number=recent.number) if recent else say("thanks")), None
+
+
+def _on_too_little(turn: Turn, intent: Intent):
+    # Kept (the InboundMessage row stores the text) and answered; nothing is opened.
+    if (intent.data or {}).get("digits"):
+        return say("too_little_digits", example=_example_number(turn.now)), None
+    return say("too_little"), None
+
+
+def _on_follow_up(turn: Turn, intent: Intent):
+    recent = intent.data["case"]
+    before = cases.handler_label(recent)
+    cases.add_information(turn.session, recent, cases.Actor("resident", turn.resident.id), turn.text,
+                          reroute=True)
+    if cases.handler_label(recent) != before:
+        return say("follow_up_rerouted", number=recent.number,
+                   handler=cases.handler_sentence(recent)), recent
+    return say("follow_up_added", number=recent.number), recent
+
+
+def _on_new_matter(turn: Turn, intent: Intent):
+    session, resident, text, now = turn.session, turn.resident, turn.text, turn.now
     actor = cases.Actor("resident", resident.id)
-    recent = None if is_new else _recent_open_case(session, resident, now, join_window)
-    if recent is not None and recent.status in (Status.SUBMITTED, Status.ASSIGNED):
-        # "路灯坏了" / "在3号楼门口" / "好几天了": one matter typed in pieces is one case.
-        before = cases.handler_label(recent)
-        cases.add_information(session, recent, actor, text, reroute=True)
-        after = cases.handler_label(recent)
-        note = f"，改由{after}办理" if after != before else ""
-        return f"已补充到您的诉求 {recent.number}{note}。", recent
     grid_id = resident.grid_id or directory.get(session).grid_in_text(text)
     duplicate = cases.find_duplicate(session, text, grid_id, exclude_resident_id=resident.id, now=now)
     if duplicate is not None:
         cases.follow_case(session, duplicate, resident, text)
-        return (f"您反映的问题已有群众反映（诉求 {duplicate.number}），正由{cases.handler_label(duplicate)}"
-                f"办理。已将您加入关注，办理进展会同步告知您。"), duplicate
+        return say("duplicate_followed", number=duplicate.number,
+                   handler=cases.handler_sentence(duplicate)), duplicate
     if not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):
         return _over_case_limit(session, resident, actor, text)
     case = cases.open_case(session, resident, text, now=now)
-    return _new_case_reply(case), case
+    previous = (intent.data or {}).get("previous")
+    return _new_case_reply(case, previous), case
+
+
+DETECTORS = [_detect_survey_vote, _detect_rating, _detect_case_number, _detect_status_question,
+             _detect_small_talk, _detect_too_little, _detect_follow_up]
+HANDLERS = {
+    "survey_vote": _on_survey_vote, "rating": _on_rating, "case_status": _on_case_status,
+    "status_question": _on_status_question, "greeting": _on_greeting, "thanks": _on_thanks,
+    "too_little": _on_too_little, "follow_up": _on_follow_up, "new_matter": _on_new_matter,
+}
+
+
+def _example_number(now: datetime) -> str:
+    return f"{now.astimezone(CHINA_TZ).year}-000001"
 
 
 def _over_case_limit(session: Session, resident: Resident, actor, text: str) -> tuple[str, Case | None]:
@@ -252,21 +472,73 @@ def _over_case_limit(session: Session, resident: Resident, actor, text: str) -> 
     log.info("resident %s over the new-case limit", resident.public_id)
     if latest is not None:
         cases.add_information(session, latest, actor, text)
-        return (f"您短时间内反映的事项较多，这条内容已补充到您的诉求 {latest.number}，"
-                f"由{cases.handler_label(latest)}一并办理。如果是另一件事，请稍后再单独发送。"), latest
-    return "您短时间内反映的事项较多，暂时不能登记新的诉求，请稍后再发送。", None
+        return say("over_limit_joined", number=latest.number, handler=cases.handler_sentence(latest)), latest
+    return say("over_limit"), None
 
 
-def _new_case_reply(case: Case) -> str:
-    lines = [f"您的诉求已登记，编号 {case.number}。", f"办理人：{cases.handler_label(case)}。"]
-    reasons = case.routing.get("reasons") or []
-    if reasons:
-        lines.append("分派依据：" + "；".join(reasons[:2]))
-    if case.deadline is not None:
-        local = case.deadline.astimezone(CHINA_TZ)
-        lines.append(f"答复时限：{local:%Y年%m月%d日}前。")
-    lines.append("如需补充，直接回复文字即可。")
-    return "\n".join(lines)
+def _new_case_reply(case: Case, previous: Case | None = None) -> str:
+    """Number, who handles it, by when, what next: nothing of how it was routed (that is for staff)."""
+    opened = (say("case_opened_another", number=case.number, previous=previous.number) if previous
+              else say("case_opened", number=case.number))
+    return lines(opened, cases.handler_sentence(case),
+                 say("deadline", date=day(case.deadline)) if case.deadline else None,
+                 say("next_steps"))
+
+
+def _is_party(session: Session, case: Case, resident: Resident) -> bool:
+    return case.resident_id == resident.id or session.get(CaseFollower, (case.id, resident.id)) is not None
+
+
+def case_status_text(session: Session, case: Case, resident: Resident) -> str:
+    """One case's status for its resident; a follower (并单) sees status, handler and deadline, not
+    the text or the summary of someone else's matter."""
+    own = case.resident_id == resident.id
+    if case.merged_into_id is not None:
+        into = session.get(Case, case.merged_into_id)
+        if into is not None:
+            case = into
+            own = case.resident_id == resident.id
+    parts = [say("case_status", number=case.number, status=lifecycle.STATUS_LABELS[case.status])]
+    if case.status in lifecycle.OPEN_STATUSES:
+        parts.append(say("case_status_handler", handler=cases.handler_sentence(case)))
+        if case.deadline is not None:
+            parts.append(say("case_status_deadline", date=day(case.deadline)))
+        parts.append(say("case_status_next_open"))
+    elif case.status == Status.CLOSED:
+        if own and case.summary:
+            parts.append(say("case_status_summary", summary=case.summary[:200]))
+        parts.append(say("case_status_next_rate"))
+    elif own and case.summary:
+        parts.append(say("case_status_summary", summary=case.summary[:200]))
+    return lines(*parts)
+
+
+def my_cases_text(session: Session, resident: Resident) -> str:
+    recent = session.scalars(select(Case).where(Case.resident_id == resident.id)
+                             .order_by(Case.created_at.desc()).limit(5)).all()
+    # Cases they follow (并单) are someone else's: number, status and handler only, never the text.
+    followed = session.scalars(select(Case).join(CaseFollower, CaseFollower.case_id == Case.id).where(
+        CaseFollower.resident_id == resident.id, Case.resident_id != resident.id)
+        .order_by(CaseFollower.created_at.desc()).limit(5)).all()
+    if not recent and not followed:
+        return say("no_cases")
+    parts = []
+    if recent:
+        parts.append(say("my_cases_header"))
+        parts += [say("my_cases_line", number=c.number, status=lifecycle.STATUS_LABELS[c.status],
+                      handler=_handler_short(c), brief=brief(c.text)) for c in recent]
+    if followed:
+        parts.append(say("followed_cases_header"))
+        parts += [say("followed_cases_line", number=c.number, status=lifecycle.STATUS_LABELS[c.status],
+                      handler=_handler_short(c)) for c in followed]
+    parts.append(say("my_cases_footer", example=(recent or followed)[0].number))
+    return lines(*parts)
+
+
+def _handler_short(case: Case) -> str:
+    """Who handles it, for a list line: the department's name, else the deputy's, else the station."""
+    label = cases.handler_label(case)
+    return label.replace("网格代表 ", "").replace("（分派中）", "")
 
 
 def _recent_open_case(session: Session, resident: Resident, now: datetime,
@@ -294,11 +566,10 @@ def _rate(session: Session, case: Case, resident: Resident, value: str) -> str:
     cases.rate(session, case, resident, value, channel="chat")
     label = cases.RATING_VALUES[value]
     if case.resident_id != resident.id:
-        return f"感谢您对诉求 {case.number} 的评价（{label}）。"
+        return say("rated_follower", number=case.number, label=label)
     if case.status == Status.REOPENED:
-        return (f"很抱歉没有让您满意。诉求 {case.number} 已转入二次办理（第{case.round}轮），"
-                f"办理人将重新处理并答复您。")
-    return f"感谢您的评价（{label}）！诉求 {case.number} 已办结销号。"
+        return say("rated_reopened", number=case.number, round=case.round)
+    return say("rated_closed", label=label, number=case.number)
 
 
 def _scene_target(session: Session, scene: str) -> tuple[Grid | None, Deputy | None, Station | None]:
@@ -320,17 +591,13 @@ def _scene_target(session: Session, scene: str) -> tuple[Grid | None, Deputy | N
 
 def deputy_card(deputy: Deputy, grid: Grid | None) -> str:
     """The deputy's card as shown to a resident after a scan or a 找代表 tap."""
-    lines = [f"您的网格代表：{deputy.name}（{DEPUTY_LEVEL_NAMES.get(deputy.level, '')}人大代表）"]
-    if grid is not None:
-        lines.append(f"所在网格：{grid.name}")
-    if deputy.duties:
-        lines.append(f"职务：{deputy.duties}")
-    if deputy.reception_hours:
-        lines.append(f"接待时间：{deputy.reception_hours}")
-    if deputy.station is not None:
-        lines.append(f"联络站：{deputy.station.name}")
-    lines.append("有什么困难或建议，直接发文字或语音给我们，代表会尽快办理。")
-    return "\n".join(lines)
+    return lines(
+        say("deputy_card", name=deputy.name, level=DEPUTY_LEVEL_NAMES.get(deputy.level, "")),
+        say("deputy_card_grid", grid=grid.name) if grid is not None else None,
+        say("deputy_card_duties", duties=deputy.duties) if deputy.duties else None,
+        say("deputy_card_hours", hours=deputy.reception_hours) if deputy.reception_hours else None,
+        say("deputy_card_station", station=deputy.station.name) if deputy.station is not None else None,
+        say("deputy_card_next"))
 
 
 def _event(session: Session, resident: Resident, incoming: Incoming) -> str | None:
@@ -344,17 +611,16 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:
-                return (f"欢迎来到{station.name}！接待时间：{station.reception_hours or '以公示为准'}。\n"
-                        "直接发送文字或语音即可反映诉求。")
+                return say("station_welcome", station=station.name,
+                           hours=station.reception_hours or "以公示为准")
             if grid is not None:
                 resident.grid_id = grid.id
                 deputy = deputy or cases.lead_deputy(session, grid.id)
                 if deputy is not None:
-                    return "已为您绑定网格。\n" + deputy_card(deputy, grid)
-                return f"已为您绑定网格：{grid.name}。直接发送文字或语音即可反映诉求。"
+                    return lines(say("grid_bound"), deputy_card(deputy, grid))
+                return say("grid_bound_no_deputy", grid=grid.name)
         if event.startswith("subscribe"):
-            return ("欢迎关注“一键找代表”！直接发送文字或语音反映您身边的困难和建议；"
-                    "扫描小区公示牌上的二维码，可绑定您的网格代表。")
+            return say("welcome")
         return None
     if event == "unsubscribe":
         resident.subscribed = False
@@ -371,33 +637,41 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
 
 
 def _menu(session: Session, resident: Resident, key: str) -> str | None:
-    if key == MENU_FIND_DEPUTY:
-        if resident.grid_id is None:
-            return "您还没有绑定网格。请扫描小区公示牌上的“一键找代表”二维码，或直接发送诉求并写明小区名称。"
-        deputy = cases.lead_deputy(session, resident.grid_id)
-        grid = session.get(Grid, resident.grid_id)
-        return deputy_card(deputy, grid) if deputy else f"您所在的网格：{grid.name}，暂未配置代表。"
-    if key == MENU_MY_CASES:
-        recent = session.scalars(select(Case).where(Case.resident_id == resident.id)
-                                 .order_by(Case.created_at.desc()).limit(5)).all()
-        # Cases they follow (并单) are someone else's: number, status and handler only, never the text.
-        followed = session.scalars(select(Case).join(CaseFollower, CaseFollower.case_id == Case.id).where(
-            CaseFollower.resident_id == resident.id, Case.resident_id != resident.id)
-            .order_by(CaseFollower.created_at.desc()).limit(5)).all()
-        if not recent and not followed:
-            return "您还没有提交过诉求。直接发送文字或语音即可反映。"
-        lines = []
-        if recent:
-            lines.append("您最近的诉求：")
-            lines += [f"{c.number} {lifecycle.STATUS_LABELS[c.status]}：{c.text[:16]}" for c in recent]
-        if followed:
-            lines.append("您关注的同类诉求：")
-            lines += [f"{c.number} {lifecycle.STATUS_LABELS[c.status]}，{cases.handler_label(c)}办理"
-                      for c in followed]
-        return "\n".join(lines)
-    if key == MENU_RATE:
-        case = _awaiting_rating(session, resident)
-        if case is None:
-            return "您目前没有待评价的诉求。"
-        return rating_prompt_text(case.number, case.summary)
-    return None
+    handler = MENU_HANDLERS.get(key)
+    return handler(session, resident) if handler else None
+
+
+def _menu_find_deputy(session: Session, resident: Resident) -> str:
+    if resident.grid_id is None:
+        return say("no_grid")
+    deputy = cases.lead_deputy(session, resident.grid_id)
+    grid = session.get(Grid, resident.grid_id)
+    return deputy_card(deputy, grid) if deputy else say("grid_without_deputy", grid=grid.name)
+
+
+def _menu_rate(session: Session, resident: Resident) -> str:
+    case = _awaiting_rating(session, resident)
+    if case is None:
+        return say("nothing_to_rate")
+    return rating_prompt_text(case.number, case.summary)
+
+
+def _menu_meet_wednesday(session: Session, resident: Resident) -> str:
+    """周三见: the weekly reception day at the resident's station."""
+    grid = session.get(Grid, resident.grid_id) if resident.grid_id else None
+    station = grid.station if grid is not None else None
+    if station is None:
+        return lines(say("meet_wednesday"), say("meet_wednesday_no_grid"), say("meet_wednesday_next"))
+    return lines(say("meet_wednesday"),
+                 say("meet_wednesday_station", station=station.name,
+                     hours=station.reception_hours or "以公示为准"),
+                 say("meet_wednesday_address", address=station.address) if station.address else None,
+                 say("meet_wednesday_next"))
+
+
+MENU_HANDLERS = {
+    MENU_FIND_DEPUTY: _menu_find_deputy,
+    MENU_MY_CASES: my_cases_text,
+    MENU_RATE: _menu_rate,
+    MENU_MEET_WEDNESDAY: _menu_meet_wednesday,
+}

@@ -35,6 +35,7 @@ from liaison.conversation import service as inbox
 from liaison.core import db
 from liaison.messaging import outbox
 from liaison.messaging.models import InboundMessage
+from liaison.messaging.texts import say
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ DEAD = PREFIX + "dead"            # deliveries the domain refused on replay (for
 REPLAY_LOCK = PREFIX + "replay"
 
 # The passive answer to a spooled message (events get the literal "success"): what happened, what next.
-RECEIVED_TEXT = "您的消息已收到。系统正在登记，稍后会把诉求编号和办理人发给您，请勿重复发送。"
+RECEIVED_TEXT = say("received")
 
 _PUT = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then

@@ -23,6 +23,7 @@ from liaison.case.models import Case, CaseFollower
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.engagement.models import Survey, SurveyPrompt, SurveyVote
+from liaison.messaging.texts import say
 from liaison.people.models import Deputy, Resident, Station
 from liaison.people.service import DEPUTY, RESIDENT, STAFF, Principal
 
@@ -67,7 +68,7 @@ def create(session: Session, principal: Principal, kind: str, title: str | None 
         survey.deputy_id, survey.station_id = deputy.id, deputy.station_id
         default = f"{deputy.name}代表述职评议"
     else:
-        case = session.scalar(select(Case).where(Case.public_id == (case_public_id or "")))
+        case = session.scalar(select(Case).where(access.case_reference(case_public_id or "")))  # id or number
         if case is None:
             raise SurveyError(INVALID, "unknown_case", "诉求不存在")
         if principal.role != STAFF:
@@ -136,8 +137,7 @@ def vote(session: Session, survey: Survey, resident: Resident, value: str, comme
 
 # ---------------------------------------------------------------------------------------------- chat
 def prompt_text(survey: Survey) -> str:
-    return (f"欢迎参与“{survey.title}”。\n请回复数字评价：1 满意　2 基本满意　3 不满意\n"
-            f"（{int(PROMPT_LIFETIME.total_seconds() // 60)} 分钟内有效；也可在小程序中评价并留言）")
+    return say("survey_prompt", title=survey.title, minutes=int(PROMPT_LIFETIME.total_seconds() // 60))
 
 
 def on_scan(session: Session, resident: Resident, public_id: str, now: datetime | None = None) -> str:
@@ -145,12 +145,12 @@ def on_scan(session: Session, resident: Resident, public_id: str, now: datetime 
     now = now or utcnow()
     survey = session.scalar(select(Survey).where(Survey.public_id == public_id))
     if survey is None:
-        return "该评价二维码已失效。"
+        return say("survey_gone")
     if not is_case_party(session, survey, resident):
-        return "该评价仅限反映该诉求的群众参与。"
+        return say("survey_not_party")
     if session.scalar(select(SurveyVote.id).where(SurveyVote.survey_id == survey.id,
                                                   SurveyVote.resident_id == resident.id)) is not None:
-        return f"您已参与过“{survey.title}”的评价，感谢支持！"
+        return say("survey_done", title=survey.title)
     prompt = session.get(SurveyPrompt, resident.id)
     if prompt is None:
         session.add(SurveyPrompt(resident_id=resident.id, survey_id=survey.id,
@@ -177,7 +177,7 @@ def answer_from_chat(session: Session, resident: Resident, text: str,
         vote(session, survey, resident, value, channel="chat", now=now)
     except SurveyError as refusal:
         return str(refusal)
-    return f"感谢您的评价（{VALUE_LABELS[value]}）！如需留言，可在小程序中补充。"
+    return say("survey_thanks", label=VALUE_LABELS[value])
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -26,7 +26,7 @@ from liaison.core.workcalendar import CHINA_TZ
 from liaison.messaging import channels, outbox, sending
 from liaison.messaging.channels import CUSTOM, MP_SUBSCRIBE, OA_SUBSCRIBE, TEMPLATE, Plan
 from liaison.messaging.models import OutboxMessage
-from liaison.messaging.texts import rating_prompt_text
+from liaison.messaging.texts import rating_prompt_text, rating_reminder_text
 from liaison.people.models import Account, Resident
 from liaison.people.service import link_official_account
 from liaison.wechat.errors import WeChatAPIError
@@ -41,8 +41,7 @@ def render(row: OutboxMessage) -> str:
     if row.kind == "rating_prompt":
         return rating_prompt_text(row.payload["case_number"], row.payload.get("summary"))
     if row.kind == "rating_reminder":
-        return ("【评价提醒】" + rating_prompt_text(row.payload["case_number"], None)
-                + "\n（逾期未评价将记为“未评价”。）")
+        return rating_reminder_text(row.payload["case_number"])
     return row.payload["text"]
 
 

@@ -35,6 +35,10 @@ class InboundMessage(TenantOwned, Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     reply_text: Mapped[str | None] = mapped_column(Text)
+    # What the conversation took the message for (greeting, status_question, new_matter, …) and, for
+    # text and voice, what it said: nothing a resident sends is dropped, even when no case is opened.
+    intent: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
     resident: Mapped[Resident | None] = relationship()
     case: Mapped[Case | None] = relationship()
 

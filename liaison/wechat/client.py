@@ -278,6 +278,11 @@ class WeChatClient:
             result = self._call("POST", path, body={"openid_list": chunk, "tagid": tag_id})
         return result
 
+    # ------------------------------------------------------------------ menu
+    def create_menu(self, menu: Mapping[str, Any]) -> dict:
+        """The official account's custom menu (replaces the current one): ``{"button": [...]}``."""
+        return self._call("POST", "/cgi-bin/menu/create", body=dict(menu))
+
     # ------------------------------------------------------------------ QR codes
     def create_qrcode(self, scene_str: str, permanent: bool = True, expire_seconds: int | None = None) -> dict:
         """Parametric QR code: ``{"ticket", "url"[, "expire_seconds"]}``. Temporary codes default to,

@@ -3,14 +3,14 @@
 County-owned tables with the row-level-security policy of migration 0006.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
