@@ -17,6 +17,8 @@ from liaison.core.db import Base
 from liaison.engagement import models as engagement_models  # noqa: F401
 from liaison.messaging import models as messaging_models  # noqa: F401
 from liaison.people import models as people_models  # noqa: F401
+from liaison.points import models as points_models  # noqa: F401
+from liaison.rota import models as rota_models  # noqa: F401
 from liaison.tenancy import models as tenancy_models  # noqa: F401
 
 metadata = Base.metadata
