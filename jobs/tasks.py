@@ -48,6 +48,16 @@ def send_digests() -> int:
         return timers.send_digests(session)
 
 
+@per_county  # a county's stations, rota and residents are its own
+def run_rota() -> int:
+    """Plan duty shifts ahead, the grids' notice three days ahead, the day-before reminder, missed shifts."""
+    from liaison.core import db
+    from liaison.rota import timers as rota_timers
+
+    with db.session_scope() as session:
+        return sum(rota_timers.run_due(session).values())
+
+
 @per_county  # a county's deadlines, staff and deputies are its own
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
@@ -75,6 +85,7 @@ def replay_spool() -> int:
 PERIODIC = [
     ("replay_spool", 2, replay_spool),  # residents wait for these answers; an empty spool costs one EXISTS
     ("run_timers", 60, run_timers),
+    ("run_rota", 300, run_rota),  # reminders and notices are due from 9:00 on a day, missed shifts at their end
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),

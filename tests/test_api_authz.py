@@ -8,6 +8,7 @@ SWEEP fails `test_every_endpoint_is_swept`.
 from __future__ import annotations
 
 import itertools
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -117,6 +118,24 @@ SWEEP = {
     ("GET", "/api/project-votes/{public_id}"): ({DEPUTY} | STAFF, "project_vote", None),
     ("POST", "/api/project-votes/{public_id}/ballots"): ({DEPUTY}, "project_vote", lambda: {"candidates": ["P1"]}),
     ("POST", "/api/project-votes/{public_id}/close"): (STAFF, "project_vote", None),
+    # Issue 17: duty rota, swaps, check-ins, grid visits.
+    ("GET", "/api/shifts"): (EVERYONE, None, None),
+    ("POST", "/api/shifts"): (STAFF, None, lambda: {
+        "station_code": "S002", "day": (date.today() + timedelta(days=7)).isoformat(), "kind": "director",
+        "deputy_codes": ["D003"]}),
+    ("POST", "/api/shifts/{public_id}/cancel"): (STAFF, "shift", lambda: {"reason": "联络站停电"}),
+    ("POST", "/api/shifts/{public_id}/check-in"): ({DEPUTY, DEPARTMENT}, "shift", lambda: {"station_code": "S001"}),
+    ("POST", "/api/shifts/{public_id}/swaps"): ({DEPUTY}, "shift", lambda: {"substitute_code": "D002",
+                                                                           "reason": "外出开会"}),
+    ("GET", "/api/shift-swaps"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/shift-swaps/{public_id}/approve"): (STAFF, "swap", lambda: {}),
+    ("POST", "/api/shift-swaps/{public_id}/reject"): (STAFF, "swap", lambda: {"note": "人手不足"}),
+    ("GET", "/api/duty-rules"): (STAFF, None, None),
+    ("POST", "/api/duty-rules"): (STAFF, None, lambda: {"station_code": "S002", "weekday": 2, "slots": 1,
+                                                        "deputy_codes": ["D003"]}),
+    ("POST", "/api/grid-visits"): ({DEPUTY}, None, lambda: {"grid_code": "G001", "note": "走访幸福里"}),
+    ("GET", "/api/grid-visits"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/grid-visits/shortfall"): (STAFF, None, None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""

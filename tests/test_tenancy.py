@@ -97,11 +97,36 @@ def two_counties(app, fake_wechat, county_b):
         "title": "乙县民生实事", "level": "county",
         "candidates": [{"code": "P1", "title": "甲"}, {"code": "P2", "title": "乙"}]}).json()
     b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
+    b_shift, b_swap = _b_shift_and_swap(county_b)
     ids = {"case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
-           "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01"}
+           "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
+           "shift": b_shift, "swap": b_swap}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
+
+
+def _b_shift_and_swap(b: int) -> tuple[str, str]:
+    """A county-B duty shift (D001 and D002 on duty) and a swap asked for on it."""
+    from liaison.rota.models import DutyShift, ShiftAssignment, ShiftSwap
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        deputies = dict(session.execute(select(Deputy.code, Deputy.id)).all())
+        station = session.scalar(select(Station).where(Station.code == "S001"))
+        day = clock.utcnow().date() + timedelta(days=2)
+        shift = DutyShift(station_id=station.id, kind="reception", title="代表周三见", day=day, planned_for=day,
+                          starts_at=clock.utcnow() + timedelta(days=2), status="planned",
+                          ends_at=clock.utcnow() + timedelta(days=2, hours=3))
+        session.add(shift)
+        session.flush()
+        assignment = ShiftAssignment(shift_id=shift.id, deputy_id=deputies["D001"], status="on_duty")
+        session.add(assignment)
+        session.flush()
+        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="外出",
+                         status="requested")
+        session.add(swap)
+        session.flush()
+        return shift.public_id, swap.public_id
 
 
 def _b_state(b: int) -> dict[str, str]:

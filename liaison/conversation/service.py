@@ -30,6 +30,7 @@ from liaison.messaging.texts import rating_prompt_text
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
+from liaison.rota import service as rota
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,9 @@ def _text(session: Session, resident: Resident, text: str, join_window: timedelt
         answer = surveys.answer_from_chat(session, resident, text, now)
         if answer is not None:
             return answer, None
+    duty = _duty_question(session, resident, text, now)
+    if duty is not None:
+        return duty, None
     rating = RATING_WORDS.get(re.sub(r"[\s。.!！]", "", text))
     if rating is not None and not is_new:
         case = _awaiting_rating(session, resident)
@@ -238,6 +242,11 @@ def _text(session: Session, resident: Resident, text: str, join_window: timedelt
         return _over_case_limit(session, resident, actor, text)
     case = cases.open_case(session, resident, text, now=now)
     return _new_case_reply(case), case
+
+
+def _duty_question(session: Session, resident: Resident, text: str, now: datetime) -> str | None:
+    """"周三见" / "今天谁值班": who is on duty at the resident's station (a short question, not a case)."""
+    return rota.duty_answer(session, resident, now) if rota.is_duty_question(text) else None
 
 
 def _over_case_limit(session: Session, resident: Resident, actor, text: str) -> tuple[str, Case | None]:
@@ -344,8 +353,15 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:
+                checked_in = rota.scan_station(session, resident, station)  # a deputy on duty checks in
+                if checked_in is not None:
+                    return checked_in
                 return (f"欢迎来到{station.name}！接待时间：{station.reception_hours or '以公示为准'}。\n"
                         "直接发送文字或语音即可反映诉求。")
+            if grid is not None and deputy is None:
+                visit = rota.scan_grid(session, resident, grid)  # a deputy visiting their grid
+                if visit is not None:
+                    return visit
             if grid is not None:
                 resident.grid_id = grid.id
                 deputy = deputy or cases.lead_deputy(session, grid.id)

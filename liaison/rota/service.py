@@ -387,7 +387,7 @@ def check_in(session: Session, account: Account, station: Station, *, via: str,
     now = now or utcnow()
     shifts = session.scalars(select(DutyShift).where(
         DutyShift.station_id == station.id, DutyShift.status == lifecycle.PLANNED,
-        DutyShift.starts_at - CHECK_IN_EARLY <= now, DutyShift.ends_at >= now)).all()
+        DutyShift.starts_at <= now + CHECK_IN_EARLY, DutyShift.ends_at >= now)).all()
     for shift in shifts:
         mine = _assignment_of(shift, account)
         if mine is None:
