@@ -7,6 +7,7 @@ of those modules, here and only here, so `bp` is complete when the app factory r
 """
 from miniprogram_api import (  # each declares its endpoints on bp
     engagement_views,
+    points_views,
     rota_views,
     rules_views,
     unavailable,  # noqa: F401  (503 + Retry-After while the database is down)
@@ -14,6 +15,6 @@ from miniprogram_api import (  # each declares its endpoints on bp
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views, rota_views)  # cases, people, registry; engagement; classifier
+ENDPOINT_MODULES = (views, engagement_views, rules_views, rota_views, points_views)  # cases, people, registry; engagement; classifier
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from liaison.case.models import CaseEvent, ExtensionRequest
 from liaison.core import db
 from liaison.messaging.models import OutboxMessage
+from liaison.points import service as points
 from miniprogram_api.openapi import openapi_path
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
 
@@ -136,6 +137,22 @@ SWEEP = {
     ("POST", "/api/grid-visits"): ({DEPUTY}, None, lambda: {"grid_code": "G001", "note": "走访幸福里"}),
     ("GET", "/api/grid-visits"): ({DEPUTY} | STAFF, None, None),
     ("GET", "/api/grid-visits/shortfall"): (STAFF, None, None),
+    # Issue 17: 履职积分.
+    ("GET", "/api/points/standards"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/points/standards"): ({COUNTY_STAFF}, None, lambda: {
+        "year": date.today().year, "title": "履职积分标准",
+        "items": [{"code": "duty", "category": "联系群众", "name": "进站接待", "source": "shift_kept", "points": 2,
+                   "cap": 24}]}),
+    ("POST", "/api/activities"): ({DEPUTY}, None, lambda: {
+        "item_code": "meeting", "title": "常委会会议", "happened_on": date.today().isoformat(), "evidence": "列席"}),
+    ("GET", "/api/activities"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/activities/{public_id}/review"): (STAFF, "activity", lambda: {"decision": "approve"}),
+    ("POST", "/api/points/adjustments"): ({COUNTY_STAFF}, None, lambda: {
+        "deputy_code": "D001", "year": date.today().year, "points": 1, "reason": "补录"}),
+    ("GET", "/api/points/ledger"): ({DEPUTY}, None, None),
+    ("GET", "/api/deputies/{public_id}/points"): (STAFF, "deputy", None),
+    ("GET", "/api/points/publication"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/points/export"): (STAFF, None, None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
@@ -197,6 +214,9 @@ def world(app, fake_wechat):
                               {"department_code": "zhujian"}).status_code == 200
     extension = users[DEPARTMENT].post(f"/api/cases/{with_department['id']}/extension-requests",
                                        {"working_days": 3, "reason": "需采购灯具"}).json()
+    standard = county.post("/api/points/standards", {"year": date.today().year, "title": "履职积分标准",
+                                                      "items": points.DEFAULT_ITEMS})
+    assert standard.status_code == 201, standard.text
     accounts = county.get("/api/accounts").json()["items"]
     return {"http": http, "users": users, "mine": mine, "theirs": theirs, "g001": with_department,
             "extension": extension, "account": accounts[-1]["id"]}

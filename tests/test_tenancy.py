@@ -101,7 +101,7 @@ def two_counties(app, fake_wechat, county_b):
     ids = {"case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
-           "shift": b_shift, "swap": b_swap}
+           "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b)}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
 
@@ -127,6 +127,25 @@ def _b_shift_and_swap(b: int) -> tuple[str, str]:
         session.add(swap)
         session.flush()
         return shift.public_id, swap.public_id
+
+
+def _b_activity(b: int) -> str:
+    """A county-B deputy's offline activity waiting for review under B's standard."""
+    from datetime import date
+
+    from liaison.points import service as points
+    from liaison.points.models import ActivityReport
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        standard = points.publish_standard(session, None, date.today().year, title="乙县积分标准",
+                                           items=points.DEFAULT_ITEMS)
+        report = ActivityReport(deputy_id=session.scalar(select(Deputy.id).where(Deputy.code == "DB01")),
+                                standard_id=standard.id, year=standard.year, item_code="meeting", title="乙县会议",
+                                happened_on=date.today(), evidence="列席", chain=standard.review_chain,
+                                status="pending")
+        session.add(report)
+        session.flush()
+        return report.public_id
 
 
 def _b_state(b: int) -> dict[str, str]:

@@ -495,7 +495,7 @@ def publication(session: Session, principal: Principal, year: int) -> list[Stand
     """公示: every deputy in scope with their total, rank and grade by the county's thresholds."""
     standard = standard_for(session, year)
     if standard is None:
-        raise PointsError(CONFLICT, "no_standard", f"{year}年度积分标准尚未制定")
+        return []  # no standard for the year yet: nothing to publish
     deputies = _deputies_in_scope(session, principal) if principal.role == STAFF else \
         list(session.scalars(select(Deputy).order_by(Deputy.code)))
     totals = ledger_totals(session, year, [d.id for d in deputies])
@@ -519,7 +519,8 @@ def export_xlsx(session: Session, principal: Principal, year: int) -> bytes:
     from openpyxl import Workbook  # heavy; only the export needs it
 
     standings = publication(session, principal, year)
-    names = {i["code"]: i["name"] for i in standard_for(session, year).items} | {ADJUSTMENT: "积分调整"}
+    standard = standard_for(session, year)
+    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
     book = Workbook(write_only=True)
     sheet = book.create_sheet(f"{year}年度履职积分公示")
     sheet.append(["排名", "代表编码", "姓名", "联络站", "积分", "等次"])
