@@ -58,6 +58,18 @@ def run_rota() -> int:
         return sum(rota_timers.run_due(session).values())
 
 
+@per_county  # a county's standard and deputies are its own
+def sync_points() -> int:
+    """Add this year's new events (cases, shifts, visits, approved activities) to the points ledger."""
+    from liaison.core import db
+    from liaison.core.clock import utcnow
+    from liaison.core.workcalendar import CHINA_TZ
+    from liaison.points import service as points
+
+    with db.session_scope() as session:
+        return points.sync(session, utcnow().astimezone(CHINA_TZ).year)
+
+
 @per_county  # a county's deadlines, staff and deputies are its own
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
@@ -86,6 +98,7 @@ PERIODIC = [
     ("replay_spool", 2, replay_spool),  # residents wait for these answers; an empty spool costs one EXISTS
     ("run_timers", 60, run_timers),
     ("run_rota", 300, run_rota),  # reminders and notices are due from 9:00 on a day, missed shifts at their end
+    ("sync_points", 900, sync_points),  # the ledger follows the events within a quarter of an hour
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),
