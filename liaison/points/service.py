@@ -22,7 +22,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from liaison.case.models import Case, CaseEvent, Rating
@@ -282,7 +282,13 @@ def sync(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -
     for deputy_id, item_code, ref, points in session.execute(query):
         stored[deputy_id, item_code].add(ref)
         running[deputy_id, item_code] += _d(points)
-    added = []
+    added: list[dict[str, Any]] = []
+
+    def line(deputy_id: int, item_code: str, value: Decimal, ref: str, at: datetime) -> None:
+        added.append({"deputy_id": deputy_id, "year": year, "standard_id": standard.id, "item_code": item_code,
+                      "points": value, "source_ref": ref, "occurred_at": at, "created_at": now})
+
+    now = utcnow()
     for deputy_id, by_source in events.items():
         for item in standard.items:
             key = (deputy_id, item["code"])
@@ -295,18 +301,20 @@ def sync(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -
                     continue  # capped: counted once room remains (never, this year)
                 running[key] += value
                 stored[key].add(event.ref)
-                added.append(PointsEntry(deputy_id=deputy_id, year=year, standard_id=standard.id,
-                                         item_code=item["code"], points=value, source_ref=event.ref,
-                                         occurred_at=event.at))
+                line(deputy_id, item["code"], value, event.ref, event.at)
     for deputy_id, rows in _adjustments(session, year, deputy_ids).items():
         for adjustment in rows:
             ref = f"adjustment:{adjustment.id}"
             if ref not in stored[deputy_id, ADJUSTMENT]:
-                added.append(PointsEntry(deputy_id=deputy_id, year=year, standard_id=standard.id,
-                                         item_code=ADJUSTMENT, points=_d(adjustment.points), source_ref=ref,
-                                         occurred_at=adjustment.created_at))
-    session.add_all(added)
-    session.flush()
+                line(deputy_id, ADJUSTMENT, _d(adjustment.points), ref, adjustment.created_at)
+    if added:
+        # One executemany of plain rows (the ledger can take tens of thousands at the year's first sync);
+        # each line is in its deputy's county.
+        counties = dict(session.execute(select(Deputy.id, Deputy.county_id).where(
+            Deputy.id.in_({row["deputy_id"] for row in added}))).all())
+        for row in added:
+            row["county_id"] = counties[row["deputy_id"]]
+        session.execute(insert(PointsEntry), added)
     return len(added)
 
 
