@@ -1,5 +1,6 @@
-"""rota and 履职积分: duty rules and shifts, assignments, swaps, grid visits; points standards,
-the points ledger, offline activity reports and their reviews, adjustments
+"""rota, 履职积分 and 述职测评: duty rules and shifts, assignments, swaps, grid visits; points standards,
+the points ledger, offline activity reports and their reviews, adjustments; quarterly appraisals and
+their 整改 items
 
 Every table is county-owned, with the row-level-security policy of 0006.
 
@@ -20,7 +21,8 @@ VISIBLE = ("(current_setting('liaison.all_counties', true) = 'on' OR county_id =
            "string_to_array(NULLIF(current_setting('liaison.county_ids', true), ''), ',')::integer[]))")
 WRITE_COUNTY_DEFAULT = "NULLIF(current_setting('liaison.county_id', true), '')::integer"
 TABLES = ("duty_rules", "duty_shifts", "shift_assignments", "shift_swaps", "grid_visits",
-          "points_standards", "points_entries", "activity_reports", "activity_reviews", "points_adjustments")
+          "points_standards", "points_entries", "activity_reports", "activity_reviews", "points_adjustments",
+          "appraisals", "rectifications")
 POINTS = sa.Numeric(8, 2)
 
 
@@ -210,6 +212,42 @@ def upgrade() -> None:
         _county(),
     )
     op.create_index("ix_points_adjustments_deputy_id", "points_adjustments", ["deputy_id"])
+    op.create_table(
+        "appraisals",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        _public_id(),
+        sa.Column("deputy_id", sa.Integer(), sa.ForeignKey("deputies.id"), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("quarter", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("survey_id", sa.Integer(), sa.ForeignKey("surveys.id"), nullable=False, unique=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        _ts("closes_at", False),
+        sa.Column("rated", sa.Integer(), nullable=False),
+        sa.Column("satisfaction_rate", sa.Float(), nullable=True),
+        sa.Column("created_by", sa.Integer(), sa.ForeignKey("accounts.id"), nullable=True),
+        _ts("created_at", False),
+        _ts("closed_at"),
+        _county(),
+        sa.UniqueConstraint("deputy_id", "year", "quarter", "round"),
+    )
+    op.create_index("ix_appraisals_deputy_id", "appraisals", ["deputy_id"])
+    op.create_index("ix_appraisals_status", "appraisals", ["status"])
+    op.create_table(
+        "rectifications",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        _public_id(),
+        sa.Column("appraisal_id", sa.Integer(), sa.ForeignKey("appraisals.id"), nullable=False, unique=True),
+        sa.Column("deputy_id", sa.Integer(), sa.ForeignKey("deputies.id"), nullable=False),
+        _ts("deadline", False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("report", sa.Text(), nullable=True),
+        _ts("done_at"),
+        sa.Column("second_appraisal_id", sa.Integer(), sa.ForeignKey("appraisals.id"), nullable=True),
+        _ts("created_at", False),
+        _county(),
+    )
+    op.create_index("ix_rectifications_deputy_id", "rectifications", ["deputy_id"])
     for table in TABLES:
         op.create_index(f"ix_{table}_county_id", table, ["county_id"])
         if postgres:
