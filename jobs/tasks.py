@@ -70,6 +70,16 @@ def sync_points() -> int:
         return points.sync(session, utcnow().astimezone(CHINA_TZ).year)
 
 
+@per_county  # a county's deputies and residents are its own
+def close_appraisals() -> int:
+    """Close every 述职测评 whose voting period ended (under 90 %: 整改)."""
+    from liaison.appraisal import service as appraisal
+    from liaison.core import db
+
+    with db.session_scope() as session:
+        return appraisal.close_due(session)
+
+
 @per_county  # a county's deadlines, staff and deputies are its own
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
@@ -98,7 +108,8 @@ PERIODIC = [
     ("replay_spool", 2, replay_spool),  # residents wait for these answers; an empty spool costs one EXISTS
     ("run_timers", 60, run_timers),
     ("run_rota", 300, run_rota),  # reminders and notices are due from 9:00 on a day, missed shifts at their end
-    ("sync_points", 900, sync_points),  # the ledger follows the events within a quarter of an hour
+    ("sync_points", 900, sync_points),
+    ("close_appraisals", 600, close_appraisals),  # the ledger follows the events within a quarter of an hour
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),

@@ -6,6 +6,7 @@ operation to the OpenAPI document served at `/api/openapi.json`. Importing this 
 of those modules, here and only here, so `bp` is complete when the app factory registers it.
 """
 from miniprogram_api import (  # each declares its endpoints on bp
+    appraisal_views,
     engagement_views,
     points_views,
     rota_views,
@@ -15,6 +16,7 @@ from miniprogram_api import (  # each declares its endpoints on bp
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views, rota_views, points_views)  # cases, people, registry; engagement; classifier
+ENDPOINT_MODULES = (views, engagement_views, rules_views, rota_views, points_views,
+                    appraisal_views)  # cases, people, registry; engagement; classifier
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

@@ -153,6 +153,13 @@ SWEEP = {
     ("GET", "/api/deputies/{public_id}/points"): (STAFF, "deputy", None),
     ("GET", "/api/points/publication"): ({DEPUTY} | STAFF, None, None),
     ("GET", "/api/points/export"): (STAFF, None, None),
+    # Issue 17: quarterly 述职测评 (a new year each call: one 测评 per deputy and quarter).
+    ("POST", "/api/appraisals"): (STAFF, None, lambda: {"deputy_code": "D003", "year": 2000 + next(_n) % 100,
+                                                        "quarter": 1}),
+    ("GET", "/api/appraisals"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/appraisals/{public_id}/close"): (STAFF, "appraisal", None),
+    ("POST", "/api/rectifications/{public_id}/complete"): ({DEPUTY} | STAFF, "rectification",
+                                                           lambda: {"report": "已整改"}),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""

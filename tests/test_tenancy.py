@@ -101,7 +101,8 @@ def two_counties(app, fake_wechat, county_b):
     ids = {"case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
-           "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b)}
+           "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
+           **_b_appraisal(county_b)}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
 
@@ -146,6 +147,22 @@ def _b_activity(b: int) -> str:
         session.add(report)
         session.flush()
         return report.public_id
+
+
+def _b_appraisal(b: int) -> dict[str, str]:
+    """A county-B deputy's 述职测评 and a 整改 item on it."""
+    from liaison.appraisal import service as appraisal
+    from liaison.appraisal.models import Rectification
+    from liaison.people.models import Account
+    from liaison.people.service import Principal
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        staff = session.scalar(select(Account).where(Account.role == "staff").order_by(Account.id))
+        row = appraisal.schedule(session, Principal("staff", account=staff), "DB01", 2026, 1)
+        fix = Rectification(appraisal_id=row.id, deputy_id=row.deputy_id, deadline=clock.utcnow(), status="open")
+        session.add(fix)
+        session.flush()
+        return {"appraisal": row.public_id, "rectification": fix.public_id}
 
 
 def _b_state(b: int) -> dict[str, str]:

@@ -254,10 +254,12 @@ def recompute(session: Session, year: int, deputy_ids: Iterable[int] | None = No
     totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for deputy_id, by_source in events.items():
         for item in standard.items:
-            listed = _events_of_item(item, by_source)
-            if not listed:
+            listed = by_source.get(item["source"], ())
+            count = (sum(1 for e in listed if e.item_code == item["code"]) if item["source"] == "activity"
+                     else len(listed))  # only how many: the order does not change a capped sum
+            if not count:
                 continue
-            raw = _d(item["points"]) * len(listed)
+            raw = _d(item["points"]) * count
             cap = item.get("cap")
             value = raw if cap is None else (min(raw, _d(cap)) if raw > 0 else max(raw, -_d(cap)))
             totals[deputy_id][item["code"]] = value
