@@ -69,6 +69,38 @@ def send_digests() -> int:
         return timers.send_digests(session)
 
 
+@per_county  # a county's stations, rota and residents are its own
+def run_rota() -> int:
+    """Plan duty shifts ahead, the grids' notice three days ahead, the day-before reminder, missed shifts."""
+    from liaison.core import db
+    from liaison.rota import timers as rota_timers
+
+    with db.session_scope() as session:
+        return sum(rota_timers.run_due(session).values())
+
+
+@per_county  # a county's standard and deputies are its own
+def sync_points() -> int:
+    """Add this year's new events (cases, shifts, visits, approved activities) to the points ledger."""
+    from liaison.core import db
+    from liaison.core.clock import utcnow
+    from liaison.core.workcalendar import CHINA_TZ
+    from liaison.points import service as points
+
+    with db.session_scope() as session:
+        return points.sync(session, utcnow().astimezone(CHINA_TZ).year)
+
+
+@per_county  # a county's deputies and residents are its own
+def close_appraisals() -> int:
+    """Close every 述职测评 whose voting period ended (under 90 %: 整改)."""
+    from liaison.appraisal import service as appraisal
+    from liaison.core import db
+
+    with db.session_scope() as session:
+        return appraisal.close_due(session)
+
+
 @per_county  # a county's deadlines, staff and deputies are its own
 def purge_idempotency_keys() -> int:
     """Forget the mini-program's stored POST answers once no client retries them (after two days)."""
@@ -98,6 +130,10 @@ PERIODIC = [
     ("run_timers", 60, run_timers),
     ("run_suggestion_timers", 60, run_suggestion_timers),
     ("run_project_timers", 300, run_project_timers),
+
+    ("run_rota", 300, run_rota),  # reminders and notices are due from 9:00 on a day, missed shifts at their end
+    ("sync_points", 900, sync_points),
+    ("close_appraisals", 600, close_appraisals),  # the ledger follows the events within a quarter of an hour
     ("send_digests", 900, send_digests),
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),

@@ -26,7 +26,12 @@ from liaison.core.types import Actor
 from liaison.core.workcalendar import CHINA_TZ, add_working_days, is_working_day
 from liaison.messaging.models import OutboxMessage
 from liaison.people import service as people
-from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import Account, Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.points import service as points
+from liaison.rota import lifecycle as rota_lifecycle
+from liaison.rota import service as rota
+from liaison.rota import timers as rota_timers
+from liaison.rota.models import DutyShift, ShiftAssignment
 
 DEMO_PASSWORD = "demo-console-2026"
 # (login, name, role, station code or None, deputy code or None)
@@ -91,10 +96,69 @@ def seed_history(session: Session, *, cases_count: int = 320, months: int = 6, s
         clock.set_clock(None)
     for case in made:
         timers.schedule(case, now)
+    _duty_and_points(session, rng, start, now)
     # Messages to fictitious residents and accounts, written at past moments: never to be sent.
     session.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
     session.flush()
     return len(made)
+
+
+# (station, weekday, people per shift, deputies): 代表周三见 at 城关镇, Friday reception at 青山乡.
+DEMO_RULES = [("S001", 2, 2, ["D001", "D002"]), ("S002", 4, 1, ["D003"])]
+DEMO_ACTIVITIES = [("D001", "meeting", "列席县人大常委会会议", True), ("D001", "research", "老旧小区改造调研", True),
+                   ("D002", "training", "代表履职培训班", True), ("D002", "suggestion", "关于增设护学岗的建议", False),
+                   ("D003", "meeting", "参加乡人代会", True), ("D003", "excellent_suggestion", "农村公路养护建议", True)]
+
+
+def _duty_and_points(session: Session, rng: random.Random, start: datetime, now: datetime) -> None:
+    """The rota since `start` (most shifts kept, some missed), weekly grid visits, the year's points
+    standard, offline activities through the review chain, and the ledger synced from all of it."""
+    county = people.Principal(people.STAFF, account=session.scalar(
+        select(Account).where(Account.role == people.STAFF, Account.station_id.is_(None)).order_by(Account.id)))
+    start_day, today = start.astimezone(CHINA_TZ).date(), now.astimezone(CHINA_TZ).date()
+    for station, weekday, slots, deputies in DEMO_RULES:
+        rule = rota.create_rule(session, county, station_code=station, weekday=weekday, slots=slots,
+                                deputy_codes=deputies, title="代表周三见" if weekday == 2 else "代表接待日",
+                                valid_from=start_day, now=now)
+        rota.plan(session, rule, today + timedelta(days=rota.PLAN_AHEAD_DAYS), today=start_day)
+    for assignment in session.scalars(select(ShiftAssignment).join(DutyShift).where(DutyShift.ends_at < now)):
+        if rng.random() < 0.85:
+            rota_lifecycle.move(assignment, "check_in")
+            assignment.checked_in_at = assignment.shift.starts_at + timedelta(minutes=rng.randint(-20, 15))
+            assignment.check_in_via = "scan"
+    rota_timers.close_ended(session, now)
+    links = session.execute(select(DeputyGrid.deputy_id, DeputyGrid.grid_id).where(DeputyGrid.role == "lead")).all()
+    grids = {g.id: g for g in session.scalars(select(Grid))}
+    week = start
+    while week < now - timedelta(days=7):
+        for deputy_id, grid_id in links:
+            for _ in range(rng.choice((0, 1, 1, 1, 2))):
+                rota.record_visit(session, deputy_id, grids[grid_id], method="scan",
+                                  now=week + timedelta(days=rng.randint(0, 4), hours=rng.randint(1, 8)))
+        week += timedelta(days=7)
+    reviewers = [county] + [people.Principal(people.STAFF, account=people.create_account(session, people.STAFF, name)[0])
+                            for name in ("县人大代表工委 复核员", "县人大常委会 主任会议秘书")]
+    stations = {a.station_id: a for a in session.scalars(select(Account).where(
+        Account.role == people.STAFF, Account.station_id.is_not(None)))}
+    year = today.year
+    points.publish_standard(session, county, year, title=f"{year}年度县人大代表履职积分标准", items=points.DEFAULT_ITEMS)
+    for code, item, title, approve in DEMO_ACTIVITIES:
+        deputy = session.scalar(select(Deputy).where(Deputy.code == code))
+        account = session.scalar(select(Account).where(Account.deputy_id == deputy.id)) or \
+            people.create_account(session, people.DEPUTY, deputy.name, deputy=deputy)[0]
+        clock.set_clock(lambda: now - timedelta(days=20))
+        try:
+            report = points.report_activity(session, people.Principal(people.DEPUTY, account=account), item_code=item,
+                                            title=title, happened_on=today - timedelta(days=rng.randint(25, 120)),
+                                            evidence=f"{title}：签到表及现场照片")
+        finally:
+            clock.set_clock(None)
+        chain = [people.Principal(people.STAFF, account=stations[deputy.station_id])] + reviewers
+        for step, reviewer in enumerate(chain):
+            last = step == len(chain) - 1
+            points.review(session, reviewer, report, approve or not last,
+                          note=None if approve or not last else "佐证材料不足，未予认定")
+    points.sync(session, year)
 
 
 def seed_console_accounts(session: Session) -> Actor:

@@ -11,6 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from liaison.appraisal import models as appraisal_models  # noqa: F401
 from liaison.case import models as case_models  # noqa: F401  (each import puts its tables on metadata)
 from liaison.console import models as console_models  # noqa: F401
 from liaison.core.db import Base
@@ -18,7 +19,9 @@ from liaison.engagement import models as engagement_models  # noqa: F401
 from liaison.interop import models as interop_models  # noqa: F401
 from liaison.messaging import models as messaging_models  # noqa: F401
 from liaison.people import models as people_models  # noqa: F401
+from liaison.points import models as points_models  # noqa: F401
 from liaison.project import models as project_models  # noqa: F401
+from liaison.rota import models as rota_models  # noqa: F401
 from liaison.suggestion import models as suggestion_models  # noqa: F401
 from liaison.tenancy import models as tenancy_models  # noqa: F401
 

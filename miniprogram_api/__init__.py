@@ -6,9 +6,12 @@ operation to the OpenAPI document served at `/api/openapi.json`. Importing this 
 of those modules, here and only here, so `bp` is complete when the app factory registers it.
 """
 from miniprogram_api import (  # each declares its endpoints on bp
+    appraisal_views,
     engagement_views,
     interop_views,
+    points_views,
     project_views,
+    rota_views,
     rules_views,
     suggestion_views,
     unavailable,  # noqa: F401  (503 + Retry-After while the database is down)
@@ -16,8 +19,8 @@ from miniprogram_api import (  # each declares its endpoints on bp
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views, suggestion_views, project_views,
-                    interop_views)  # cases, people, registry; engagement; classifier; 代表建议;
-# 民生实事 projects; 随手拍
+ENDPOINT_MODULES = (views, engagement_views, rules_views, rota_views, points_views, appraisal_views,
+                    suggestion_views, project_views, interop_views)  # cases, people, registry;
+# engagement; classifier; duty rota, 履职积分, 述职测评; 代表建议; 民生实事 projects; 随手拍
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

@@ -214,6 +214,8 @@ class DeputyResultOut(RatedOut):
     code: str
     name: str
     follow_up: bool = Field(description="满意率低于阈值：限期整改")
+    report_rate: float | None = Field(None, description="述职评议的满意率（单列）")
+    case_rate: float | None = Field(None, description="诉求办理评价的满意率（单列）")
 
 
 class StationResultOut(RatedOut):

@@ -8,6 +8,7 @@ SWEEP fails `test_every_endpoint_is_swept`.
 from __future__ import annotations
 
 import itertools
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from liaison.case.models import CaseEvent, ExtensionRequest
 from liaison.core import db
 from liaison.messaging.models import OutboxMessage
+from liaison.points import service as points
 from miniprogram_api.openapi import openapi_path
 from tests import suggestion_fixtures
 from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
@@ -166,6 +168,48 @@ SWEEP = {
     ("POST", "/api/projects/{public_id}/complete"): ({DEPARTMENT} | STAFF, "project", lambda: {"note": "完成"}),
     ("POST", "/api/projects/{public_id}/rating"): ({RESIDENT, DEPUTY}, "project", lambda: {"value": "satisfied"}),
     ("GET", "/api/project-ledger"): (STAFF, None, None),
+
+    # Issue 17: duty rota, swaps, check-ins, grid visits.
+    ("GET", "/api/shifts"): (EVERYONE, None, None),
+    ("POST", "/api/shifts"): (STAFF, None, lambda: {
+        "station_code": "S002", "day": (date.today() + timedelta(days=7)).isoformat(), "kind": "director",
+        "deputy_codes": ["D003"]}),
+    ("POST", "/api/shifts/{public_id}/cancel"): (STAFF, "shift", lambda: {"reason": "联络站停电"}),
+    ("POST", "/api/shifts/{public_id}/check-in"): ({DEPUTY, DEPARTMENT}, "shift", lambda: {"station_code": "S001"}),
+    ("POST", "/api/shifts/{public_id}/swaps"): ({DEPUTY}, "shift", lambda: {"substitute_code": "D002",
+                                                                           "reason": "外出开会"}),
+    ("GET", "/api/shift-swaps"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/shift-swaps/{public_id}/approve"): (STAFF, "swap", lambda: {}),
+    ("POST", "/api/shift-swaps/{public_id}/reject"): (STAFF, "swap", lambda: {"note": "人手不足"}),
+    ("GET", "/api/duty-rules"): (STAFF, None, None),
+    ("POST", "/api/duty-rules"): (STAFF, None, lambda: {"station_code": "S002", "weekday": 2, "slots": 1,
+                                                        "deputy_codes": ["D003"]}),
+    ("POST", "/api/grid-visits"): ({DEPUTY}, None, lambda: {"grid_code": "G001", "note": "走访幸福里"}),
+    ("GET", "/api/grid-visits"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/grid-visits/shortfall"): (STAFF, None, None),
+    # Issue 17: 履职积分.
+    ("GET", "/api/points/standards"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/points/standards"): ({COUNTY_STAFF}, None, lambda: {
+        "year": date.today().year, "title": "履职积分标准",
+        "items": [{"code": "duty", "category": "联系群众", "name": "进站接待", "source": "shift_kept", "points": 2,
+                   "cap": 24}]}),
+    ("POST", "/api/activities"): ({DEPUTY}, None, lambda: {
+        "item_code": "meeting", "title": "常委会会议", "happened_on": date.today().isoformat(), "evidence": "列席"}),
+    ("GET", "/api/activities"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/activities/{public_id}/review"): (STAFF, "activity", lambda: {"decision": "approve"}),
+    ("POST", "/api/points/adjustments"): ({COUNTY_STAFF}, None, lambda: {
+        "deputy_code": "D001", "year": date.today().year, "points": 1, "reason": "补录"}),
+    ("GET", "/api/points/ledger"): ({DEPUTY}, None, None),
+    ("GET", "/api/deputies/{public_id}/points"): (STAFF, "deputy", None),
+    ("GET", "/api/points/publication"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/points/export"): (STAFF, None, None),
+    # Issue 17: quarterly 述职测评 (a new year each call: one 测评 per deputy and quarter).
+    ("POST", "/api/appraisals"): (STAFF, None, lambda: {"deputy_code": "D003", "year": 2000 + next(_n) % 100,
+                                                        "quarter": 1}),
+    ("GET", "/api/appraisals"): ({DEPUTY} | STAFF, None, None),
+    ("POST", "/api/appraisals/{public_id}/close"): (STAFF, "appraisal", None),
+    ("POST", "/api/rectifications/{public_id}/complete"): ({DEPUTY} | STAFF, "rectification",
+                                                           lambda: {"report": "已整改"}),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
@@ -227,6 +271,9 @@ def world(app, fake_wechat):
                               {"department_code": "zhujian"}).status_code == 200
     extension = users[DEPARTMENT].post(f"/api/cases/{with_department['id']}/extension-requests",
                                        {"working_days": 3, "reason": "需采购灯具"}).json()
+    standard = county.post("/api/points/standards", {"year": date.today().year, "title": "履职积分标准",
+                                                      "items": points.DEFAULT_ITEMS})
+    assert standard.status_code == 201, standard.text
     accounts = county.get("/api/accounts").json()["items"]
     return {"http": http, "users": users, "mine": mine, "theirs": theirs, "g001": with_department,
             "extension": extension, "account": accounts[-1]["id"], **suggestion_fixtures.foreign_objects()}

@@ -100,14 +100,74 @@ def two_counties(app, fake_wechat, county_b):
     b_account = b_staff.get("/api/accounts").json()["items"][-1]["id"]
     b_suggestions = suggestion_fixtures.foreign_objects(county_b)
     partner = b_staff.post("/api/open311/partners", {"name": "乙县12345"}).json()
+    b_shift, b_swap = _b_shift_and_swap(county_b)
     ids = {"suggestion": b_suggestions["suggestion_d001"], "problem_entry": b_suggestions["entry_county"],
            "project": b_suggestions["project_jiaotong"], "project_proposal": b_suggestions["proposal"],
            "case": b_case["id"], "extension": extension["id"], "keyword_rule": rule["id"],
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
-           "partner": partner["id"]}
+           "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
+           **_b_appraisal(county_b)}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
+
+
+def _b_shift_and_swap(b: int) -> tuple[str, str]:
+    """A county-B duty shift (D001 and D002 on duty) and a swap asked for on it."""
+    from liaison.rota.models import DutyShift, ShiftAssignment, ShiftSwap
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        deputies = dict(session.execute(select(Deputy.code, Deputy.id)).all())
+        station = session.scalar(select(Station).where(Station.code == "S001"))
+        day = clock.utcnow().date() + timedelta(days=2)
+        shift = DutyShift(station_id=station.id, kind="reception", title="代表周三见", day=day, planned_for=day,
+                          starts_at=clock.utcnow() + timedelta(days=2), status="planned",
+                          ends_at=clock.utcnow() + timedelta(days=2, hours=3))
+        session.add(shift)
+        session.flush()
+        assignment = ShiftAssignment(shift_id=shift.id, deputy_id=deputies["D001"], status="on_duty")
+        session.add(assignment)
+        session.flush()
+        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="外出",
+                         status="requested")
+        session.add(swap)
+        session.flush()
+        return shift.public_id, swap.public_id
+
+
+def _b_activity(b: int) -> str:
+    """A county-B deputy's offline activity waiting for review under B's standard."""
+    from datetime import date
+
+    from liaison.points import service as points
+    from liaison.points.models import ActivityReport
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        standard = points.publish_standard(session, None, date.today().year, title="乙县积分标准",
+                                           items=points.DEFAULT_ITEMS)
+        report = ActivityReport(deputy_id=session.scalar(select(Deputy.id).where(Deputy.code == "DB01")),
+                                standard_id=standard.id, year=standard.year, item_code="meeting", title="乙县会议",
+                                happened_on=date.today(), evidence="列席", chain=standard.review_chain,
+                                status="pending")
+        session.add(report)
+        session.flush()
+        return report.public_id
+
+
+def _b_appraisal(b: int) -> dict[str, str]:
+    """A county-B deputy's 述职测评 and a 整改 item on it."""
+    from liaison.appraisal import service as appraisal
+    from liaison.appraisal.models import Rectification
+    from liaison.people.models import Account
+    from liaison.people.service import Principal
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        staff = session.scalar(select(Account).where(Account.role == "staff").order_by(Account.id))
+        row = appraisal.schedule(session, Principal("staff", account=staff), "DB01", 2026, 1)
+        fix = Rectification(appraisal_id=row.id, deputy_id=row.deputy_id, deadline=clock.utcnow(), status="open")
+        session.add(fix)
+        session.flush()
+        return {"appraisal": row.public_id, "rectification": fix.public_id}
 
 
 def _b_state(b: int) -> dict[str, str]:

@@ -31,6 +31,7 @@ from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
+from liaison.rota import service as rota
 
 log = logging.getLogger(__name__)
 
@@ -447,12 +448,22 @@ def _on_new_matter(turn: Turn, intent: Intent):
     return _new_case_reply(case, previous), case
 
 
-DETECTORS = [_detect_survey_vote, _detect_rating, _detect_case_number, _detect_status_question,
-             _detect_small_talk, _detect_too_little, _detect_follow_up]
+def _detect_duty_question(turn: Turn) -> Intent | None:
+    """"周三见" / "今天谁值班": who is on duty at the resident's station (a short question, not a case)."""
+    return Intent("duty_question", "asks who is on duty") if rota.is_duty_question(turn.text) else None
+
+
+def _on_duty_question(turn: Turn, intent: Intent):
+    return rota.duty_answer(turn.session, turn.resident, turn.now), None
+
+
+DETECTORS = [_detect_survey_vote, _detect_duty_question, _detect_rating, _detect_case_number,
+             _detect_status_question, _detect_small_talk, _detect_too_little, _detect_follow_up]
 HANDLERS = {
     "survey_vote": _on_survey_vote, "rating": _on_rating, "case_status": _on_case_status,
     "status_question": _on_status_question, "greeting": _on_greeting, "thanks": _on_thanks,
     "too_little": _on_too_little, "follow_up": _on_follow_up, "new_matter": _on_new_matter,
+    "duty_question": _on_duty_question,
 }
 
 
@@ -611,8 +622,15 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:
+                checked_in = rota.scan_station(session, resident, station)  # a deputy on duty checks in
+                if checked_in is not None:
+                    return checked_in
                 return say("station_welcome", station=station.name,
                            hours=station.reception_hours or "以公示为准")
+            if grid is not None and deputy is None:
+                visit = rota.scan_grid(session, resident, grid)  # a deputy visiting their grid
+                if visit is not None:
+                    return visit
             if grid is not None:
                 resident.grid_id = grid.id
                 deputy = deputy or cases.lead_deputy(session, grid.id)

@@ -18,13 +18,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from liaison.appraisal.models import Appraisal
 from liaison.case import access
 from liaison.case.models import Case, CaseFollower
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.engagement.models import Survey, SurveyPrompt, SurveyVote
 from liaison.messaging.texts import say
-from liaison.people.models import Deputy, Resident, Station
+from liaison.people.models import Deputy, DeputyGrid, Resident, Station
 from liaison.people.service import DEPUTY, RESIDENT, STAFF, Principal
 
 KINDS = ("station", "report", "case")
@@ -101,6 +102,19 @@ def is_case_party(session: Session, survey: Survey, resident: Resident) -> bool:
     return session.get(CaseFollower, (case.id, resident.id)) is not None
 
 
+def may_vote(session: Session, survey: Survey, resident: Resident) -> bool:
+    """A quarterly 述职测评 (a report survey an `Appraisal` holds) is for the deputy's constituents only:
+    residents bound to one of the deputy's grids. Every other survey: see `is_case_party`."""
+    if survey.kind != "report" or session.scalar(
+            select(Appraisal.id).where(Appraisal.survey_id == survey.id)) is None:
+        return True
+    return resident.grid_id is not None and session.scalar(select(DeputyGrid.grid_id).where(
+        DeputyGrid.deputy_id == survey.deputy_id, DeputyGrid.grid_id == resident.grid_id)) is not None
+
+
+NOT_CONSTITUENT = say("survey_not_constituent").rstrip("。")
+
+
 def open_to(session: Session, principal: Principal, survey: Survey) -> bool:
     """Whether the caller may see the survey: a case survey is for the case's residents, and for the
     deputies, departments and staff who may see the case; the other kinds are public."""
@@ -120,6 +134,8 @@ def vote(session: Session, survey: Survey, resident: Resident, value: str, comme
     now = now or utcnow()
     if not is_case_party(session, survey, resident):
         raise SurveyError(404, "not_found", "评价不存在")
+    if not may_vote(session, survey, resident):
+        raise SurveyError(FORBIDDEN, "not_constituent", NOT_CONSTITUENT)
     if value not in VALUES:
         raise SurveyError(INVALID, "invalid_value", "评价取值无效")
     if survey.closes_at is not None and survey.closes_at <= now:
@@ -148,6 +164,8 @@ def on_scan(session: Session, resident: Resident, public_id: str, now: datetime 
         return say("survey_gone")
     if not is_case_party(session, survey, resident):
         return say("survey_not_party")
+    if not may_vote(session, survey, resident):
+        return say("survey_not_constituent")
     if session.scalar(select(SurveyVote.id).where(SurveyVote.survey_id == survey.id,
                                                   SurveyVote.resident_id == resident.id)) is not None:
         return say("survey_done", title=survey.title)
@@ -206,6 +224,7 @@ def results(session: Session, principal: Principal, *, since: datetime | None = 
     station_filter = principal.account.station_id if principal.role == STAFF else None
     per_survey: dict[int, tuple[Survey, dict[str, int]]] = {}
     per_deputy: dict[int, dict[str, int]] = {}
+    per_deputy_kind: dict[tuple[int, str], dict[str, int]] = {}  # 述职 and case ratings reported apart
     per_station: dict[int, dict[str, int]] = {}
     for survey, value in rows:
         if principal.role == DEPUTY and survey.deputy_id != principal.account.deputy_id:
@@ -215,6 +234,7 @@ def results(session: Session, principal: Principal, *, since: datetime | None = 
         per_survey.setdefault(survey.id, (survey, _bucket()))[1][value] += 1
         if survey.deputy_id:
             per_deputy.setdefault(survey.deputy_id, _bucket())[value] += 1
+            per_deputy_kind.setdefault((survey.deputy_id, survey.kind), _bucket())[value] += 1
         if survey.station_id:
             per_station.setdefault(survey.station_id, _bucket())[value] += 1
     deputies = {d.id: d for d in session.scalars(select(Deputy).where(Deputy.id.in_(per_deputy)))}
@@ -227,7 +247,9 @@ def results(session: Session, principal: Principal, *, since: datetime | None = 
     for deputy_id, counts in sorted(per_deputy.items()):
         rate = _rate(counts)
         deputy_rows.append({"code": deputies[deputy_id].code, "name": deputies[deputy_id].name,
-                            **entry(counts), "follow_up": rate is not None and rate < FOLLOW_UP_THRESHOLD})
+                            **entry(counts), "follow_up": rate is not None and rate < FOLLOW_UP_THRESHOLD,
+                            "report_rate": _rate(per_deputy_kind.get((deputy_id, "report"), {})),
+                            "case_rate": _rate(per_deputy_kind.get((deputy_id, "case"), {}))})
     return {
         "surveys": [{"id": s.public_id, "kind": s.kind, "title": s.title, **entry(c)}
                     for s, c in per_survey.values()],

@@ -6,13 +6,13 @@ Every table is county-owned: `county_id` NOT NULL (default: the write county on 
 row-level-security policy of migration 0006.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,565 @@
+"""履职积分: points derived from recorded events, never typed in.
+
+The county's standard for a year (`PointsStandard`, versioned, as data) lists items; each names the
+event `source` that earns it, the points per event (negative: a deduction) and a yearly cap. The
+events are what the other domains recorded: cases accepted within the limit or late (case timeline),
+督单 (urge by the deputy), ratings of the deputy's cases, duty shifts kept or missed and grid visits
+(rota), 述职 surveys held and 民生实事 ballots cast (engagement), and offline activities reported by
+the deputy that every step of the county's review chain approved. Corrections are audited
+adjustments with a reason.
+
+Two paths reach the same totals, and the tests hold them to it: `sync` adds to the stored ledger
+the events it has not seen yet (the scheduler runs it), `recompute` derives the totals from the
+events alone. Per item the total is the sum of its events clipped to the cap, so it does not depend
+on the order events arrive in.
+"""
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from liaison.case.models import Case, CaseEvent, Rating
+from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
+from liaison.core.workcalendar import CHINA_TZ
+from liaison.engagement.models import ProjectBallot, Survey
+from liaison.people import service as accounts
+from liaison.people.models import Deputy, Station
+from liaison.people.service import DEPUTY, STAFF, Principal
+from liaison.points import lifecycle
+from liaison.points.models import (
+    ActivityReport,
+    ActivityReview,
+    PointsAdjustment,
+    PointsEntry,
+    PointsStandard,
+)
+from liaison.rota.models import DutyShift, GridVisit, ShiftAssignment
+
+ADJUSTMENT = "adjustment"  # the ledger's item code of an audited adjustment
+SOURCES = {
+    "case_accepted_in_time": "按时受理群众诉求", "case_accepted_late": "超时受理群众诉求",
+    "urge_done": "代表督单", "case_rated_satisfied": "所办诉求群众满意", "case_rated_unsatisfied": "所办诉求群众不满意",
+    "shift_kept": "联络站值班", "shift_missed": "值班缺勤", "grid_visit": "下沉网格走访",
+    "report_held": "向选民述职", "survey_participation": "参加民生实事票决", "activity": "线下履职活动（审核认定）",
+}
+STATION_STAFF, COUNTY_STAFF = "station_staff", "county_staff"
+DEFAULT_CHAIN = [{"name": "联络站上报", "by": STATION_STAFF}, {"name": "乡镇人大审核", "by": STATION_STAFF},
+                 {"name": "代表工委复核", "by": COUNTY_STAFF}, {"name": "主任会议确定", "by": COUNTY_STAFF}]
+DEFAULT_GRADES = [{"grade": "优秀", "min": 60}, {"grade": "称职", "min": 30}, {"grade": "基本称职", "min": 15},
+                  {"grade": "不称职", "min": None}]
+
+
+def _item(code, category, name, source, points, cap):
+    return {"code": code, "category": category, "name": name, "source": source, "points": points, "cap": cap}
+
+
+# Modelled on the field's standards (6 大类 11 小项 plus bonus and deduction items).
+DEFAULT_ITEMS = [
+    _item("meeting", "参加会议", "参加人代会、常委会及代表小组会议", "activity", 3, 15),
+    _item("training", "参加培训", "参加履职学习培训", "activity", 2, 10),
+    _item("duty", "联系群众", "代表周三见进站接待", "shift_kept", 2, 24),
+    _item("grid_visit", "联系群众", "下沉网格走访", "grid_visit", 0.5, 20),
+    _item("case_accepted", "联系群众", "按时受理群众诉求", "case_accepted_in_time", 1, 20),
+    _item("urge", "联系群众", "代表督单", "urge_done", 1, 10),
+    _item("satisfied", "联系群众", "所办诉求群众满意", "case_rated_satisfied", 0.5, 10),
+    _item("research", "履职活动", "开展调研视察、执法检查", "activity", 3, 12),
+    _item("report", "履职活动", "向选民述职", "report_held", 5, 5),
+    _item("vote", "履职活动", "参加民生实事项目票决", "survey_participation", 1, 3),
+    _item("suggestion", "建言献策", "提出建议、批评和意见", "activity", 2, 10),
+    _item("excellent_suggestion", "加分项", "优秀建议、重点督办建议", "activity", 5, 10),
+    _item("missed_duty", "扣分项", "值班缺勤", "shift_missed", -2, 20),
+    _item("late_accept", "扣分项", "诉求超时受理", "case_accepted_late", -0.5, 10),
+    _item("unsatisfied", "扣分项", "所办诉求群众不满意", "case_rated_unsatisfied", -1, 10),
+]
+
+
+class PointsError(Refusal):
+    """A points request refused (kind, code, Chinese message)."""
+
+
+def _d(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _year_bounds(year: int) -> tuple[datetime, datetime]:
+    return (datetime.combine(date(year, 1, 1), time(0), tzinfo=CHINA_TZ),
+            datetime.combine(date(year + 1, 1, 1), time(0), tzinfo=CHINA_TZ))
+
+
+# ---------------------------------------------------------------------------------------------- standards
+def validate_standard(items: list[dict], grades: list[dict], chain: list[dict]) -> None:
+    codes = [i.get("code") for i in items]
+    if not items or len(set(codes)) != len(codes) or ADJUSTMENT in codes or not all(codes):
+        raise PointsError(INVALID, "invalid_items", "积分项目不能为空，编码不能重复", "items")
+    for item in items:
+        if item.get("source") not in SOURCES:
+            raise PointsError(INVALID, "invalid_source", f"积分项目“{item.get('name')}”的来源无效", "items")
+        try:
+            points, cap = _d(item["points"]), item.get("cap")
+            if points == 0 or (cap is not None and _d(cap) <= 0):
+                raise ValueError
+        except (KeyError, ValueError, ArithmeticError):
+            raise PointsError(INVALID, "invalid_points", f"积分项目“{item.get('name')}”的分值或上限无效",
+                              "items") from None
+        if not (item.get("name") and item.get("category")):
+            raise PointsError(INVALID, "invalid_items", "积分项目须有名称和类别", "items")
+    if not grades or any(not g.get("grade") for g in grades):
+        raise PointsError(INVALID, "invalid_grades", "请设置等次及分数线", "grades")
+    if not chain or any(step.get("by") not in (STATION_STAFF, COUNTY_STAFF) or not step.get("name")
+                        for step in chain):
+        raise PointsError(INVALID, "invalid_chain", "审核流程无效", "review_chain")
+
+
+def standard_for(session: Session, year: int) -> PointsStandard | None:
+    """The version of the year's standard that applies: the newest active one."""
+    return session.scalar(select(PointsStandard).where(PointsStandard.year == year, PointsStandard.active.is_(True))
+                          .order_by(PointsStandard.version.desc()).limit(1))
+
+
+def publish_standard(session: Session, principal: Principal | None, year: int, *, title: str,
+                     items: list[dict], grades: list[dict] | None = None,
+                     review_chain: list[dict] | None = None) -> PointsStandard:
+    """A new version of the year's standard (county staff); the older versions stay, inactive, and the
+    year's ledger is rebuilt under the new one."""
+    if principal is not None and (principal.role != STAFF or principal.account.station_id is not None):
+        raise PointsError(FORBIDDEN, "county_staff_only", "只有县级工委可以制定积分标准")
+    grades = grades or DEFAULT_GRADES
+    review_chain = review_chain or DEFAULT_CHAIN
+    validate_standard(items, grades, review_chain)
+    latest = session.scalar(select(func.max(PointsStandard.version)).where(PointsStandard.year == year)) or 0
+    for older in session.scalars(select(PointsStandard).where(PointsStandard.year == year)):
+        older.active = False
+    standard = PointsStandard(year=year, version=latest + 1, title=title, items=items, grades=grades,
+                              review_chain=review_chain, active=True,
+                              created_by=principal.account.id if principal is not None else None)
+    session.add(standard)
+    session.flush()
+    session.execute(delete(PointsEntry).where(PointsEntry.year == year))
+    sync(session, year)
+    return standard
+
+
+# ---------------------------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    ref: str
+    at: datetime
+    item_code: str | None = None  # set for activities: the item they were reported under
+
+
+def collect_events(session: Session, year: int, deputy_ids: Iterable[int] | None = None
+                   ) -> dict[int, dict[str, list[Event]]]:
+    """Every recorded event of the year by deputy and source: one query per source."""
+    start, end = _year_bounds(year)
+    wanted = list(deputy_ids) if deputy_ids is not None else None
+    found: dict[int, dict[str, list[Event]]] = defaultdict(lambda: defaultdict(list))
+
+    def only(column):
+        return [column.in_(wanted)] if wanted is not None else []
+
+    accepts = session.execute(
+        select(CaseEvent.id, CaseEvent.actor_id, CaseEvent.at, Case.accept_deadline)
+        .join(Case, Case.id == CaseEvent.case_id)
+        .where(CaseEvent.action == "accept", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
+               CaseEvent.at < end, *only(CaseEvent.actor_id)))
+    for event_id, deputy_id, at, deadline in accepts:
+        source = "case_accepted_in_time" if deadline is None or at <= deadline else "case_accepted_late"
+        found[deputy_id][source].append(Event(f"case_event:{event_id}", at))
+    for event_id, deputy_id, at in session.execute(
+            select(CaseEvent.id, CaseEvent.actor_id, CaseEvent.at).where(
+                CaseEvent.action == "urge", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
+                CaseEvent.at < end, *only(CaseEvent.actor_id))):
+        found[deputy_id]["urge_done"].append(Event(f"case_event:{event_id}", at))
+    for rating_id, deputy_id, value, at in session.execute(
+            select(Rating.id, Case.deputy_id, Rating.value, Rating.created_at).join(Case, Case.id == Rating.case_id)
+            .where(Case.deputy_id.is_not(None), Case.handler_kind == DEPUTY, Rating.created_at >= start,
+                   Rating.created_at < end, *only(Case.deputy_id))):
+        source = "case_rated_unsatisfied" if value == "unsatisfied" else "case_rated_satisfied"
+        found[deputy_id][source].append(Event(f"rating:{rating_id}", at))
+    for assignment_id, deputy_id, status, checked_in_at, ends_at in session.execute(
+            select(ShiftAssignment.id, ShiftAssignment.deputy_id, ShiftAssignment.status,
+                   ShiftAssignment.checked_in_at, DutyShift.ends_at)
+            .join(DutyShift, DutyShift.id == ShiftAssignment.shift_id)
+            .where(ShiftAssignment.deputy_id.is_not(None), ShiftAssignment.status.in_(("checked_in", "missed")),
+                   DutyShift.ends_at >= start, DutyShift.ends_at < end, *only(ShiftAssignment.deputy_id))):
+        if status == "checked_in":
+            found[deputy_id]["shift_kept"].append(Event(f"assignment:{assignment_id}", checked_in_at or ends_at))
+        else:
+            found[deputy_id]["shift_missed"].append(Event(f"assignment:{assignment_id}", ends_at))
+    for visit_id, deputy_id, at in session.execute(
+            select(GridVisit.id, GridVisit.deputy_id, GridVisit.visited_at).where(
+                GridVisit.visited_at >= start, GridVisit.visited_at < end, *only(GridVisit.deputy_id))):
+        found[deputy_id]["grid_visit"].append(Event(f"visit:{visit_id}", at))
+    for survey_id, deputy_id, at in session.execute(
+            select(Survey.id, Survey.deputy_id, Survey.created_at).where(
+                Survey.kind == "report", Survey.deputy_id.is_not(None), Survey.created_at >= start,
+                Survey.created_at < end, *only(Survey.deputy_id))):
+        found[deputy_id]["report_held"].append(Event(f"survey:{survey_id}", at))
+    for ballot_id, deputy_id, at in session.execute(
+            select(ProjectBallot.id, ProjectBallot.deputy_id, ProjectBallot.created_at).where(
+                ProjectBallot.created_at >= start, ProjectBallot.created_at < end, *only(ProjectBallot.deputy_id))):
+        found[deputy_id]["survey_participation"].append(Event(f"ballot:{ballot_id}", at))
+    for report_id, deputy_id, item_code, decided_at in session.execute(
+            select(ActivityReport.id, ActivityReport.deputy_id, ActivityReport.item_code, ActivityReport.decided_at)
+            .where(ActivityReport.status == lifecycle.APPROVED, ActivityReport.year == year,
+                   *only(ActivityReport.deputy_id))):
+        found[deputy_id]["activity"].append(Event(f"activity:{report_id}", decided_at, item_code))
+    return found
+
+
+def _events_of_item(item: dict, events: dict[str, list[Event]]) -> list[Event]:
+    listed = events.get(item["source"], [])
+    if item["source"] == "activity":
+        listed = [e for e in listed if e.item_code == item["code"]]
+    return sorted(listed, key=lambda e: (e.at, e.ref))
+
+
+def _allowed(points: Decimal, cap, total: Decimal) -> Decimal:
+    """What one more event adds to an item's running `total` under its yearly cap."""
+    if cap is None:
+        return points
+    cap = _d(cap)
+    if points > 0:
+        return max(Decimal(0), min(points, cap - total))
+    return min(Decimal(0), max(points, -cap - total))
+
+
+def _adjustments(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -> dict[int, list]:
+    query = select(PointsAdjustment).where(PointsAdjustment.year == year)
+    if deputy_ids is not None:
+        query = query.where(PointsAdjustment.deputy_id.in_(list(deputy_ids)))
+    found: dict[int, list] = defaultdict(list)
+    for adjustment in session.scalars(query):
+        found[adjustment.deputy_id].append(adjustment)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- two paths
+def recompute(session: Session, year: int, deputy_ids: Iterable[int] | None = None
+              ) -> dict[int, dict[str, Decimal]]:
+    """Per deputy and item, the year's points derived from the events alone (nothing stored is read)."""
+    standard = standard_for(session, year)
+    if standard is None:
+        return {}
+    deputy_ids = list(deputy_ids) if deputy_ids is not None else None
+    events = collect_events(session, year, deputy_ids)
+    totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for deputy_id, by_source in events.items():
+        for item in standard.items:
+            listed = by_source.get(item["source"], ())
+            count = (sum(1 for e in listed if e.item_code == item["code"]) if item["source"] == "activity"
+                     else len(listed))  # only how many: the order does not change a capped sum
+            if not count:
+                continue
+            raw = _d(item["points"]) * count
+            cap = item.get("cap")
+            value = raw if cap is None else (min(raw, _d(cap)) if raw > 0 else max(raw, -_d(cap)))
+            totals[deputy_id][item["code"]] = value
+    for deputy_id, rows in _adjustments(session, year, deputy_ids).items():
+        totals[deputy_id][ADJUSTMENT] = sum((_d(a.points) for a in rows), Decimal(0))
+    return {d: t for d, t in totals.items() if deputy_ids is None or d in deputy_ids}
+
+
+def sync(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -> int:
+    """Add to the ledger every event not in it yet (within each item's cap); returns lines added."""
+    standard = standard_for(session, year)
+    if standard is None:
+        return 0
+    deputy_ids = list(deputy_ids) if deputy_ids is not None else None
+    events = collect_events(session, year, deputy_ids)
+    stored: dict[tuple[int, str], set[str]] = defaultdict(set)
+    running: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    query = select(PointsEntry.deputy_id, PointsEntry.item_code, PointsEntry.source_ref, PointsEntry.points).where(
+        PointsEntry.year == year)
+    if deputy_ids is not None:
+        query = query.where(PointsEntry.deputy_id.in_(deputy_ids))
+    for deputy_id, item_code, ref, points in session.execute(query):
+        stored[deputy_id, item_code].add(ref)
+        running[deputy_id, item_code] += _d(points)
+    added: list[dict[str, Any]] = []
+
+    def line(deputy_id: int, item_code: str, value: Decimal, ref: str, at: datetime) -> None:
+        added.append({"deputy_id": deputy_id, "year": year, "standard_id": standard.id, "item_code": item_code,
+                      "points": value, "source_ref": ref, "occurred_at": at, "created_at": now})
+
+    now = utcnow()
+    for deputy_id, by_source in events.items():
+        for item in standard.items:
+            key = (deputy_id, item["code"])
+            points = _d(item["points"])
+            for event in _events_of_item(item, by_source):
+                if event.ref in stored[key]:
+                    continue
+                value = _allowed(points, item.get("cap"), running[key])
+                if value == 0:
+                    continue  # capped: counted once room remains (never, this year)
+                running[key] += value
+                stored[key].add(event.ref)
+                line(deputy_id, item["code"], value, event.ref, event.at)
+    for deputy_id, rows in _adjustments(session, year, deputy_ids).items():
+        for adjustment in rows:
+            ref = f"adjustment:{adjustment.id}"
+            if ref not in stored[deputy_id, ADJUSTMENT]:
+                line(deputy_id, ADJUSTMENT, _d(adjustment.points), ref, adjustment.created_at)
+    if added:
+        # One executemany of plain rows (the ledger can take tens of thousands at the year's first sync);
+        # each line is in its deputy's county.
+        counties = dict(session.execute(select(Deputy.id, Deputy.county_id).where(
+            Deputy.id.in_({row["deputy_id"] for row in added}))).all())
+        for row in added:
+            row["county_id"] = counties[row["deputy_id"]]
+        session.execute(insert(PointsEntry), added)
+    return len(added)
+
+
+def ledger_totals(session: Session, year: int, deputy_ids: Iterable[int] | None = None
+                  ) -> dict[int, dict[str, Decimal]]:
+    """Per deputy and item, the sums of the stored ledger."""
+    query = select(PointsEntry.deputy_id, PointsEntry.item_code, func.sum(PointsEntry.points)).where(
+        PointsEntry.year == year).group_by(PointsEntry.deputy_id, PointsEntry.item_code)
+    if deputy_ids is not None:
+        query = query.where(PointsEntry.deputy_id.in_(list(deputy_ids)))
+    totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for deputy_id, item_code, total in session.execute(query):
+        totals[deputy_id][item_code] = _d(total)
+    return dict(totals)
+
+
+# ---------------------------------------------------------------------------------------------- activities
+def report_activity(session: Session, principal: Principal, *, item_code: str, title: str,
+                    happened_on: date, evidence: str, photo_media_ids: list[str] | None = None) -> ActivityReport:
+    """A deputy reports an offline activity with evidence; it waits for the review chain."""
+    if principal.role != DEPUTY:
+        raise PointsError(FORBIDDEN, "forbidden", "只有代表可以申报履职活动")
+    if happened_on > utcnow().astimezone(CHINA_TZ).date():
+        raise PointsError(INVALID, "in_the_future", "活动日期不能晚于今天", "happened_on")
+    standard = standard_for(session, happened_on.year)
+    if standard is None:
+        raise PointsError(CONFLICT, "no_standard", f"{happened_on.year}年度积分标准尚未制定")
+    item = next((i for i in standard.items if i["code"] == item_code and i["source"] == "activity"), None)
+    if item is None:
+        raise PointsError(INVALID, "invalid_item", "该项目不能申报（系统自动记分的项目无需申报）", "item_code")
+    if not (evidence or "").strip():
+        raise PointsError(INVALID, "evidence_required", "请填写活动情况作为佐证", "evidence")
+    report = ActivityReport(deputy_id=principal.account.deputy_id, standard_id=standard.id, year=happened_on.year,
+                            item_code=item_code, title=title.strip()[:100], happened_on=happened_on,
+                            evidence=evidence.strip()[:2000], photo_media_ids=photo_media_ids or [],
+                            chain=list(standard.review_chain), step=0, status=lifecycle.PENDING)
+    session.add(report)
+    session.flush()
+    return report
+
+
+def _deputy_station(session: Session, deputy_id: int) -> int | None:
+    return session.scalar(select(Deputy.station_id).where(Deputy.id == deputy_id))
+
+
+def _staff_sees_deputy(session: Session, principal: Principal, deputy_id: int) -> bool:
+    station_id = principal.account.station_id
+    if station_id is None:
+        return True
+    return session.scalar(accounts.station_deputy_ids(station_id).where(Deputy.id == deputy_id)) is not None
+
+
+def report_visible(session: Session, principal: Principal, report: ActivityReport) -> bool:
+    if principal.role == DEPUTY:
+        return report.deputy_id == principal.account.deputy_id
+    return principal.role == STAFF and _staff_sees_deputy(session, principal, report.deputy_id)
+
+
+def get_report(session: Session, principal: Principal, public_id: str) -> ActivityReport:
+    report = session.scalar(select(ActivityReport).where(ActivityReport.public_id == public_id))
+    if report is None or not report_visible(session, principal, report):
+        raise PointsError(NOT_FOUND, "not_found", "履职活动不存在")
+    return report
+
+
+def reports_for(session: Session, principal: Principal, status: str | None = None) -> list[ActivityReport]:
+    query = select(ActivityReport).order_by(ActivityReport.id.desc()).limit(500)
+    if status:
+        query = query.where(ActivityReport.status == status)
+    if principal.role == DEPUTY:
+        query = query.where(ActivityReport.deputy_id == principal.account.deputy_id)
+    elif principal.role == STAFF:
+        if principal.account.station_id is not None:
+            query = query.where(ActivityReport.deputy_id.in_(accounts.station_deputy_ids(principal.account.station_id)))
+    else:
+        raise PointsError(FORBIDDEN, "forbidden", "无权查看履职活动")
+    return list(session.scalars(query))
+
+
+def review(session: Session, principal: Principal, report: ActivityReport, approve: bool,
+           note: str | None = None, now: datetime | None = None) -> ActivityReport:
+    """One step of the review chain decides. Station steps are for the deputy's station's staff (or
+    county staff), county steps for county staff; nobody decides two steps of one report. The last
+    approval makes it count (the ledger takes it at the next sync, done here at once)."""
+    if principal.role != STAFF:
+        raise PointsError(FORBIDDEN, "forbidden", "只有工委可以审核履职活动")
+    if report.status != lifecycle.PENDING:
+        lifecycle.move(report, "reject")  # raises: decided already
+    step = report.chain[report.step]
+    account = principal.account
+    if step["by"] == COUNTY_STAFF and account.station_id is not None:
+        raise PointsError(FORBIDDEN, "county_step", f"“{step['name']}”由县级工委审核")
+    if account.id in {r.account_id for r in report.reviews}:
+        raise PointsError(CONFLICT, "already_reviewed", "同一人不能审核同一活动的两个环节")
+    if not approve and not (note or "").strip():
+        raise PointsError(INVALID, "reason_required", "不通过时请写明原因", "note")
+    now = now or utcnow()
+    session.add(ActivityReview(report_id=report.id, step=report.step, step_name=step["name"],
+                               decision="approve" if approve else "reject", account_id=account.id,
+                               note=(note or "").strip()[:200] or None, decided_at=now))
+    if not approve:
+        lifecycle.move(report, "reject")
+        report.decided_at = now
+    elif report.step + 1 < len(report.chain):
+        lifecycle.move(report, "approve_step")
+        report.step += 1
+    else:
+        lifecycle.move(report, "approve_last")
+        report.decided_at = now
+    session.flush()
+    session.expire(report, ["reviews"])
+    if report.status == lifecycle.APPROVED:
+        sync(session, report.year, [report.deputy_id])
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- adjustments
+def adjust(session: Session, principal: Principal, deputy_code: str, year: int, points, reason: str) -> PointsAdjustment:
+    """An audited correction by county staff: its own ledger line with the reason."""
+    if principal.role != STAFF or principal.account.station_id is not None:
+        raise PointsError(FORBIDDEN, "county_staff_only", "只有县级工委可以调整积分")
+    if not (reason or "").strip():
+        raise PointsError(INVALID, "reason_required", "请填写调整原因", "reason")
+    value = _d(points)
+    if value == 0 or abs(value) > 100:
+        raise PointsError(INVALID, "invalid_points", "调整分值应在 -100 至 100 之间且不为 0", "points")
+    deputy = session.scalar(select(Deputy).where(Deputy.code == deputy_code))
+    if deputy is None:
+        raise PointsError(INVALID, "unknown_deputy", "代表不存在", "deputy_code")
+    if standard_for(session, year) is None:
+        raise PointsError(CONFLICT, "no_standard", f"{year}年度积分标准尚未制定")
+    adjustment = PointsAdjustment(deputy_id=deputy.id, year=year, points=value, reason=reason.strip()[:200],
+                                  account_id=principal.account.id)
+    session.add(adjustment)
+    session.flush()
+    sync(session, year, [deputy.id])
+    return adjustment
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def grade_for(standard: PointsStandard, total: Decimal) -> str:
+    for grade in standard.grades:
+        if grade.get("min") is None or total >= _d(grade["min"]):
+            return grade["grade"]
+    return standard.grades[-1]["grade"]
+
+
+def _deputies_in_scope(session: Session, principal: Principal) -> list[Deputy]:
+    query = select(Deputy).order_by(Deputy.code)
+    if principal.role == DEPUTY:
+        query = query.where(Deputy.id == principal.account.deputy_id)
+    elif principal.role == STAFF:
+        if principal.account.station_id is not None:
+            query = query.where(Deputy.id.in_(accounts.station_deputy_ids(principal.account.station_id)))
+    else:
+        raise PointsError(FORBIDDEN, "forbidden", "无权查看履职积分")
+    return list(session.scalars(query))
+
+
+def ledger(session: Session, principal: Principal, year: int, deputy_code: str | None = None
+           ) -> tuple[Deputy, list[PointsEntry], Decimal]:
+    """A deputy's ledger: every line with its source event (a deputy reads only their own)."""
+    if principal.role == DEPUTY:
+        deputy = session.get(Deputy, principal.account.deputy_id)
+    else:
+        deputy = session.scalar(select(Deputy).where(Deputy.code == (deputy_code or "")))
+        if principal.role != STAFF or deputy is None or not _staff_sees_deputy(session, principal, deputy.id):
+            raise PointsError(NOT_FOUND, "not_found", "代表不存在")
+    entries = list(session.scalars(select(PointsEntry).where(PointsEntry.deputy_id == deputy.id,
+                                                             PointsEntry.year == year)
+                                   .order_by(PointsEntry.occurred_at, PointsEntry.id)))
+    return deputy, entries, sum((_d(e.points) for e in entries), Decimal(0))
+
+
+@dataclass(frozen=True)
+class Standing:
+    rank: int
+    deputy: Deputy
+    station: str
+    total: Decimal
+    grade: str
+    by_category: dict[str, Decimal]
+
+
+def publication(session: Session, principal: Principal, year: int) -> list[Standing]:
+    """公示: every deputy in scope with their total, rank and grade by the county's thresholds."""
+    standard = standard_for(session, year)
+    if standard is None:
+        return []  # no standard for the year yet: nothing to publish
+    deputies = _deputies_in_scope(session, principal) if principal.role == STAFF else \
+        list(session.scalars(select(Deputy).order_by(Deputy.code)))
+    totals = ledger_totals(session, year, [d.id for d in deputies])
+    category = {i["code"]: i["category"] for i in standard.items} | {ADJUSTMENT: "调整"}
+    stations = dict(session.execute(select(Station.id, Station.name)).all())
+    rows = []
+    for deputy in deputies:
+        items = totals.get(deputy.id, {})
+        by_category: dict[str, Decimal] = defaultdict(Decimal)
+        for code, value in items.items():
+            by_category[category.get(code, code)] += value
+        total = sum(items.values(), Decimal(0))
+        rows.append((deputy, total, dict(by_category)))
+    rows.sort(key=lambda r: (-r[1], r[0].code))
+    return [Standing(rank, deputy, stations.get(deputy.station_id, ""), total, grade_for(standard, total), cats)
+            for rank, (deputy, total, cats) in enumerate(rows, start=1)]
+
+
+def export_xlsx(session: Session, principal: Principal, year: int) -> bytes:
+    """The 公示 list and every ledger line, as an XLSX workbook."""
+    from openpyxl import Workbook  # heavy; only the export needs it
+
+    standings = publication(session, principal, year)
+    standard = standard_for(session, year)
+    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(f"{year}年度履职积分公示")
+    sheet.append(["排名", "代表编码", "姓名", "联络站", "积分", "等次"])
+    for s in standings:
+        sheet.append([s.rank, s.deputy.code, s.deputy.name, s.station, float(s.total), s.grade])
+    detail = book.create_sheet("积分明细")
+    detail.append(["代表编码", "姓名", "项目", "积分", "来源", "时间"])
+    ids = {s.deputy.id: s.deputy for s in standings}
+    for entry in session.scalars(select(PointsEntry).where(PointsEntry.year == year,
+                                                           PointsEntry.deputy_id.in_(list(ids)))
+                                 .order_by(PointsEntry.deputy_id, PointsEntry.occurred_at, PointsEntry.id)):
+        deputy = ids[entry.deputy_id]
+        detail.append([deputy.code, deputy.name, names.get(entry.item_code, entry.item_code), float(entry.points),
+                       entry.source_ref, entry.occurred_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def source_label(ref: str) -> str:
+    """What a ledger line's source is, in Chinese."""
+    kind = ref.split(":", 1)[0]
+    return {"case_event": "诉求办理记录", "rating": "群众评价", "assignment": "值班记录", "visit": "网格走访",
+            "survey": "述职评议", "ballot": "民生实事票决", "activity": "履职活动申报", "adjustment": "积分调整"
+            }.get(kind, kind)
+
+
+def describe(item_code: str, standard: PointsStandard | None) -> dict[str, Any]:
+    if item_code == ADJUSTMENT or standard is None:
+        return {"name": "积分调整", "category": "调整"}
+    item = next((i for i in standard.items if i["code"] == item_code), None)
+    return {"name": item["name"], "category": item["category"]} if item else {"name": item_code, "category": ""}
