@@ -259,6 +259,8 @@ def _over_case_limit(session: Session, resident: Resident, actor, text: str) -> 
 
 def _new_case_reply(case: Case) -> str:
     lines = [f"您的诉求已登记，编号 {case.number}。", f"办理人：{cases.handler_label(case)}。"]
+    if case.handler_kind == "department" and case.deputy_id is not None:
+        lines.append(f"负责代表：{cases.deputy_label(case)}，跟踪督办。")
     reasons = case.routing.get("reasons") or []
     if reasons:
         lines.append("分派依据：" + "；".join(reasons[:2]))
@@ -346,6 +348,12 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
             if station is not None:
                 return (f"欢迎来到{station.name}！接待时间：{station.reception_hours or '以公示为准'}。\n"
                         "直接发送文字或语音即可反映诉求。")
+            if deputy is not None or grid is not None:
+                # 一人一码: a deputy's own code makes that deputy responsible for the resident's cases
+                # (a deputy without a grid too); a grid's code hands them back to its lead deputy.
+                resident.deputy_id = deputy.id if deputy is not None else None
+            if deputy is not None and grid is None:
+                return deputy_card(deputy, None)
             if grid is not None:
                 resident.grid_id = grid.id
                 deputy = deputy or cases.lead_deputy(session, grid.id)

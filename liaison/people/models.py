@@ -102,6 +102,9 @@ class Resident(TenantOwned, Base):
     mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    # The deputy whose own code (一人一码) the resident scanned last: their cases go to that deputy,
+    # grid or none. A grid's code scanned later clears it (the grid's lead deputy again).
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Customer-service window bookkeeping (WeChat allows messages only after a user action).
