@@ -7,12 +7,14 @@ of those modules, here and only here, so `bp` is complete when the app factory r
 """
 from miniprogram_api import (  # each declares its endpoints on bp
     engagement_views,
+    intake_views,
     rules_views,
     unavailable,  # noqa: F401  (503 + Retry-After while the database is down)
     views,
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views)  # cases, people, registry; engagement; classifier
+ENDPOINT_MODULES = (views, engagement_views, rules_views, intake_views)  # cases, people, registry; engagement;
+# classifier; walk-ins, 交办单, 回访
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

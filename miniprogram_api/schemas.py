@@ -277,6 +277,7 @@ class CaseOut(Out):
     handler: str
     grid: Ref | None
     department: Ref | None
+    deputy: Ref | None = Field(default=None, description="负责代表（部门办理时由其督单）")
     round: int
     deadline: datetime | None
     overdue: bool

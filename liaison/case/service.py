@@ -217,7 +217,7 @@ def _route(session: Session, case: Case, text: str) -> None:
         if department is None:
             reasons.append(f"未配置部门 {routed.department_code}，交网格代表分办")
     case.department_id = None
-    case.deputy_id = responsible_deputy_id(session, case)
+    case.deputy_id = responsible_deputy_id(session, case) or case.deputy_id  # never lost on a re-route
     flow = case_flow(session, case)
     suggested = None
     if department is not None and (flow == DIRECT_DISPATCH or case.deputy_id is None):
@@ -462,30 +462,68 @@ def rate(session: Session, case: Case, resident: Resident, value: str, *, channe
     lifecycle.check_case("rate", case)
     if resident.id not in _recipients(session, case):
         raise NotFound("case")
+    return record_rating(session, case, resident.id, value, channel=channel, comment=comment,
+                         actor=Actor("resident", resident.id))
+
+
+def record_rating(session: Session, case: Case, resident_id: int, value: str, *, channel: str,
+                  actor: Actor, comment: str | None = None, **detail: Any) -> CaseEvent:
+    """The round's rating (by chat, mini-program or a staff 回访) and what it decides for the case:
+
+    - 满意 → 销号; 基本满意 → 销号, or a second round where the county's `basically_satisfied` setting
+      says `second_round`;
+    - 不满意 in the first round → the second round: a fresh deadline, one escalation level up, 人大
+      staff told (they may 督办 it themselves);
+    - 不满意 again → 待裁定: staff rule on it (`conclude`).
+    """
+    if value not in RATING_VALUES:
+        raise ValueError(f"unknown rating {value!r}")
     existing = session.scalar(select(Rating).where(
-        Rating.case_id == case.id, Rating.round == case.round, Rating.resident_id == resident.id))
+        Rating.case_id == case.id, Rating.round == case.round, Rating.resident_id == resident_id))
     if existing is not None:
         raise IllegalTransition("rate", case.status, "this round is already rated")
-    session.add(Rating(case_id=case.id, round=case.round, resident_id=resident.id, value=value,
+    session.add(Rating(case_id=case.id, round=case.round, resident_id=resident_id, value=value,
                        comment=comment, channel=channel))
-    actor = Actor("resident", resident.id)
-    if resident.id != case.resident_id:
+    if resident_id != case.resident_id:
         return _event(session, case, actor, "follower_rating", case.status, case.status,
                       rating=value, comment=comment)
-    if value == "unsatisfied":
-        entry = _transition(session, case, "rate_unsatisfied", actor, rating=value, comment=comment,
-                            round=case.round + 1)
+    reopen_basic = (value == "basically_satisfied" and case.round == 1
+                    and county_setting(session, case, "basically_satisfied", "archive") == "second_round")
+    if value == "unsatisfied" and case.round >= 2:
+        entry = _transition(session, case, "rate_unsatisfied_again", actor, rating=value, comment=comment,
+                            channel=channel, **detail)
+        notices.notify_staff(session, case, f"ruling:{case.id}:{case.round}",
+                             f"诉求 {case.number} 第{case.round}轮办理后群众仍不满意，请工委裁定。")
+        _notify_residents(session, case, entry,
+                          f"诉求 {case.number} 经两轮办理您仍不满意，已提交人大工委研究裁定，结果会告知您。")
+        return entry
+    if value == "unsatisfied" or reopen_basic:
+        action = "rate_unsatisfied" if value == "unsatisfied" else "rate_basically_reopen"
+        entry = _transition(session, case, action, actor, rating=value, comment=comment,
+                            round=case.round + 1, channel=channel, **detail)
         case.round += 1
         case.closed_at = None
         case.deadline = add_working_days(utcnow(), int(_deadline_table()["second_round"]))
         case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
         case.accept_reminded = False
-        # 二次办理 goes one level up the escalation chain at once.
+        # 二次办理 goes one level up the escalation chain at once; from the second round on every level
+        # tells 人大 staff, who may 督办 it themselves (timers.escalate).
         timers.escalate(session, case, min((case.escalation_level or 0) + 1, timers.MAX_LEVEL),
-                        reason="群众不满意，二次办理")
+                        reason=f"群众评价{RATING_VALUES[value]}，二次办理")
         timers.schedule(case)
         return entry
-    return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment)
+    return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment,
+                       channel=channel, **detail)
+
+
+def conclude(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:
+    """工委裁定终结: a case rated 不满意 after its second round ends with a written reason; it stays
+    recorded as unsatisfied (its last rating) and the resident is told."""
+    case.closed_at = utcnow()
+    entry = _transition(session, case, "conclude", actor, reason=reason, rating="unsatisfied")
+    _notify_residents(session, case, entry,
+                      f"您的诉求 {case.number} 经人大工委研究，作终结处理：{reason.strip()}")
+    return entry
 
 
 def expire_rating(session: Session, case: Case) -> CaseEvent:

@@ -24,6 +24,7 @@ from liaison.core import ratelimit
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
+from liaison.intake import service as intake
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
 from liaison.messaging.texts import rating_prompt_text
@@ -343,6 +344,8 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         resident.subscribed = True
         if scene.startswith("survey:"):
             return surveys.on_scan(session, resident, scene[len("survey:"):])
+        if scene.startswith(intake.SCENE_PREFIX):  # a 交办单's code: follow and rate that case
+            return intake.claim(session, resident, scene[len(intake.SCENE_PREFIX):])
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:
