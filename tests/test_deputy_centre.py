@@ -2,22 +2,30 @@
 simulator and the fake WeChat API: a responsible deputy on every case for its whole life."""
 from __future__ import annotations
 
+import base64
+import io
 import re
 from datetime import timedelta
 
+import zxingcpp
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from liaison.case import service as cases
 from liaison.case import sweep as timer_sweep
-from liaison.case.models import Notice
+from liaison.case import timers
+from liaison.case.models import Notice, Rating
 from liaison.core import clock as domain_clock
 from liaison.core import db
+from liaison.core.types import Actor
+from liaison.intake.models import ReturnVisit
 from liaison.people.models import Resident
 from liaison.tenancy.models import County
 from tests.api_fixtures import bootstrap_staff, live_http, make_account
 from tests.conftest import wait_for
 
 MINI_SEND = "/cgi-bin/message/subscribe/send"
+CUSTOM_SEND = "/cgi-bin/message/custom/send"
 NUMBER = re.compile(r"\d{4}-\d{6}")
 WAGES = "公司拖欠我们工资三个月了，老板一直不露面"
 
@@ -44,6 +52,11 @@ def people(live_server, fake_wechat, tag):
         for _ in range(6):
             assert user.post("/api/consents", {"results": {"MP_HANDLER_TODO": "accept"}}).status_code == 200
     return staff, deputy, department
+
+
+def custom_texts(fake, openid):
+    return [c["json"]["text"]["content"] for c in fake.calls(CUSTOM_SEND)
+            if c["json"] and c["json"].get("touser") == openid]
 
 
 def notices_of(user, kind):
@@ -147,3 +160,129 @@ def test_a_resident_who_scanned_a_deputys_own_code_gets_that_deputy(live_server,
         resident = session.scalar(select(Resident).where(Resident.oa_openid == "o_sc_resident"))
         assert resident.deputy_id is None and resident.grid.code == "G002"
         assert cases.open_case(session, resident, "东关小区的井盖丢了一个，晚上很危险").deputy.code == "D002"
+
+
+# ------------------------------------------------------------------------ walk-ins, 交办单, 回访, ruling
+def sheet_of(user, case_id):
+    answer = user.get(f"/api/cases/{case_id}/sheet")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["content_type"] == "application/pdf"
+    return base64.b64decode(answer.json()["content_base64"])
+
+
+def read_sheet(pdf: bytes) -> tuple[str, list[str]]:
+    """The 交办单's text and the contents of the QR codes drawn on it (decoded from its images)."""
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    decoded = []
+    for image in page.images:
+        decoded += [found.text for found in zxingcpp.read_barcodes(image.image)]
+    return page.extract_text(), decoded
+
+
+def test_a_walk_in_matter_runs_to_a_return_visit_rating(live_server, simulator, fake_wechat, rq_worker):
+    staff, deputy, _department = people(live_server, fake_wechat, "wi")
+    body = {"text": "幸福里小区5号楼楼道灯不亮，老人晚上上下楼不方便", "resident_name": "刘大妈",
+            "resident_phone": "13800001111", "contact_consent": True, "place_kind": "reception",
+            "place": "城关镇人大代表联络站"}
+    assert deputy.post("/api/walk-ins", {**body, "place_kind": "bar"}).status_code == 422
+    assert deputy.post("/api/walk-ins", {**body, "grid_code": "G003"}).status_code == 422  # not their grid
+    created = deputy.post("/api/walk-ins", body)
+    assert created.status_code == 201, created.text
+    case_id, number = created.json()["id"], created.json()["number"]
+    assert created.json()["deputy"]["code"] == "D001" and created.json()["grid"]["code"] == "G001"
+    assert [e["action"] for e in created.json()["timeline"]] == ["submit", "assign", "walk_in"]
+
+    # The 交办单: case number, deadline and a QR code that is a WeChat code for this case.
+    pdf = sheet_of(deputy, case_id)
+    text, codes = read_sheet(pdf)
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        deadline = timers.local_day(case.deadline)
+    assert number in text and deadline in text and "交办单" in text and "张建华" in text
+    assert "13800001111" not in text  # the resident's phone is not printed for the department
+    assert len(codes) == 1
+    scene = next(q["scene"] for q in fake_wechat.qrcodes().values() if q["url"] == codes[0])
+    assert scene.startswith("case:")
+
+    # The deputy works it; closed, the resident has no WeChat: it is on the staff 回访 list.
+    assert deputy.post(f"/api/cases/{case_id}/accept").status_code == 200
+    assert deputy.post(f"/api/cases/{case_id}/close", {"summary": "已更换楼道声控灯"}).status_code == 200
+    due = staff.get("/api/return-visits").json()
+    assert [c["number"] for c in due["items"]] == [number]
+    visit = {"method": "phone", "visitor": "工委 陈主任", "visited_at": "2026-12-01T10:00:00+08:00",
+             "outcome": "群众表示灯已修好", "rating": "basically_satisfied"}
+    assert deputy.post(f"/api/cases/{case_id}/return-visits", visit).status_code == 403
+    assert staff.post(f"/api/cases/{case_id}/return-visits", {**visit, "method": "fax"}).status_code == 422
+    recorded = staff.post(f"/api/cases/{case_id}/return-visits", visit)
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["case"]["status"] == "archived"
+    assert staff.post(f"/api/cases/{case_id}/return-visits", visit).status_code == 409  # rated already
+    assert staff.get("/api/return-visits").json()["total"] == 0
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        (rating,) = session.scalars(select(Rating).where(Rating.case_id == case.id)).all()
+        assert (rating.value, rating.channel, rating.round) == ("basically_satisfied", "return_visit", 1)
+        visit_row = session.scalar(select(ReturnVisit).where(ReturnVisit.case_id == case.id))
+        assert visit_row.rating_id == rating.id and visit_row.method == "phone"
+
+
+def test_the_resident_scans_the_sheet_and_rates_in_wechat(live_server, simulator, fake_wechat, rq_worker):
+    staff, deputy, _department = people(live_server, fake_wechat, "qr")
+    created = staff.post("/api/walk-ins", {"text": "东关小区门口的井盖松动", "resident_name": "王师傅",
+                                           "contact_consent": False, "place_kind": "stall",
+                                           "place": "东关街口", "grid_code": "G002"})
+    assert created.status_code == 201, created.text
+    case_id, number = created.json()["id"], created.json()["number"]
+    _text, codes = read_sheet(sheet_of(staff, case_id))
+    scene = next(q["scene"] for q in fake_wechat.qrcodes().values() if q["url"] == codes[0])
+    scanned = simulator.send_event("o_qr_wang", "subscribe", event_key="qrscene_" + scene)
+    assert number in scanned.content and "李秀英" in scanned.content
+    # Claimed: someone else scanning it later learns nothing of the case.
+    other = simulator.send_event("o_qr_stranger", "subscribe", event_key="qrscene_" + scene)
+    assert number not in other.content and "东关" not in other.content
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        assert case.resident.oa_openid == "o_qr_wang"
+        deputy_id = case.deputy_id
+    handler = Actor("deputy", deputy_id)
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        cases.accept(session, case, handler)
+        cases.close(session, case, handler, "已联系市政加固井盖")
+    wait_for(lambda: any(number in t for t in custom_texts(fake_wechat, "o_qr_wang")), timeout=20,
+             message="the rating prompt to the resident who scanned")
+    rated = simulator.send_text("o_qr_wang", "1")
+    assert "销号" in rated.content
+
+
+def test_a_second_unsatisfied_ends_in_a_staff_ruling(live_server, simulator, fake_wechat, rq_worker):
+    staff, deputy, _department = people(live_server, fake_wechat, "ru")
+    openid = "o_ru_resident"
+    reply = simulator.send_text(openid, "幸福里小区门口的垃圾桶一直没人清理，臭气熏天")
+    number = NUMBER.search(reply.content).group(0)
+    with db.session_scope() as session:
+        case_id = cases.case_by_number(session, number).public_id
+    for round_ in (1, 2):
+        assert deputy.post(f"/api/cases/{case_id}/accept").status_code == 200
+        assert deputy.post(f"/api/cases/{case_id}/close", {"summary": f"第{round_}次清理"}).status_code == 200
+        wait_for(lambda r=round_: len([t for t in custom_texts(fake_wechat, openid) if "评价" in t]) >= r,
+                 timeout=20, message=f"rating prompt of round {round_}")
+        answer = simulator.send_text(openid, "3")
+    assert "工委" in answer.content or "裁定" in answer.content
+    detail = staff.get(f"/api/cases/{case_id}").json()
+    assert detail["status"] == "ruling" and detail["round"] == 2 and "conclude" in detail["actions"]
+    staff_told = [n for n in staff.get("/api/notices").json()["items"] if number in n["text"]]
+    assert any("裁定" in n["text"] for n in staff_told)  # 人大 staff are told
+    assert any("二次办理" in n["text"] for n in staff_told)  # and were told of the second round
+    assert deputy.post(f"/api/cases/{case_id}/conclude", {"reason": "已答复"}).status_code == 403
+    assert staff.post(f"/api/cases/{case_id}/conclude", {"reason": ""}).status_code == 422
+    ruled = staff.post(f"/api/cases/{case_id}/conclude",
+                       {"reason": "环卫已按标准每日清运两次，群众另提的搬迁垃圾站不具备条件，作终结处理"})
+    assert ruled.status_code == 200, ruled.text
+    assert ruled.json()["case"]["status"] == "concluded"
+    wait_for(lambda: any("终结" in t for t in custom_texts(fake_wechat, openid)), timeout=20,
+             message="the resident told of the ruling")
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        last = session.scalar(select(Rating).where(Rating.case_id == case.id).order_by(Rating.round.desc()))
+        assert (last.round, last.value) == (2, "unsatisfied")

@@ -298,6 +298,9 @@ def _rate(session: Session, case: Case, resident: Resident, value: str) -> str:
     label = cases.RATING_VALUES[value]
     if case.resident_id != resident.id:
         return f"感谢您对诉求 {case.number} 的评价（{label}）。"
+    if case.status == Status.RULING:
+        return (f"很抱歉两轮办理仍没有让您满意。诉求 {case.number} 已提交人大工委研究裁定，"
+                f"结果会告诉您。")
     if case.status == Status.REOPENED:
         return (f"很抱歉没有让您满意。诉求 {case.number} 已转入二次办理（第{case.round}轮），"
                 f"办理人将重新处理并答复您。")
