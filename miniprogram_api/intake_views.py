@@ -11,6 +11,7 @@ from sqlalchemy import select
 from liaison.case import access
 from liaison.case import service as cases
 from liaison.intake import service as intake
+from liaison.people import directory
 from liaison.people.models import DeputyGrid, Grid
 
 from . import schemas as s
@@ -40,6 +41,14 @@ class ReturnVisitIn(s.Request):
     rating: Literal["satisfied", "basically_satisfied", "unsatisfied"]
 
 
+class ReturnVisitItem(s.Out):
+    case: s.CaseItem
+    walk_in: bool = Field(description="是否当面登记的诉求")
+    resident_name: str | None = Field(description="群众姓名（当面登记时）")
+    resident_phone: str | None = Field(description="联系电话（仅当群众同意回访联系）")
+    place: str | None
+
+
 class FileOut(s.Out):
     filename: str
     content_type: str
@@ -54,9 +63,9 @@ def _sees_case(ctx: Context, public_id: str) -> None:
     access.get_case(ctx.session, _scope(ctx), public_id)
 
 
-def _walk_in_grid(ctx: Context, scope: access.Scope, code: str | None) -> Grid | None:
-    """The grid of a walk-in matter: one the registering deputy serves or the staff member covers."""
-    grid = None
+def _walk_in_grid(ctx: Context, scope: access.Scope, code: str | None, text: str) -> Grid | None:
+    """The grid of a walk-in matter: one the registering deputy serves or the staff member covers
+    (given, else the deputy's own, else the one named in the text)."""
     if code is not None:
         grid = ctx.session.scalar(select(Grid).where(Grid.code == code))
         if grid is None or (scope.grid_ids is not None and grid.id not in scope.grid_ids):
@@ -66,9 +75,10 @@ def _walk_in_grid(ctx: Context, scope: access.Scope, code: str | None) -> Grid |
         link = ctx.session.scalar(select(DeputyGrid).where(
             DeputyGrid.deputy_id == ctx.principal.account.deputy_id).order_by(DeputyGrid.role != "lead"))
         return link.grid if link is not None else None  # a deputy without a grid keeps it themselves
-    if scope.grid_ids is not None:  # station staff: the case must land in their station
-        raise ApiError(422, "validation_error", "请选择网格", "grid_code")
-    return None
+    named = directory.get(ctx.session).grid_in_text(text)
+    if scope.grid_ids is not None and named not in scope.grid_ids:
+        raise ApiError(422, "validation_error", "请选择本站的网格", "grid_code")  # station staff
+    return ctx.session.get(Grid, named) if named is not None else None
 
 
 @endpoint("POST", "/walk-ins", summary="代表、工委登记群众当面反映的诉求（周三见、摆摊、监督岗）",
@@ -76,7 +86,7 @@ def _walk_in_grid(ctx: Context, scope: access.Scope, code: str | None) -> Grid |
 def register_walk_in(ctx: Context):
     body: WalkInIn = ctx.body
     scope = _scope(ctx)
-    grid = _walk_in_grid(ctx, scope, body.grid_code)
+    grid = _walk_in_grid(ctx, scope, body.grid_code, body.text)
     case = intake.register_walk_in(
         ctx.session, ctx.principal.account, text=body.text, resident_name=body.resident_name,
         resident_phone=body.resident_phone, contact_consent=body.contact_consent,
@@ -97,14 +107,21 @@ def case_sheet(ctx: Context, public_id: str):
 
 
 @endpoint("GET", "/return-visits", summary="回访清单：办结后无法在微信评价的诉求（无微信的当面诉求、提醒后仍未评价）",
-          roles=(STAFF,), query=s.PageQuery, response=s.Page[s.CaseItem], tag="intake")
+          roles=(STAFF,), query=s.PageQuery, response=s.Page[ReturnVisitItem], tag="intake")
 def return_visits_due(ctx: Context):
     query: s.PageQuery = ctx.query
     scope = _scope(ctx)
     rows, total = intake.return_visit_due(ctx.session, access.case_condition(scope), page=query.page,
                                           page_size=query.page_size)
-    return s.Page[s.CaseItem](items=[out.case_out(ctx.session, scope, c) for c in rows], page=query.page,
-                              page_size=query.page_size, total=total)
+    items = []
+    for case in rows:
+        walk_in = intake.walk_in_of(ctx.session, case)
+        items.append(ReturnVisitItem(
+            case=out.case_out(ctx.session, scope, case), walk_in=walk_in is not None,
+            resident_name=walk_in.resident_name if walk_in else None,
+            resident_phone=walk_in.resident_phone if walk_in and walk_in.contact_consent else None,
+            place=intake.PLACE_KINDS[walk_in.place_kind] if walk_in else None))
+    return s.Page[ReturnVisitItem](items=items, page=query.page, page_size=query.page_size, total=total)
 
 
 @endpoint("POST", "/cases/<public_id>/return-visits", summary="登记回访（电话或上门；所得评价计为本轮评价）",

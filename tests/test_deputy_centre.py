@@ -208,7 +208,8 @@ def test_a_walk_in_matter_runs_to_a_return_visit_rating(live_server, simulator, 
     assert deputy.post(f"/api/cases/{case_id}/accept").status_code == 200
     assert deputy.post(f"/api/cases/{case_id}/close", {"summary": "已更换楼道声控灯"}).status_code == 200
     due = staff.get("/api/return-visits").json()
-    assert [c["number"] for c in due["items"]] == [number]
+    assert [c["case"]["number"] for c in due["items"]] == [number]
+    assert (due["items"][0]["resident_name"], due["items"][0]["resident_phone"]) == ("刘大妈", "13800001111")
     visit = {"method": "phone", "visitor": "工委 陈主任", "visited_at": "2026-12-01T10:00:00+08:00",
              "outcome": "群众表示灯已修好", "rating": "basically_satisfied"}
     assert deputy.post(f"/api/cases/{case_id}/return-visits", visit).status_code == 403

@@ -28,6 +28,8 @@ from liaison.core.errors import INVALID, DomainError
 from liaison.core.types import Actor
 from liaison.engagement import qrcodes
 from liaison.intake.models import PLACE_KINDS, VISIT_METHODS, CaseCode, ReturnVisit, WalkIn
+
+__all__ = ["PLACE_KINDS", "VISIT_METHODS"]  # re-exported for the API
 from liaison.people.models import Account, Grid, Resident
 
 CODE_DAYS = 30  # WeChat's longest temporary QR code
