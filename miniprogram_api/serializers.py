@@ -142,7 +142,7 @@ def station_out(station: Station) -> s.StationOut:
 
 def grid_out(grid: Grid) -> s.GridOut:
     return s.GridOut(code=grid.code, name=grid.name, aliases=list(grid.aliases or []),
-                     station=ref(grid.station))
+                     station=ref(grid.station), kind=grid.kind or "community")
 
 
 def deputy_out(deputy: Deputy) -> s.DeputyOut:

@@ -29,7 +29,7 @@ from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
 from liaison.messaging.texts import rating_prompt_text
 from liaison.people import directory
-from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,9 @@ def _scene_target(session: Session, scene: str) -> tuple[Grid | None, Deputy | N
         return grid, deputy, None
     if kind == "station":
         return None, None, session.scalar(select(Station).where(Station.code == code))
+    if kind == "enterprise":  # an enterprise's code: its enterprise grid
+        enterprise = session.scalar(select(Enterprise).where(Enterprise.code == code))
+        return (enterprise.grid if enterprise is not None else None), None, None
     return None, None, None
 
 

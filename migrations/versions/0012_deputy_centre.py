@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 SQLITE_NAMES = {"fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"}
-NEW_TABLES = ("walk_ins", "case_codes", "return_visits")
+NEW_TABLES = ("walk_ins", "case_codes", "return_visits", "enterprises")
 POLICY = "tenant_isolation"
 VISIBLE = ("(current_setting('liaison.all_counties', true) = 'on' OR county_id = ANY ("
            "string_to_array(NULLIF(current_setting('liaison.county_ids', true), ''), ',')::integer[]))")
@@ -75,6 +75,21 @@ def upgrade() -> None:
         _county(),
     )
     op.create_index("ix_return_visits_case_id", "return_visits", ["case_id"])
+    with op.batch_alter_table("grids") as batch:
+        batch.add_column(sa.Column("kind", sa.String(length=16), nullable=False, server_default="community"))
+    op.create_table(
+        "enterprises",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("grid_id", sa.Integer(), sa.ForeignKey("grids.id"), nullable=False),
+        sa.Column("contact_name", sa.String(length=50), nullable=True),
+        sa.Column("contact_phone", sa.String(length=32), nullable=True),
+        _ts("created_at", False),
+        _county(),
+        sa.UniqueConstraint("county_id", "code", name="uq_enterprises_county_code"),
+    )
+    op.create_index("ix_enterprises_grid_id", "enterprises", ["grid_id"])
     for table in NEW_TABLES:
         op.create_index(f"ix_{table}_county_id", table, ["county_id"])
     if op.get_bind().dialect.name == "postgresql":
@@ -88,6 +103,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in reversed(NEW_TABLES):
         op.drop_table(table)
+    with op.batch_alter_table("grids") as batch:
+        batch.drop_column("kind")
     with op.batch_alter_table("residents", naming_convention=SQLITE_NAMES) as batch:
         batch.drop_constraint("fk_residents_deputy_id_deputies", type_="foreignkey")
         batch.drop_column("deputy_id")
