@@ -142,14 +142,14 @@ def test_deputy_first_is_the_default_and_the_deputy_dispatches(live_server, simu
 def test_a_resident_who_scanned_a_deputys_own_code_gets_that_deputy(live_server, simulator, fake_wechat,
                                                                     rq_worker):
     staff, _deputy, _department = people(live_server, fake_wechat, "sc")
-    created = staff.post("/api/deputies", {"code": "D090", "name": "赵敏", "level": "county", "grids": []})
+    created = staff.post("/api/deputies", {"code": "D090", "name": "孙丽", "level": "city", "grids": []})
     assert created.status_code in (200, 201), created.text
-    lone = make_account(staff, fake_wechat, "o_mp_sc_lone", role="deputy", name="赵敏", deputy_code="D090")
+    lone = make_account(staff, fake_wechat, "o_mp_sc_lone", role="deputy", name="孙丽", deputy_code="D090")
     scanned = simulator.send_event("o_sc_resident", "subscribe", event_key="qrscene_deputy:D090")
-    assert "赵敏" in scanned.content
+    assert "孙丽" in scanned.content
     reply = simulator.send_text("o_sc_resident", "我们园区门口的红绿灯时间太短，老人过不去马路")
     number = NUMBER.search(reply.content).group(0)
-    assert "赵敏" in reply.content
+    assert "孙丽" in reply.content
     with db.session_scope() as session:
         case = cases.case_by_number(session, number)
         assert case.deputy.code == "D090" and case.grid_id is None
@@ -287,3 +287,25 @@ def test_a_second_unsatisfied_ends_in_a_staff_ruling(live_server, simulator, fak
         case = cases.case_by_number(session, number)
         last = session.scalar(select(Rating).where(Rating.case_id == case.id).order_by(Rating.round.desc()))
         assert (last.round, last.value) == (2, "unsatisfied")
+
+
+def test_an_enterprises_message_reaches_the_enterprise_grids_deputy(live_server, simulator, fake_wechat,
+                                                                     rq_worker):
+    base, http = live_server.url, live_http()
+    staff = bootstrap_staff(http, base, fake_wechat, "o_mp_en_staff")
+    chen = make_account(staff, fake_wechat, "o_mp_en_deputy", role="deputy", name="陈志强", deputy_code="D004")
+    grids = {g["code"]: g["kind"] for g in staff.get("/api/grids").json()}
+    assert grids["G004"] == "enterprise" and grids["G001"] == "community"
+    reply = simulator.send_text("o_en_contact", "恒通机械有限公司反映：厂区门口道路破损，货车进出困难")
+    number = NUMBER.search(reply.content).group(0)
+    assert "陈志强" in reply.content  # 企业点单 — 代表接单
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, number)
+        assert case.grid.code == "G004" and case.grid.kind == "enterprise" and case.deputy.code == "D004"
+    assert number in [c["number"] for c in chen.get("/api/cases").json()["items"]]
+    # The demo's deputy without a grid is reached through their own code.
+    scanned = simulator.send_event("o_en_other", "subscribe", event_key="qrscene_deputy:D005")
+    assert "赵敏" in scanned.content
+    reply = simulator.send_text("o_en_other", "新能源企业用电报装流程太长，希望代表帮忙反映")
+    with db.session_scope() as session:
+        assert cases.case_by_number(session, NUMBER.search(reply.content).group(0)).deputy.code == "D005"

@@ -99,10 +99,10 @@ def test_csv_roundtrip_export_then_import(demo_db):
         assert d.reception_hours == "每周五下午"
         assert {(l.grid.code, l.role) for l in d.grid_links} == {("G002", "lead"), ("G001", "assist")}
         assert session.scalar(select(Deputy.reception_hours).where(Deputy.code == "D001")) == "每周四上午"
-        assert session.scalar(select(func.count()).select_from(DeputyGrid)) == 4
+        assert session.scalar(select(func.count()).select_from(DeputyGrid)) == 5
         _n, _t, xlsx = registry.export_file(session, "xlsx")
     book = load_workbook(io.BytesIO(xlsx))
-    assert book.sheetnames == ["部门", "联络站", "网格", "代表"]
+    assert book.sheetnames == ["部门", "联络站", "网格", "代表", "企业"]
     assert [c.value for c in book["代表"][1]][:6] == ["代表编码", "姓名", "层级", "联络站编码", "网格", "主/协"]
 
 
