@@ -309,3 +309,41 @@ def test_an_enterprises_message_reaches_the_enterprise_grids_deputy(live_server,
     reply = simulator.send_text("o_en_other", "新能源企业用电报装流程太长，希望代表帮忙反映")
     with db.session_scope() as session:
         assert cases.case_by_number(session, NUMBER.search(reply.content).group(0)).deputy.code == "D005"
+
+
+def test_walk_in_contacts_and_the_return_visit_list_follow_the_scope(live_server, fake_wechat, rq_worker):
+    staff, deputy, department = people(live_server, fake_wechat, "ws")
+    station = make_account(staff, fake_wechat, "o_mp_ws_station", role="staff", name="青山站", station_code="S002")
+    ours = deputy.post("/api/walk-ins", {"text": "幸福里小区健身器材坏了", "resident_name": "赵大爷",
+                                         "resident_phone": "13700009999", "contact_consent": False,
+                                         "place_kind": "post"}).json()
+    theirs = station.post("/api/walk-ins", {"text": "青山村村口的路灯坏了", "resident_name": "钱阿姨",
+                                            "resident_phone": "13600008888", "contact_consent": True,
+                                            "place_kind": "stall"})
+    assert theirs.status_code == 201, theirs.text
+    theirs = theirs.json()
+    # Station staff may not land a walk-in outside their station.
+    assert station.post("/api/walk-ins", {"text": "幸福里小区的路灯坏了", "resident_name": "孙",
+                                          "contact_consent": True, "place_kind": "stall"}).status_code == 422
+    assert deputy.post(f"/api/cases/{ours['id']}/accept").status_code == 200
+    assert deputy.post(f"/api/cases/{ours['id']}/close", {"summary": "已修好"}).status_code == 200
+    with db.session_scope() as session:
+        case = cases.case_by_number(session, theirs["number"])
+        cases.accept(session, case, Actor("deputy", case.deputy_id))
+        cases.close(session, case, Actor("deputy", case.deputy_id), "已修好")
+    county_list = {i["case"]["number"]: i for i in staff.get("/api/return-visits").json()["items"]}
+    assert set(county_list) == {ours["number"], theirs["number"]}
+    assert county_list[ours["number"]]["resident_phone"] is None  # no consent: no phone for the call
+    assert county_list[theirs["number"]]["resident_phone"] == "13600008888"
+    station_list = station.get("/api/return-visits").json()["items"]
+    assert [i["case"]["number"] for i in station_list] == [theirs["number"]]
+    assert station.post(f"/api/cases/{ours['id']}/return-visits", {
+        "method": "visit", "visitor": "青山站", "visited_at": "2026-12-01T10:00:00+08:00",
+        "outcome": "满意", "rating": "satisfied"}).status_code == 404
+    # Nobody's answer carries the walk-in's name or phone but the staff 回访 list.
+    for user in (deputy, department, station):
+        for case in (ours, theirs):
+            answer = user.get(f"/api/cases/{case['id']}")
+            assert "13700009999" not in answer.text and "13600008888" not in answer.text
+            assert "赵大爷" not in answer.text and "钱阿姨" not in answer.text
+    assert department.get(f"/api/cases/{ours['id']}/sheet").status_code == 404  # not with the department

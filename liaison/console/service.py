@@ -28,8 +28,9 @@ from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ, working_days_between
 from liaison.people.models import Department, Deputy, Grid, Station
 
-# 办结: the handler finished the round (rated or not yet).
-DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED)
+# 办结: the handler finished the round (rated or not yet; 不满意 after the second round awaiting or
+# given the staff ruling included).
+DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED, Status.RULING, Status.CONCLUDED)
 # Not a matter the office handles: merged into another case, refused, withdrawn by the resident.
 NOT_HANDLED_STATUSES = (Status.MERGED, Status.REJECTED, Status.WITHDRAWN)
 
