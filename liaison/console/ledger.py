@@ -23,7 +23,7 @@ from liaison.console import service as figures
 from liaison.core.clock import utcnow
 from liaison.core.errors import INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
-from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import GRID_KINDS, Department, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.wechat.privacy import mask
 
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
@@ -72,6 +72,15 @@ def _by_code(model, column):
             raise BadFilter("筛选条件无效", field=model.__tablename__)
         return column == row_id
     return condition
+
+
+def _grid_kind(_session: Session, value: str) -> ColumnElement[bool]:
+    """社区 / 企业 / 产业链 (issue 15: statistics split by grid kind)."""
+    if value == NONE_VALUE:
+        return Case.grid_id.is_(None)
+    if value not in GRID_KINDS:
+        raise BadFilter("筛选条件无效", field="grid_kind")
+    return Case.grid_id.in_(select(Grid.id).where(Grid.kind == value))
 
 
 def _station(session: Session, value: str) -> ColumnElement[bool]:
@@ -176,6 +185,7 @@ FILTER_FIELDS: list[FilterField] = [
                 lambda _s, v: Case.created_at < local_day_start(_day(v, "until") + timedelta(days=1))),
     FilterField("station", "联络站", "select", _station, _station_choices),
     FilterField("grid", "网格", "select", _by_code(Grid, Case.grid_id), _grid_choices),
+    FilterField("grid_kind", "网格类型", "select", _grid_kind, lambda _s, _c: list(GRID_KINDS.items())),
     FilterField("deputy", "代表", "select", _by_code(Deputy, Case.deputy_id), _deputy_choices),
     FilterField("department", "承办单位", "select", _by_code(Department, Case.department_id),
                 _department_choices),

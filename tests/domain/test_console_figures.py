@@ -118,3 +118,23 @@ def test_ledger_filters_combine(db_session, county, history):
         ledger.conditions(db_session, county, {"since": "March"})
     with pytest.raises(ledger.BadFilter):
         ledger.conditions(db_session, county, {"grid": "G999"})
+
+
+def test_figures_split_by_grid_kind_and_drill_down(db_session, county, history):
+    """Issue 15: statistics split by grid kind (社区/企业/产业链), each group drilling down to its rows."""
+    resident = Resident(oa_openid="o_fig_enterprise", grid_id=None)
+    db_session.add(resident)
+    db_session.flush()
+    enterprise_case = cases.open_case(db_session, resident, "恒通机械有限公司门口道路破损")
+    assert enterprise_case.grid.kind == "enterprise"
+    db_session.flush()
+    where = ledger.conditions(db_session, county, {})
+    _total, groups = figures.statistics(db_session, county, where, "grid_kind")
+    by_kind = {g.key: g for g in groups}
+    assert by_kind["enterprise"].label == "企业" and by_kind["enterprise"].counts["received"][0] == 1
+    assert by_kind["community"].counts["received"][0] == 5
+    rows = db_session.scalars(select(Case.id).where(
+        *ledger.conditions(db_session, county, {"grid_kind": "enterprise"}))).all()
+    assert rows == [enterprise_case.id]
+    with pytest.raises(ledger.BadFilter):
+        ledger.conditions(db_session, county, {"grid_kind": "factory"})
