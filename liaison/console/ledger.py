@@ -115,6 +115,18 @@ def _round(_session: Session, value: str) -> ColumnElement[bool]:
     return Case.round == 1 if value == "1" else Case.round >= 2
 
 
+RATING_CHANNELS = {"chat": "微信回复", "miniprogram": "小程序", "qrcode": "扫码评价", "return_visit": "回访"}
+
+
+def _rating_channel(_session: Session, value: str) -> ColumnElement[bool]:
+    """How the resident's rating of the case's current round came in: chat, mini-program, code, 回访."""
+    if value not in RATING_CHANNELS:
+        raise BadFilter("筛选条件无效", field="rating_channel")
+    return Case.id.in_(select(Rating.case_id).where(
+        Rating.case_id == Case.id, Rating.round == Case.round, Rating.resident_id == Case.resident_id,
+        Rating.channel == value))
+
+
 def _rating(_session: Session, value: str) -> ColumnElement[bool]:
     rating = figures.latest_rating()
     if value == "none":
@@ -198,6 +210,8 @@ FILTER_FIELDS: list[FilterField] = [
     FilterField("round", "轮次", "select", _round, lambda _s, _c: [("1", "首次办理"), ("2", "二次办理")]),
     FilterField("rating", "评价", "select", _rating,
                 lambda _s, _c: [*RATING_VALUES.items(), ("unrated", "未评价"), ("none", "待评价/未办结")]),
+    FilterField("rating_channel", "评价渠道", "select", _rating_channel,
+                lambda _s, _c: list(RATING_CHANNELS.items())),
     FilterField("q", "搜索", "text", _text),
     FilterField("figure", "统计口径", "hidden", _figure),
 ]
