@@ -16,6 +16,7 @@ from liaison.case import models as case_models  # noqa: F401  (each import puts 
 from liaison.console import models as console_models  # noqa: F401
 from liaison.core.db import Base
 from liaison.engagement import models as engagement_models  # noqa: F401
+from liaison.intake import models as intake_models  # noqa: F401
 from liaison.interop import models as interop_models  # noqa: F401
 from liaison.messaging import models as messaging_models  # noqa: F401
 from liaison.people import models as people_models  # noqa: F401

@@ -145,6 +145,8 @@ class GridIn(Request):
     name: str = Field(min_length=1, max_length=100)
     aliases: list[str] = Field(default_factory=list, max_length=20)
     station_code: str | None = Field(default=None, min_length=1, max_length=32)
+    kind: Literal["community", "enterprise", "chain"] = Field(
+        default="community", description="community：社区网格；enterprise：企业网格；chain：产业链联络站")
 
 
 class DeputyGridIn(Request):
@@ -277,6 +279,7 @@ class CaseOut(Out):
     handler: str
     grid: Ref | None
     department: Ref | None
+    deputy: Ref | None = Field(default=None, description="负责代表（部门办理时由其督单）")
     round: int
     deadline: datetime | None
     overdue: bool
@@ -358,6 +361,7 @@ class GridOut(Out):
     name: str
     aliases: list[str]
     station: Ref | None
+    kind: str = Field(default="community", description="community 社区 / enterprise 企业 / chain 产业链")
 
 
 class DeputyOut(Out):

@@ -51,7 +51,7 @@ def _case_fields(scope: access.Scope, case: Case) -> dict:
         id=case.public_id, number=case.number, status=case.status,
         status_label=STATUS_LABELS.get(case.status, case.status), text=case.text,
         category=case.category, handler_kind=case.handler_kind, handler=cases.handler_label(case),
-        grid=ref(case.grid), department=ref(case.department), round=case.round, deadline=case.deadline,
+        grid=ref(case.grid), department=ref(case.department), deputy=ref(case.deputy), round=case.round, deadline=case.deadline,
         overdue=access.is_overdue(case), created_at=case.created_at, updated_at=case.updated_at,
         closed_at=case.closed_at, summary=case.summary, location=case.location,
         actions=access.allowed_actions(scope, case))
@@ -142,7 +142,7 @@ def station_out(station: Station) -> s.StationOut:
 
 def grid_out(grid: Grid) -> s.GridOut:
     return s.GridOut(code=grid.code, name=grid.name, aliases=list(grid.aliases or []),
-                     station=ref(grid.station))
+                     station=ref(grid.station), kind=grid.kind or "community")
 
 
 def deputy_out(deputy: Deputy) -> s.DeputyOut:

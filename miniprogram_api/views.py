@@ -426,7 +426,7 @@ def list_grids(ctx: Context):
 def create_grid(ctx: Context):
     require_county_staff(ctx)
     grid = registry.create_grid(ctx.session, ctx.body.code, ctx.body.name, ctx.body.aliases,
-                                ctx.body.station_code)
+                                ctx.body.station_code, kind=ctx.body.kind)
     return out.grid_out(grid)
 
 

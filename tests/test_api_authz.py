@@ -210,6 +210,17 @@ SWEEP = {
     ("POST", "/api/appraisals/{public_id}/close"): (STAFF, "appraisal", None),
     ("POST", "/api/rectifications/{public_id}/complete"): ({DEPUTY} | STAFF, "rectification",
                                                            lambda: {"report": "已整改"}),
+
+    # Issue 15: walk-in matters, the 交办单, 回访 and the staff ruling.
+    ("POST", "/api/walk-ins"): ({DEPUTY} | STAFF, None, lambda: {
+        "text": "青山村村口的路灯坏了", "resident_name": "刘大妈", "contact_consent": True,
+        "place_kind": "reception"}),
+    ("GET", "/api/cases/{public_id}/sheet"): ({DEPUTY, DEPARTMENT} | STAFF, "case", None),
+    ("GET", "/api/return-visits"): (STAFF, None, None),
+    ("POST", "/api/cases/{public_id}/return-visits"): (STAFF, "case", lambda: {
+        "method": "phone", "visitor": "陈主任", "visited_at": "2026-12-01T10:00:00+08:00",
+        "outcome": "已解决", "rating": "satisfied"}),
+    ("POST", "/api/cases/{public_id}/conclude"): (STAFF, "case", lambda: {"reason": "作终结处理"}),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""

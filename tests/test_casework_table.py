@@ -14,8 +14,9 @@ from liaison.case.models import Case
 from liaison.core import db
 from liaison.core.clock import utcnow
 from liaison.core.types import Actor
+from liaison.intake import service as intake
 from liaison.people import service as accounts
-from liaison.people.models import Department, Deputy, Resident
+from liaison.people.models import Account, Department, Deputy, Resident
 
 ALL_STATUSES = [v for k, v in vars(Status).items() if not k.startswith("_")]
 STAFF_ACTOR = Actor("staff", None)
@@ -38,6 +39,10 @@ CALLS = {
                                                                     3, "需要采购"),
     "merge": lambda s, c, w: cases.merge(s, c, w["target"], STAFF_ACTOR, "同一处路灯"),
     "reject": lambda s, c, w: cases.reject(s, c, STAFF_ACTOR, "不属于人大代表联络事项"),
+    "conclude": lambda s, c, w: cases.conclude(s, c, STAFF_ACTOR, "已依法依规答复，作终结处理"),
+    "return_visit": lambda s, c, w: intake.record_return_visit(
+        s, c, s.get(Account, w["account_id"]), method="phone", visitor="陈主任", visited_at=utcnow(),
+        outcome="群众表示问题已解决", rating="satisfied"),
 }
 
 

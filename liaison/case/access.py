@@ -51,6 +51,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "reassign": frozenset({STAFF}),
     "merge": frozenset({STAFF}),
     "reject": frozenset({STAFF}),
+    "conclude": frozenset({STAFF}),       # 工委裁定终结 after a second 不满意
+    "return_visit": frozenset({STAFF}),   # 回访: a rating taken by phone or on a visit
 }
 
 

@@ -28,6 +28,8 @@ class Status:
     MERGED = "merged"            # 已并单 into another case (final)
     REJECTED = "rejected"        # 不予受理 (final)
     WITHDRAWN = "withdrawn"      # 已撤回 by the resident (final)
+    RULING = "ruling"            # 待裁定: 不满意 again after the second round, staff rule on it
+    CONCLUDED = "concluded"      # 已终结: staff ruled with a written reason, recorded as unsatisfied (final)
 
 
 STATUS_LABELS = {
@@ -35,12 +37,13 @@ STATUS_LABELS = {
     Status.REPLIED: "已答复", Status.TRANSFERRED: "已派单", Status.RETURNED: "已退单",
     Status.CLOSED: "已办结待评价", Status.REOPENED: "二次办理", Status.ARCHIVED: "已销号",
     Status.UNRATED: "已办结（未评价）", Status.MERGED: "已并单", Status.REJECTED: "不予受理",
-    Status.WITHDRAWN: "已撤回",
+    Status.WITHDRAWN: "已撤回", Status.RULING: "待工委裁定", Status.CONCLUDED: "已终结",
 }
 
 FINAL_STATUSES = frozenset({Status.ARCHIVED, Status.UNRATED, Status.MERGED, Status.REJECTED,
-                            Status.WITHDRAWN})
-OPEN_STATUSES = frozenset(set(STATUS_LABELS) - FINAL_STATUSES - {Status.CLOSED})
+                            Status.WITHDRAWN, Status.CONCLUDED})
+# 待裁定 is neither worked (no deadline, no escalation) nor final: staff owe a ruling.
+OPEN_STATUSES = frozenset(set(STATUS_LABELS) - FINAL_STATUSES - {Status.CLOSED, Status.RULING})
 # A handler is still working the case (deadlines and escalation apply).
 WORKING_STATUSES = OPEN_STATUSES
 
@@ -76,6 +79,9 @@ TRANSITIONS: dict[str, Transition] = dict([
     _t("close", {S.ACCEPTED, S.REPLIED}, S.CLOSED, "办结"),
     _t("rate_satisfied", {S.CLOSED}, S.ARCHIVED, "评价并销号"),
     _t("rate_unsatisfied", {S.CLOSED}, S.REOPENED, "不满意，二次办理"),
+    _t("rate_basically_reopen", {S.CLOSED}, S.REOPENED, "基本满意，二次办理"),
+    _t("rate_unsatisfied_again", {S.CLOSED}, S.RULING, "再次不满意，提请工委裁定"),
+    _t("conclude", {S.RULING}, S.CONCLUDED, "工委裁定终结", needs_reason=True),
     _t("expire_rating", {S.CLOSED}, S.UNRATED, "未评价"),
     _t("merge", {S.SUBMITTED, S.ASSIGNED}, S.MERGED, "并单", needs_reason=True),
     _t("reject", {S.SUBMITTED, S.ASSIGNED, S.ACCEPTED, S.RETURNED}, S.REJECTED, "不予受理",
@@ -95,6 +101,7 @@ CASEWORK: dict[str, Transition] = dict([
        handler_kinds=_DEPARTMENT),
     _t("add_information", OPEN_STATUSES, None, "补充信息"),
     _t("rate", {S.CLOSED}, None, "评价"),  # the resident's rating decides rate_satisfied/unsatisfied
+    _t("return_visit", {S.CLOSED}, None, "回访"),  # staff record a rating taken by phone/visit
 ])
 
 # Everything that may happen to a case, by action name.

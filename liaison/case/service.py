@@ -19,6 +19,7 @@ from classifiers import get_classifier, route, signature, similarity, similarity
 from liaison.case import lifecycle, notices, rules, timers
 from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 from liaison.core.db import get_engine
 from liaison.core.errors import NOT_FOUND, DomainError
@@ -28,6 +29,7 @@ from liaison.messaging import outbox
 from liaison.messaging.texts import day, say
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
+from liaison.tenancy.models import County
 
 DEADLINES_FILE = Path(__file__).parent.parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -138,6 +140,28 @@ def handler_sentence(case: Case) -> str:
     return say("handled_by_office")
 
 
+def deputy_label(case: Case) -> str | None:
+    """The responsible deputy as shown to people (name and level), or None."""
+    if case.deputy_id is None:
+        return None
+    session = object_session(case)
+    info = directory.get(session).deputies.get(case.deputy_id) if session is not None else None
+    if info is None:
+        deputy = case.deputy if case.deputy is not None else session.get(Deputy, case.deputy_id)
+        info = directory.DeputyInfo(deputy.id, deputy.name, deputy.level)
+    return info.label
+
+
+# What the responsible deputy is told while a department handles the case (代表督单).
+SUPERVISE_NOTICES = {
+    "dispatch": "诉求 {number}（{brief}）已派{department}办理，{deadline}前办结答复。请您跟踪督单。",
+    "reply": "{department}已答复诉求 {number}：{text}",
+    "close": "{department}已办结诉求 {number}：{text}。请留意群众评价。",
+    "accept_overdue": "诉求 {number} 已超过受理时限，{department}尚未受理，请督单。",
+    "deadline_reminder": "诉求 {number} 将于 {deadline} 到期，{department}尚未办结，请督单。",
+}
+
+
 def _event(session: Session, case: Case, actor: Actor, action: str, from_status: str | None,
            to_status: str | None, **detail: Any) -> CaseEvent:
     entry = CaseEvent(case=case, actor_kind=actor.kind, actor_id=actor.id, action=action,
@@ -215,16 +239,62 @@ def _route(session: Session, case: Case, text: str) -> None:
         department = known.departments_by_code.get(routed.department_code)
         if department is None:
             reasons.append(f"未配置部门 {routed.department_code}，交网格代表分办")
-    case.deputy_id, case.department_id = None, None
-    deputy = known.lead_by_grid.get(case.grid_id) if case.grid_id else None
-    if department is not None:
+    case.department_id = None
+    case.deputy_id = responsible_deputy_id(session, case) or case.deputy_id  # never lost on a re-route
+    flow = case_flow(session, case)
+    suggested = None
+    if department is not None and (flow == DIRECT_DISPATCH or case.deputy_id is None):
+        # 派单 at once; the responsible deputy supervises (督单) and is escalation level 1.
         case.handler_kind, case.department_id = "department", department.id
-    elif deputy is not None:
-        case.handler_kind, case.deputy_id = "deputy", deputy.id
+    elif case.deputy_id is not None:
+        case.handler_kind = "deputy"  # 代表接单 first; the deputy dispatches (派单) if need be
+        suggested = department.code if department is not None else None
     else:
         case.handler_kind = "office"
         reasons.append("未能确定所在网格，由联络工作室分派")
-    case.routing = {"decision": decision.to_dict(), "route": routed.to_dict(), "reasons": reasons}
+    case.routing = {"decision": decision.to_dict(), "route": routed.to_dict(), "reasons": reasons,
+                    "flow": flow, "suggested_department": suggested}
+
+
+# The county's case flow (county setting `case_flow`): 代表接单 then 派单 (the field's default), or a
+# confidently classified case goes straight to its department with the deputy supervising.
+DEPUTY_FIRST, DIRECT_DISPATCH = "deputy_first", "direct_dispatch"
+CASE_FLOWS = (DEPUTY_FIRST, DIRECT_DISPATCH)
+
+
+def county_setting(session: Session, case: Case, name: str, default: Any) -> Any:
+    """A setting of the case's county (`counties.settings`), else `default`."""
+    county_id = case.county_id or tenant.of(session).write_county or tenant.DEFAULT_COUNTY_ID
+    county = session.get(County, county_id)
+    return (county.settings or {}).get(name, default) if county is not None else default
+
+
+def case_flow(session: Session, case: Case) -> str:
+    flow = county_setting(session, case, "case_flow", DEPUTY_FIRST)
+    return flow if flow in CASE_FLOWS else DEPUTY_FIRST
+
+
+def responsible_deputy_id(session: Session, case: Case) -> int | None:
+    """The deputy answerable for the case for its whole life: the deputy whose own code the resident
+    scanned (also a deputy with no grid), else the lead deputy of the case's grid."""
+    resident = case.resident if case.resident is not None else session.get(Resident, case.resident_id)
+    if resident is not None and resident.deputy_id is not None:
+        return resident.deputy_id
+    info = directory.get(session).lead_by_grid.get(case.grid_id) if case.grid_id else None
+    return info.id if info is not None else None
+
+
+def tell_deputy(session: Session, case: Case, entry: CaseEvent, text: str) -> None:
+    """督单: the responsible deputy is told of what happens while a department handles the case (派单,
+    答复, 办结, overdue steps), in the mini-program and by a push; never about their own act."""
+    if case.deputy_id is None:
+        return
+    if entry.actor_kind == "deputy" and entry.actor_id == case.deputy_id:
+        return
+    if entry.id is None:
+        session.flush()  # the entry's id keys the notice
+    notices.notify(session, case, f"supervise:{case.id}:{entry.id}", text, deputy_id=case.deputy_id,
+                   kind="supervise", detail={"event_id": entry.id, "action": entry.action})
 
 
 def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",
@@ -242,8 +312,13 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
     case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
     case.accept_deadline = add_working_days(now, deadline_days(case.category, "accept"))
     entry = _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
-                        category=case.category, reasons=case.routing["reasons"])
+                        category=case.category, reasons=case.routing["reasons"],
+                        deputy=deputy_label(case))
     _tell_handler(session, case, entry)
+    if case.handler_kind == "department":
+        tell_deputy(session, case, entry, SUPERVISE_NOTICES["dispatch"].format(
+            number=case.number, brief=case.text.splitlines()[0][:20], department=handler_label(case),
+            deadline=timers.local_day(case.deadline)))
     session.flush()  # one batch for the case and its first timeline entries
     return case
 
@@ -313,6 +388,9 @@ def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
         raise ValueError("reply text is empty")
     entry = _transition(session, case, "reply", actor, text=text)
     _notify_residents(session, case, entry, say("case_replied", number=case.number, text=text.strip()))
+    if case.handler_kind == "department":
+        tell_deputy(session, case, entry, SUPERVISE_NOTICES["reply"].format(
+            department=handler_label(case), number=case.number, text=text.strip()[:60]))
     return entry
 
 
@@ -330,6 +408,9 @@ def dispatch(session: Session, case: Case, actor: Actor, department: Department,
     _notify_residents(session, case, entry, say("case_dispatched", number=case.number,
                                                 department=department.name, date=day(case.deadline)))
     _tell_handler(session, case, entry)
+    tell_deputy(session, case, entry, SUPERVISE_NOTICES["dispatch"].format(
+        number=case.number, brief=case.text.splitlines()[0][:20], department=department.name,
+        deadline=timers.local_day(case.deadline)))
     return entry
 
 
@@ -359,6 +440,10 @@ def reassign(session: Session, case: Case, actor: Actor, *, deputy: Deputy | Non
                         handler=handler_label(case))
     if (case.handler_kind, case.deputy_id, case.department_id) != before:
         _tell_handler(session, case, entry)
+        if case.handler_kind == "department":
+            tell_deputy(session, case, entry, SUPERVISE_NOTICES["dispatch"].format(
+                number=case.number, brief=case.text.splitlines()[0][:20],
+                department=handler_label(case), deadline=timers.local_day(case.deadline)))
     return entry
 
 
@@ -379,6 +464,9 @@ def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent
     case.closed_at = utcnow()
     case.rating_reminded = False
     entry = _transition(session, case, "close", actor, summary=case.summary)
+    if case.handler_kind == "department":
+        tell_deputy(session, case, entry, SUPERVISE_NOTICES["close"].format(
+            department=handler_label(case), number=case.number, text=case.summary[:60]))
     for resident_id in _recipients(session, case):
         outbox.add(session, "rating_prompt", f"rate:{case.id}:{case.round}:resident:{resident_id}",
                    {"case_number": case.number, "round": case.round, "summary": case.summary},
@@ -397,30 +485,68 @@ def rate(session: Session, case: Case, resident: Resident, value: str, *, channe
     lifecycle.check_case("rate", case)
     if resident.id not in _recipients(session, case):
         raise NotFound("case")
+    return record_rating(session, case, resident.id, value, channel=channel, comment=comment,
+                         actor=Actor("resident", resident.id))
+
+
+def record_rating(session: Session, case: Case, resident_id: int, value: str, *, channel: str,
+                  actor: Actor, comment: str | None = None, **detail: Any) -> CaseEvent:
+    """The round's rating (by chat, mini-program or a staff 回访) and what it decides for the case:
+
+    - 满意 → 销号; 基本满意 → 销号, or a second round where the county's `basically_satisfied` setting
+      says `second_round`;
+    - 不满意 in the first round → the second round: a fresh deadline, one escalation level up, 人大
+      staff told (they may 督办 it themselves);
+    - 不满意 again → 待裁定: staff rule on it (`conclude`).
+    """
+    if value not in RATING_VALUES:
+        raise ValueError(f"unknown rating {value!r}")
     existing = session.scalar(select(Rating).where(
-        Rating.case_id == case.id, Rating.round == case.round, Rating.resident_id == resident.id))
+        Rating.case_id == case.id, Rating.round == case.round, Rating.resident_id == resident_id))
     if existing is not None:
         raise IllegalTransition("rate", case.status, "this round is already rated")
-    session.add(Rating(case_id=case.id, round=case.round, resident_id=resident.id, value=value,
+    session.add(Rating(case_id=case.id, round=case.round, resident_id=resident_id, value=value,
                        comment=comment, channel=channel))
-    actor = Actor("resident", resident.id)
-    if resident.id != case.resident_id:
+    if resident_id != case.resident_id:
         return _event(session, case, actor, "follower_rating", case.status, case.status,
                       rating=value, comment=comment)
-    if value == "unsatisfied":
-        entry = _transition(session, case, "rate_unsatisfied", actor, rating=value, comment=comment,
-                            round=case.round + 1)
+    reopen_basic = (value == "basically_satisfied" and case.round == 1
+                    and county_setting(session, case, "basically_satisfied", "archive") == "second_round")
+    if value == "unsatisfied" and case.round >= 2:
+        entry = _transition(session, case, "rate_unsatisfied_again", actor, rating=value, comment=comment,
+                            channel=channel, **detail)
+        notices.notify_staff(session, case, f"ruling:{case.id}:{case.round}",
+                             f"诉求 {case.number} 第{case.round}轮办理后群众仍不满意，请工委裁定。")
+        _notify_residents(session, case, entry,
+                          f"诉求 {case.number} 经两轮办理您仍不满意，已提交人大工委研究裁定，结果会告知您。")
+        return entry
+    if value == "unsatisfied" or reopen_basic:
+        action = "rate_unsatisfied" if value == "unsatisfied" else "rate_basically_reopen"
+        entry = _transition(session, case, action, actor, rating=value, comment=comment,
+                            round=case.round + 1, channel=channel, **detail)
         case.round += 1
         case.closed_at = None
         case.deadline = add_working_days(utcnow(), int(_deadline_table()["second_round"]))
         case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
         case.accept_reminded = False
-        # 二次办理 goes one level up the escalation chain at once.
+        # 二次办理 goes one level up the escalation chain at once; from the second round on every level
+        # tells 人大 staff, who may 督办 it themselves (timers.escalate).
         timers.escalate(session, case, min((case.escalation_level or 0) + 1, timers.MAX_LEVEL),
-                        reason="群众不满意，二次办理")
+                        reason=f"群众评价{RATING_VALUES[value]}，二次办理")
         timers.schedule(case)
         return entry
-    return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment)
+    return _transition(session, case, "rate_satisfied", actor, rating=value, comment=comment,
+                       channel=channel, **detail)
+
+
+def conclude(session: Session, case: Case, actor: Actor, reason: str) -> CaseEvent:
+    """工委裁定终结: a case rated 不满意 after its second round ends with a written reason; it stays
+    recorded as unsatisfied (its last rating) and the resident is told."""
+    case.closed_at = utcnow()
+    entry = _transition(session, case, "conclude", actor, reason=reason, rating="unsatisfied")
+    _notify_residents(session, case, entry,
+                      f"您的诉求 {case.number} 经人大工委研究，作终结处理：{reason.strip()}")
+    return entry
 
 
 def expire_rating(session: Session, case: Case) -> CaseEvent:

@@ -60,6 +60,7 @@ def fire(session: Session, case: Case, now: datetime) -> None:
             timers.system_event(session, case, "accept_overdue", deadline=case.accept_deadline.isoformat())
             notices.notify_handler(session, case, "accept_overdue",
                                    f"诉求 {case.number} 已超过受理时限，请尽快受理。")
+            _tell_deputy(session, case, "accept_overdue", case.accept_deadline)
         if case.deadline is not None:
             if (case.reminded_for != case.deadline
                     and timers.reminder_time(case.deadline) <= now < case.deadline):
@@ -68,6 +69,7 @@ def fire(session: Session, case: Case, now: datetime) -> None:
                 notices.notify_handler(
                     session, case, "deadline_reminder",
                     f"诉求 {case.number} 将于 {timers.local_day(case.deadline)} 到期，请按时办结答复。")
+                _tell_deputy(session, case, "deadline_reminder", case.deadline)
             for level in range((case.escalation_level or 0) + 1, timers.MAX_LEVEL + 1):
                 if now < timers.escalation_time(case.deadline, level):
                     break
@@ -83,6 +85,16 @@ def fire(session: Session, case: Case, now: datetime) -> None:
                 outbox.add(session, "rating_reminder", f"rating-reminder:{case.id}:{case.round}:{resident_id}",
                            {"case_number": case.number}, case_id=case.id, resident_id=resident_id)
     timers.schedule(case, now)
+
+
+def _tell_deputy(session: Session, case: Case, kind: str, deadline: datetime) -> None:
+    """An overdue step of a department's case is told to the responsible deputy too (代表督单)."""
+    if case.handler_kind != "department" or case.deputy_id is None:
+        return
+    text = cases.SUPERVISE_NOTICES[kind].format(number=case.number, department=cases.handler_label(case),
+                                                deadline=timers.local_day(case.deadline))
+    notices.notify(session, case, f"supervise_{kind}:{case.id}:{case.round}:{deadline.isoformat()}", text,
+                   deputy_id=case.deputy_id, kind="supervise")
 
 
 def _unrated_recipients(session: Session, case: Case) -> list[int]:

@@ -111,6 +111,8 @@ def escalate(session: Session, case: Case, level: int, *, reason: str) -> None:
             if case.deputy_id:
                 notices.notify(session, case, key + ":deputy", text, deputy_id=case.deputy_id)
             notices.notify(session, case, key + ":department", text, department_id=case.department_id)
+            if case.round >= 2:  # in the second round 人大 staff supervise it themselves too
+                notices.notify_staff(session, case, key, text)
         else:
             notices.notify_handler(session, case, "escalation", text, key=key + ":handler")
             notices.notify_staff(session, case, key, text)

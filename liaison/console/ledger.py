@@ -23,7 +23,7 @@ from liaison.console import service as figures
 from liaison.core.clock import utcnow
 from liaison.core.errors import INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
-from liaison.people.models import Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import GRID_KINDS, Department, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.wechat.privacy import mask
 
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
@@ -74,6 +74,15 @@ def _by_code(model, column):
     return condition
 
 
+def _grid_kind(_session: Session, value: str) -> ColumnElement[bool]:
+    """社区 / 企业 / 产业链 (issue 15: statistics split by grid kind)."""
+    if value == NONE_VALUE:
+        return Case.grid_id.is_(None)
+    if value not in GRID_KINDS:
+        raise BadFilter("筛选条件无效", field="grid_kind")
+    return Case.grid_id.in_(select(Grid.id).where(Grid.kind == value))
+
+
 def _station(session: Session, value: str) -> ColumnElement[bool]:
     if value == NONE_VALUE:
         return or_(Case.grid_id.is_(None),
@@ -104,6 +113,18 @@ def _round(_session: Session, value: str) -> ColumnElement[bool]:
     if value not in ("1", "2"):
         raise BadFilter("筛选条件无效", field="round")
     return Case.round == 1 if value == "1" else Case.round >= 2
+
+
+RATING_CHANNELS = {"chat": "微信回复", "miniprogram": "小程序", "qrcode": "扫码评价", "return_visit": "回访"}
+
+
+def _rating_channel(_session: Session, value: str) -> ColumnElement[bool]:
+    """How the resident's rating of the case's current round came in: chat, mini-program, code, 回访."""
+    if value not in RATING_CHANNELS:
+        raise BadFilter("筛选条件无效", field="rating_channel")
+    return Case.id.in_(select(Rating.case_id).where(
+        Rating.case_id == Case.id, Rating.round == Case.round, Rating.resident_id == Case.resident_id,
+        Rating.channel == value))
 
 
 def _rating(_session: Session, value: str) -> ColumnElement[bool]:
@@ -182,6 +203,7 @@ FILTER_FIELDS: list[FilterField] = [
                 lambda _s, v: Case.created_at < local_day_start(_day(v, "until") + timedelta(days=1))),
     FilterField("station", "联络站", "select", _station, _station_choices),
     FilterField("grid", "网格", "select", _by_code(Grid, Case.grid_id), _grid_choices),
+    FilterField("grid_kind", "网格类型", "select", _grid_kind, lambda _s, _c: list(GRID_KINDS.items())),
     FilterField("deputy", "代表", "select", _by_code(Deputy, Case.deputy_id), _deputy_choices),
     FilterField("department", "承办单位", "select", _by_code(Department, Case.department_id),
                 _department_choices),
@@ -195,6 +217,8 @@ FILTER_FIELDS: list[FilterField] = [
     FilterField("round", "轮次", "select", _round, lambda _s, _c: [("1", "首次办理"), ("2", "二次办理")]),
     FilterField("rating", "评价", "select", _rating,
                 lambda _s, _c: [*RATING_VALUES.items(), ("unrated", "未评价"), ("none", "待评价/未办结")]),
+    FilterField("rating_channel", "评价渠道", "select", _rating_channel,
+                lambda _s, _c: list(RATING_CHANNELS.items())),
     FilterField("q", "搜索", "text", _text),
     FilterField("figure", "统计口径", "hidden", _figure),
 ]

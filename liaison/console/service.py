@@ -26,10 +26,11 @@ from liaison.case.models import Case, CaseEvent, Rating
 from liaison.case.stats import RATED_VALUES, SATISFIED_VALUES, satisfaction_rate
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ, working_days_between
-from liaison.people.models import Department, Deputy, Grid, Station
+from liaison.people.models import GRID_KINDS, Department, Deputy, Grid, Station
 
-# 办结: the handler finished the round (rated or not yet).
-DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED)
+# 办结: the handler finished the round (rated or not yet; 不满意 after the second round awaiting or
+# given the staff ruling included).
+DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED, Status.RULING, Status.CONCLUDED)
 # Not a matter the office handles: merged into another case, refused, withdrawn by the resident.
 NOT_HANDLED_STATUSES = (Status.MERGED, Status.REJECTED, Status.WITHDRAWN)
 
@@ -132,8 +133,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
 ]}
 # Not yet in the data: 回访率 (visits are recorded from a later step on).
 
-DIMENSIONS = {"station": "联络站", "grid": "网格", "deputy": "代表", "department": "承办单位",
-              "category": "类别", "source": "来源", "month": "月份"}
+DIMENSIONS = {"station": "联络站", "grid": "网格", "grid_kind": "网格类型", "deputy": "代表",
+              "department": "承办单位", "category": "类别", "source": "来源", "month": "月份"}
 # Where a case came from: the channel of its first timeline entry (随手拍 and Open311 are their own).
 SOURCE_LABELS = {"wechat": "公众号", "miniprogram": "小程序", "deputy_snapshot": "代表直通车（随手拍）",
                  "open311": "外平台转入"}
@@ -196,9 +197,9 @@ class Group:
 
 
 def _facts(session: Session, where: list[ColumnElement[bool]]):
-    columns = [Case.id, Case.created_at, Case.closed_at, Case.grid_id, Grid.station_id, Case.deputy_id,
-               Case.department_id, Case.category, accepted_at().label("accepted_at"),
-               source_of().label("source")]
+    columns = [Case.id, Case.created_at, Case.closed_at, Case.grid_id, Grid.station_id,
+               Grid.kind.label("grid_kind"), Case.deputy_id, Case.department_id, Case.category,
+               accepted_at().label("accepted_at"), source_of().label("source")]
     flags = []
     for figure in FIGURES.values():
         for part, condition in (("n", figure.numerator), ("d", figure.denominator)):
@@ -214,8 +215,9 @@ def _key(row, dimension: str | None) -> Any:
         return "all"
     if dimension == "month":
         return row.created_at.astimezone(CHINA_TZ).strftime("%Y-%m")
-    return {"station": row.station_id, "grid": row.grid_id, "deputy": row.deputy_id,
-            "department": row.department_id, "category": row.category, "source": row.source}[dimension]
+    return {"station": row.station_id, "grid": row.grid_id, "grid_kind": row.grid_kind,
+            "deputy": row.deputy_id, "department": row.department_id, "category": row.category,
+            "source": row.source}[dimension]
 
 
 def tally(session: Session, where: list[ColumnElement[bool]], dimension: str | None = None) -> dict[Any, Tally]:
@@ -267,6 +269,8 @@ def _labels(session: Session, dimension: str | None, keys: Iterable[Any]) -> dic
         return {k: (k, k) for k in keys}
     if dimension == "source":
         return {k: (k, SOURCE_LABELS.get(k, k)) for k in keys}
+    if dimension == "grid_kind":
+        return {k: (k, GRID_KINDS.get(k, k)) for k in keys}
     model = {"station": Station, "grid": Grid, "deputy": Deputy, "department": Department}[dimension]
     rows = session.scalars(select(model).where(model.id.in_(keys))) if keys else []
     return {row.id: (row.code, row.name) for row in rows}

@@ -25,11 +25,12 @@ from liaison.core import ratelimit
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
+from liaison.intake import service as intake
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
 from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
-from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
 from liaison.rota import service as rota
 
@@ -578,6 +579,8 @@ def _rate(session: Session, case: Case, resident: Resident, value: str) -> str:
     label = cases.RATING_VALUES[value]
     if case.resident_id != resident.id:
         return say("rated_follower", number=case.number, label=label)
+    if case.status == Status.RULING:
+        return say("rated_ruling", number=case.number)
     if case.status == Status.REOPENED:
         return say("rated_reopened", number=case.number, round=case.round)
     return say("rated_closed", label=label, number=case.number)
@@ -597,6 +600,9 @@ def _scene_target(session: Session, scene: str) -> tuple[Grid | None, Deputy | N
         return grid, deputy, None
     if kind == "station":
         return None, None, session.scalar(select(Station).where(Station.code == code))
+    if kind == "enterprise":  # an enterprise's code: its enterprise grid
+        enterprise = session.scalar(select(Enterprise).where(Enterprise.code == code))
+        return (enterprise.grid if enterprise is not None else None), None, None
     return None, None, None
 
 
@@ -619,6 +625,8 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
         resident.subscribed = True
         if scene.startswith("survey:"):
             return surveys.on_scan(session, resident, scene[len("survey:"):])
+        if scene.startswith(intake.SCENE_PREFIX):  # a 交办单's code: follow and rate that case
+            return intake.claim(session, resident, scene[len(intake.SCENE_PREFIX):])
         if scene:
             grid, deputy, station = _scene_target(session, scene)
             if station is not None:
@@ -631,6 +639,12 @@ def _event(session: Session, resident: Resident, incoming: Incoming) -> str | No
                 visit = rota.scan_grid(session, resident, grid)  # a deputy visiting their grid
                 if visit is not None:
                     return visit
+            if deputy is not None or grid is not None:
+                # 一人一码: a deputy's own code makes that deputy responsible for the resident's cases
+                # (a deputy without a grid too); a grid's code hands them back to its lead deputy.
+                resident.deputy_id = deputy.id if deputy is not None else None
+            if deputy is not None and grid is None:
+                return deputy_card(deputy, None)
             if grid is not None:
                 resident.grid_id = grid.id
                 deputy = deputy or cases.lead_deputy(session, grid.id)

@@ -111,6 +111,7 @@ TEMPLATES: dict[str, str] = {
                       "（{minutes} 分钟内有效；也可在小程序中评价并留言）"),
     "survey_gone": "该评价二维码已失效。",
     "survey_not_party": "该评价仅限反映该诉求的群众参与。",
+    "rated_ruling": "很抱歉两轮办理仍没有让您满意。诉求 {number} 已提交人大工委研究裁定，结果会告诉您。",
     "survey_not_constituent": "本次述职测评仅限该代表所联系网格的选民参与。",
     "survey_done": "您已参与过“{title}”的评价，感谢支持！",
     "survey_thanks": "感谢您的评价（{label}）！如需留言，可在小程序中补充。",

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liaison.core import tenant
-from liaison.people.models import DEPUTY_LEVEL_NAMES, Department, Deputy, DeputyGrid, Grid
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Department, Deputy, DeputyGrid, Enterprise, Grid
 
 TTL_SECONDS = 30.0
 
@@ -65,6 +65,9 @@ def _load(session: Session, url: str) -> Directory:
     directory = Directory(loaded_at=time.monotonic(), url=url)
     for grid_id, name, aliases in session.execute(select(Grid.id, Grid.name, Grid.aliases)):
         directory.grid_names += [(n, grid_id) for n in [name, *(aliases or [])] if n]
+    # 企业点单: an enterprise named in a message is in its enterprise grid.
+    for name, grid_id in session.execute(select(Enterprise.name, Enterprise.grid_id)):
+        directory.grid_names.append((name, grid_id))
     directory.grid_names.sort(key=lambda item: -len(item[0]))
     for deputy_id, name, level in session.execute(select(Deputy.id, Deputy.name, Deputy.level)):
         directory.deputies[deputy_id] = DeputyInfo(deputy_id, name, level)

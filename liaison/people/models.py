@@ -25,6 +25,7 @@ from liaison.tenancy.models import County  # noqa: F401  (puts `counties` on met
 
 DEPUTY_LEVELS = ("national", "province", "city", "county", "township")
 DEPUTY_LEVEL_NAMES = {"national": "全国", "province": "省", "city": "市", "county": "县", "township": "乡"}
+GRID_KINDS = {"community": "社区", "enterprise": "企业", "chain": "产业链"}
 
 
 class Station(TenantOwned, Base):
@@ -49,9 +50,27 @@ class Grid(TenantOwned, Base):
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(100))
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # 社区 (community) | 企业 (enterprise: registered enterprises are its members) | 产业链 (chain)
+    kind: Mapped[str] = mapped_column(String(16), default="community", server_default="community")
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
     station: Mapped[Station | None] = relationship(back_populates="grids")
     deputy_links: Mapped[list[DeputyGrid]] = relationship(back_populates="grid")
+
+
+class Enterprise(TenantOwned, Base):
+    """A registered enterprise, a member of an enterprise grid (企业网格), with its contact person.
+    A message naming it (or sent after scanning its code) goes to that grid's deputy (企业点单)."""
+
+    __tablename__ = "enterprises"
+    __table_args__ = (UniqueConstraint("county_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    contact_name: Mapped[str | None] = mapped_column(String(50))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    grid: Mapped[Grid] = relationship()
 
 
 class Deputy(TenantOwned, Base):
@@ -102,6 +121,9 @@ class Resident(TenantOwned, Base):
     mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    # The deputy whose own code (一人一码) the resident scanned last: their cases go to that deputy,
+    # grid or none. A grid's code scanned later clears it (the grid's lead deputy again).
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Customer-service window bookkeeping (WeChat allows messages only after a user action).

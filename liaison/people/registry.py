@@ -23,9 +23,11 @@ from liaison.people import directory
 from liaison.people.models import (
     DEPUTY_LEVEL_NAMES,
     DEPUTY_LEVELS,
+    GRID_KINDS,
     Department,
     Deputy,
     DeputyGrid,
+    Enterprise,
     Grid,
     Station,
 )
@@ -33,6 +35,7 @@ from liaison.people.service import station_deputy_ids
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 LEVEL_BY_NAME = {name: level for level, name in DEPUTY_LEVEL_NAMES.items()}
+KIND_BY_NAME = {name: kind for kind, name in GRID_KINDS.items()}
 LEVEL_BY_NAME.update({"全国人大": "national", "省级": "province", "市级": "city", "县级": "county",
                       "乡镇": "township", "镇": "township"})
 ROLE_BY_NAME = {"主": "lead", "协": "assist"}
@@ -69,13 +72,18 @@ SHEETS: tuple[SheetSpec, ...] = (
         Column("地址", "address", False, 200), Column("接待时间", "reception_hours", False, 100))),
     SheetSpec("网格", "grids", (
         Column("网格编码", "code", True, 32), Column("网格名称", "name", True, 100),
-        Column("别名", "aliases", False, 1000), Column("联络站编码", "station_code", False, 32))),
+        Column("别名", "aliases", False, 1000), Column("联络站编码", "station_code", False, 32),
+        Column("网格类型", "kind", False, 8))),
     SheetSpec("代表", "deputies", (
         Column("代表编码", "code", True, 32), Column("姓名", "name", True, 50),
         Column("层级", "level", True, 8), Column("联络站编码", "station_code", False, 32),
         Column("网格", "grids", False, 500), Column("主/协", "roles", False, 100),
         Column("职务", "duties", False, 200), Column("接待时间", "reception_hours", False, 100),
         Column("电话", "phone", False, 32))),
+    SheetSpec("企业", "enterprises", (
+        Column("企业编码", "code", True, 32), Column("企业名称", "name", True, 100),
+        Column("网格编码", "grid_code", True, 32), Column("联系人", "contact_name", False, 50),
+        Column("联系电话", "contact_phone", False, 32))),
 )
 SHEET_BY_KEY = {s.key: s for s in SHEETS}
 SHEET_BY_NAME = {s.name: s for s in SHEETS}
@@ -198,11 +206,13 @@ def create_station(session: Session, code: str, name: str, address: str | None =
 
 
 def create_grid(session: Session, code: str, name: str, aliases: Iterable[str] = (),
-                station_code: str | None = None) -> Grid:
-    """Register a grid under an (existing) station."""
+                station_code: str | None = None, kind: str = "community") -> Grid:
+    """Register a grid (社区, 企业 or 产业链) under an (existing) station."""
     _refuse_duplicate(session, Grid, code)
+    if kind not in GRID_KINDS:
+        raise RegistryError(INVALID, "invalid_kind", f"网格类型无效：{kind}", "kind")
     station = _require(session, Station, station_code, "station_code", "联络站")
-    row = Grid(code=code, name=name, aliases=_clean_aliases(aliases), station=station)
+    row = Grid(code=code, name=name, aliases=_clean_aliases(aliases), station=station, kind=kind)
     session.add(row)
     session.flush()
     directory.invalidate()
@@ -440,11 +450,16 @@ def _validate(session: Session, tables) -> dict[str, list[dict[str, Any]]]:
     plan: dict[str, list[dict[str, Any]]] = {}
     existing = {key: set(session.scalars(select(model.code)))
                 for key, model in (("stations", Station), ("grids", Grid))}
+    grid_kinds = dict(session.execute(select(Grid.code, Grid.kind)).all())
+    for _n, cells in tables.get("grids", []):
+        if cells.get("code"):
+            grid_kinds[cells["code"]] = KIND_BY_NAME.get(cells.get("kind") or "社区", cells.get("kind"))
     in_file = {key: {cells["code"] for _n, cells in tables.get(key, []) if cells.get("code")}
                for key in ("stations", "grids")}
     leads: dict[str, tuple[int, str]] = {}
     for spec in SHEETS:
-        model = {"departments": Department, "stations": Station, "grids": Grid, "deputies": Deputy}[spec.key]
+        model = {"departments": Department, "stations": Station, "grids": Grid, "deputies": Deputy,
+                 "enterprises": Enterprise}[spec.key]
         known = set(session.scalars(select(model.code)))
         seen: dict[str, int] = {}
         for number, cells in tables.get(spec.key, []):
@@ -473,6 +488,14 @@ def _validate(session: Session, tables) -> dict[str, list[dict[str, Any]]]:
                 bad("联络站编码", f"联络站不存在：{station_code}")
             if spec.key == "grids":
                 entry["aliases"] = _clean_aliases(LIST_SPLIT.split(cells["aliases"]))
+                entry["kind"] = KIND_BY_NAME.get(cells["kind"] or "社区")
+                if entry["kind"] is None:
+                    bad("网格类型", f"网格类型无效：{cells['kind']}（应为 社区/企业/产业链）")
+            if spec.key == "enterprises" and cells["grid_code"]:
+                if cells["grid_code"] not in existing["grids"] | in_file["grids"]:
+                    bad("网格编码", f"网格不存在：{cells['grid_code']}")
+                elif grid_kinds.get(cells["grid_code"]) != "enterprise":
+                    bad("网格编码", f"网格 {cells['grid_code']} 不是企业网格")
             if spec.key == "deputies":
                 level = LEVEL_BY_NAME.get(cells["level"], cells["level"] if cells["level"] in DEPUTY_LEVELS else None)
                 if cells["level"] and level is None:
@@ -528,9 +551,12 @@ def _apply(session: Session, plan: dict[str, list[dict[str, Any]]], summary: Imp
                reception_hours=entry["reception_hours"])
     stations = {s.code: s.id for s in session.scalars(select(Station))}
     for entry in plan.get("grids", []):
-        upsert(Grid, "grids", entry, name=entry["name"], aliases=entry["aliases"],
+        upsert(Grid, "grids", entry, name=entry["name"], aliases=entry["aliases"], kind=entry["kind"],
                station_id=stations.get(entry["station_code"]) if entry["station_code"] else None)
     grids = {g.code: g.id for g in session.scalars(select(Grid))}
+    for entry in plan.get("enterprises", []):
+        upsert(Enterprise, "enterprises", entry, name=entry["name"], grid_id=grids[entry["grid_code"]],
+               contact_name=entry["contact_name"], contact_phone=entry["contact_phone"])
     for entry in plan.get("deputies", []):
         deputy = upsert(Deputy, "deputies", entry, name=entry["name"], level=entry["level"],
                         station_id=stations.get(entry["station_code"]) if entry["station_code"] else None,
@@ -558,7 +584,14 @@ def export_rows(session: Session, key: str, station_id: int | None = None) -> li
     elif key == "grids":
         query = select(Grid) if station_id is None else select(Grid).where(Grid.station_id == station_id)
         for g in session.scalars(query.order_by(Grid.code)):
-            rows.append([g.code, g.name, "、".join(g.aliases or []), g.station.code if g.station else ""])
+            rows.append([g.code, g.name, "、".join(g.aliases or []), g.station.code if g.station else "",
+                         GRID_KINDS.get(g.kind, "社区")])
+    elif key == "enterprises":
+        query = select(Enterprise).join(Grid, Grid.id == Enterprise.grid_id)
+        if station_id is not None:
+            query = query.where(Grid.station_id == station_id)
+        for e in session.scalars(query.order_by(Enterprise.code)):
+            rows.append([e.code, e.name, e.grid.code, e.contact_name or "", e.contact_phone or ""])
     else:
         query = select(Deputy) if station_id is None else select(Deputy).where(
             Deputy.id.in_(station_deputy_ids(station_id)))

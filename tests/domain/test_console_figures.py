@@ -13,6 +13,7 @@ from liaison.console import ledger
 from liaison.console import service as figures
 from liaison.core import clock
 from liaison.core.types import Actor
+from liaison.intake import service as intake
 from liaison.people import service as people
 from liaison.people.models import Department, Grid, Resident, Station
 
@@ -118,3 +119,44 @@ def test_ledger_filters_combine(db_session, county, history):
         ledger.conditions(db_session, county, {"since": "March"})
     with pytest.raises(ledger.BadFilter):
         ledger.conditions(db_session, county, {"grid": "G999"})
+
+
+def test_figures_split_by_grid_kind_and_drill_down(db_session, county, history):
+    """Issue 15: statistics split by grid kind (社区/企业/产业链), each group drilling down to its rows."""
+    resident = Resident(oa_openid="o_fig_enterprise", grid_id=None)
+    db_session.add(resident)
+    db_session.flush()
+    enterprise_case = cases.open_case(db_session, resident, "恒通机械有限公司门口道路破损")
+    assert enterprise_case.grid.kind == "enterprise"
+    db_session.flush()
+    where = ledger.conditions(db_session, county, {})
+    _total, groups = figures.statistics(db_session, county, where, "grid_kind")
+    by_kind = {g.key: g for g in groups}
+    assert by_kind["enterprise"].label == "企业" and by_kind["enterprise"].counts["received"][0] == 1
+    assert by_kind["community"].counts["received"][0] == 5
+    rows = db_session.scalars(select(Case.id).where(
+        *ledger.conditions(db_session, county, {"grid_kind": "enterprise"}))).all()
+    assert rows == [enterprise_case.id]
+    with pytest.raises(ledger.BadFilter):
+        ledger.conditions(db_session, county, {"grid_kind": "factory"})
+
+
+def test_return_visit_ratings_are_told_from_chat_ratings(db_session, county, history):
+    """A 回访 rating (staff, by phone) is the round's rating with its own channel: the ledger and the
+    figures filtered by channel tell it from chat ratings."""
+    staff = people.create_account(db_session, people.STAFF, "回访员")[0]
+    resident = Resident(grid_id=None)
+    db_session.add(resident)
+    db_session.flush()
+    case = cases.open_case(db_session, resident, "幸福里小区健身器材坏了")
+    cases.accept(db_session, case, Actor("deputy", case.deputy_id))
+    cases.close(db_session, case, Actor("deputy", case.deputy_id), "已修好")
+    intake.record_return_visit(db_session, case, staff, method="phone", visitor="回访员",
+                               visited_at=clock.utcnow(), outcome="群众满意", rating="satisfied")
+    db_session.flush()
+    assert _ids(db_session, county, {"rating_channel": "return_visit"}) == {case.number}
+    assert _ids(db_session, county, {"rating_channel": "chat"}) == {
+        history[n].number for n in ("on_time", "late", "elsewhere")}  # "unhappy" is in round 2, unrated
+    total, _ = figures.statistics(db_session, county,
+                                  ledger.conditions(db_session, county, {"rating_channel": "return_visit"}), None)
+    assert total.figures["satisfaction_rate"] == 1.0

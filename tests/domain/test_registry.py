@@ -44,8 +44,8 @@ def counts(session):
 def test_xlsx_import_upserts_by_code_and_links_lead_and_assist(demo_db):
     with db.session_scope() as session:
         summary = registry.import_file(session, "registry.xlsx", workbook(GOOD))
-    assert summary.created == {"departments": 1, "stations": 1, "grids": 2, "deputies": 2}
-    assert summary.updated == {"departments": 1, "stations": 0, "grids": 0, "deputies": 0}
+    assert summary.created == {"departments": 1, "stations": 1, "grids": 2, "deputies": 2, "enterprises": 0}
+    assert summary.updated == {"departments": 1, "stations": 0, "grids": 0, "deputies": 0, "enterprises": 0}
     with db.session_scope() as session:
         zhao = session.scalar(select(Deputy).where(Deputy.code == "D010"))
         links = {(link.grid.code, link.role) for link in zhao.grid_links}
@@ -93,16 +93,16 @@ def test_csv_roundtrip_export_then_import(demo_db):
         assert content.startswith("\ufeff".encode()) and "代表编码,姓名,层级" in content.decode("utf-8-sig")
         edited = content.decode("utf-8-sig").replace("每周三上午", "每周四上午").encode("gb18030")
         summary = registry.import_file(session, name, edited)
-        assert summary.updated["deputies"] == 3 and sum(summary.created.values()) == 0
+        assert summary.updated["deputies"] == 5 and sum(summary.created.values()) == 0  # the demo's five
     with db.session_scope() as session:
         d = session.scalar(select(Deputy).where(Deputy.code == "D002"))
         assert d.reception_hours == "每周五下午"
         assert {(l.grid.code, l.role) for l in d.grid_links} == {("G002", "lead"), ("G001", "assist")}
         assert session.scalar(select(Deputy.reception_hours).where(Deputy.code == "D001")) == "每周四上午"
-        assert session.scalar(select(func.count()).select_from(DeputyGrid)) == 4
+        assert session.scalar(select(func.count()).select_from(DeputyGrid)) == 5
         _n, _t, xlsx = registry.export_file(session, "xlsx")
     book = load_workbook(io.BytesIO(xlsx))
-    assert book.sheetnames == ["部门", "联络站", "网格", "代表"]
+    assert book.sheetnames == ["部门", "联络站", "网格", "代表", "企业"]
     assert [c.value for c in book["代表"][1]][:6] == ["代表编码", "姓名", "层级", "联络站编码", "网格", "主/协"]
 
 
@@ -115,3 +115,34 @@ def test_csv_export_guards_against_formulas_and_imports_back(demo_db):
         registry.import_file(session, name, content)
     with db.session_scope() as session:
         assert session.scalar(select(Deputy.duties).where(Deputy.code == "D001")) == '=HYPERLINK("http://x","点我")'
+
+
+def test_enterprise_grids_and_enterprises_import_and_export(demo_db):
+    """Issue 15: a grid's kind (社区/企业/产业链) and the enterprises of an enterprise grid, with their
+    contact person, go through the same templates; an enterprise must belong to an enterprise grid."""
+    sheets = {
+        "网格": [["网格编码", "网格名称", "别名", "联络站编码", "网格类型"],
+                 ["G020", "南山工业园企业网格", "南山工业园", "S001", "企业"],
+                 ["G021", "新能源产业链联络站", "", "S001", "产业链"]],
+        "企业": [["企业编码", "企业名称", "网格编码", "联系人", "联系电话"],
+                 ["E020", "南山精密铸造有限公司", "G020", "孙经理", "13900001234"]],
+    }
+    with db.session_scope() as session:
+        summary = registry.import_file(session, "registry.xlsx", workbook(sheets))
+        assert summary.created["enterprises"] == 1 and summary.created["grids"] == 2
+    with db.session_scope() as session:
+        kinds = dict(session.execute(select(Grid.code, Grid.kind).where(Grid.code.in_(["G020", "G021"]))).all())
+        assert kinds == {"G020": "enterprise", "G021": "chain"}
+        # A message naming the enterprise is in its enterprise grid.
+        g020 = session.scalar(select(Grid.id).where(Grid.code == "G020"))
+        assert directory.get(session).grid_in_text("南山精密铸造有限公司门口道路塌陷") == g020
+        rows = registry.export_rows(session, "enterprises")
+        assert rows[0] == ["企业编码", "企业名称", "网格编码", "联系人", "联系电话"]
+        assert ["E020", "南山精密铸造有限公司", "G020", "孙经理", "13900001234"] in rows
+        assert [r[4] for r in registry.export_rows(session, "grids") if r[0] in ("G020", "G021")] == ["企业", "产业链"]
+    bad = {"企业": [["企业编码", "企业名称", "网格编码"], ["E021", "某公司", "G001"]],
+           "网格": [["网格编码", "网格名称", "网格类型"], ["G022", "某网格", "工厂"]]}
+    with db.session_scope() as session, pytest.raises(registry.ImportRejected) as rejected:
+        registry.import_file(session, "registry.xlsx", workbook(bad))
+    found = {(e.sheet, e.field) for e in rejected.value.errors}
+    assert ("企业", "网格编码") in found and ("网格", "网格类型") in found
