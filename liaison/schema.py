@@ -11,7 +11,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from liaison.case import models as case_models  # noqa: F401  (each import puts its tables on metadata)
+from liaison.bulletin import models as bulletin_models  # noqa: F401  (each import puts its tables on metadata)
+from liaison.case import models as case_models  # noqa: F401
 from liaison.console import models as console_models  # noqa: F401
 from liaison.core.db import Base
 from liaison.engagement import models as engagement_models  # noqa: F401

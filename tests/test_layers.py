@@ -28,7 +28,7 @@ FORBIDDEN = {
     "console": {"bot", "miniprogram_api", "jobs"},
 }
 # The service order: a service may import services of the domains to its left (and its own domain's).
-DOMAINS = ("people", "messaging", "case", "engagement", "conversation", "console")
+DOMAINS = ("people", "messaging", "case", "engagement", "conversation", "console", "bulletin")
 # Importable from anywhere in the domain, whatever the order: tables and the transition table.
 SHARED_LEAVES = ("models", "lifecycle")
 # The floor every domain stands on; it imports no domain.
