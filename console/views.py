@@ -36,7 +36,7 @@ from liaison.case.timers import local_day
 from liaison.console import auth, ledger
 from liaison.console import service as figures
 from liaison.core import db
-from liaison.core.errors import DomainError
+from liaison.core.errors import RATE_LIMITED, DomainError
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.people.models import Account, Department, Deputy, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, ROLE_LABELS, STAFF, Principal
@@ -49,10 +49,9 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
                static_folder="static", static_url_path="/static")
 
 TOKEN_KEY = "console_token"
-# The console's staff actions and the permission of `liaison.case.access` each needs. 不予受理 and
-# 并单 are office decisions like 改派, so they take 改派's permission (staff, in their jurisdiction)
-# until access.py names them itself.
-ACTION_PERMISSION = {"reassign": "reassign", "urge": "urge", "reject": "reassign", "merge": "reassign"}
+# The console's staff actions. Each is an action of `liaison.case.access` under its own name: who
+# may attempt it is `access.ACTION_ROLES`, from which statuses the lifecycle table says.
+CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge")
 ACTION_DONE = {"reassign": "已改派", "urge": "已督办", "reject": "已作不予受理处理", "merge": "已并单"}
 EVENT_LABELS = {
     "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
@@ -174,11 +173,11 @@ def sign_in():
     if form.validate_on_submit():
         try:
             with db.session_scope() as session:
-                done = auth.sign_in(session, form.login.data, form.password.data)
+                done = auth.sign_in(session, form.login.data, form.password.data, address=request.remote_addr)
                 name = done.account.name
         except auth.ConsoleAuthError as error:
             flash(error.message, "error")
-            status = 401
+            status = 429 if error.kind == RATE_LIMITED else 401
         else:
             cookie.clear()  # a fresh cookie (and CSRF token) for the signed-in session
             cookie[TOKEN_KEY] = done.token
@@ -363,9 +362,9 @@ def _action_forms(session, case: Case) -> dict[str, Any]:
         found["reassign"] = form
     if "urge" in allowed and case.handler_kind == "department":
         found["urge"] = forms.UrgeForm(prefix="urge")
-    if case.status in TRANSITIONS["reject"].sources:
+    if "reject" in allowed:
         found["reject"] = forms.RejectForm(prefix="reject")
-    if case.status in TRANSITIONS["merge"].sources:
+    if "merge" in allowed:
         found["merge"] = forms.MergeForm(prefix="merge")
     return found
 
@@ -400,7 +399,7 @@ def case_page(session, public_id: str):
 @bp.post("/cases/<public_id>/<action>")
 @signed_in
 def case_action(session, public_id: str, action: str):
-    if action not in ACTION_PERMISSION:
+    if action not in CONSOLE_ACTIONS:
         abort(404)
     try:
         case = access.get_case(session, g.scope, public_id, lock=True)
@@ -420,7 +419,7 @@ def case_action(session, public_id: str, action: str):
     actor = g.principal.actor()
     try:
         with session.begin_nested():  # a refusal leaves the case as it was
-            access.check(g.scope, ACTION_PERMISSION[action], case)
+            access.check(g.scope, action, case)
             _perform(session, action, case, actor, form)
     except (DomainError, cases.NotFound, access.Forbidden, IllegalTransition, ValueError) as error:
         session.refresh(case)

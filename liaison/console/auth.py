@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from liaison.console.models import ConsoleCredential, ConsoleSession, PasswordLink
+from liaison.core import ratelimit
 from liaison.core.clock import utcnow
-from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, DomainError
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, DomainError
 from liaison.people.models import Account
 from liaison.people.service import DEPUTY, STAFF, Principal
 
@@ -146,13 +147,32 @@ class SignedIn:
     account: Account
 
 
-def sign_in(session: Session, login: str, password: str, *, now: datetime | None = None) -> SignedIn:
+def sign_in(session: Session, login: str, password: str, *, address: str | None = None,
+            now: datetime | None = None) -> SignedIn:
     """Check the name and password; start a session. One refusal message for every failure, so the
-    page does not tell which names exist."""
+    page does not tell which names exist.
+
+    Failed attempts are counted per sign-in name (known or not, so the lockout does not tell either)
+    and per client `address` (`liaison.core.ratelimit`); past either limit the attempt is refused
+    before the password is looked at, the right one too, until the window has passed."""
     now = now or utcnow()
+    name = normalise_login(login)
+    limits = [(ratelimit.CONSOLE_SIGN_IN_ACCOUNT, ("login", name))]
+    if address:
+        limits.append((ratelimit.CONSOLE_SIGN_IN_ADDRESS, ("address", address)))
+    if not all(ratelimit.allowed(rule, *identity) for rule, identity in limits):
+        raise ConsoleAuthError("登录失败次数过多，请 15 分钟后再试", code="rate_limited", kind=RATE_LIMITED)
+    try:
+        return _check_and_start(session, name, password, now)
+    except ConsoleAuthError:
+        for rule, identity in limits:
+            ratelimit.hit(rule, *identity)
+        raise
+
+
+def _check_and_start(session: Session, name: str, password: str, now: datetime) -> SignedIn:
     refusal = ConsoleAuthError("登录名或密码错误", code="bad_credentials", kind=FORBIDDEN)
-    credential = session.scalar(select(ConsoleCredential).where(
-        ConsoleCredential.login == normalise_login(login)))
+    credential = session.scalar(select(ConsoleCredential).where(ConsoleCredential.login == name))
     stored = credential.password_hash if credential is not None and credential.password_hash else None
     try:
         _hasher.verify(stored or _DUMMY_HASH, password or "")
