@@ -35,11 +35,12 @@ from liaison.case.models import Case, CaseEvent, ExtensionRequest
 from liaison.case.timers import local_day
 from liaison.console import auth, ledger
 from liaison.console import service as figures
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.core.errors import RATE_LIMITED, DomainError
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.people.models import Account, Department, Deputy, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, ROLE_LABELS, STAFF, Principal
+from liaison.tenancy import service as tenancy
 
 from . import export, forms
 
@@ -92,18 +93,26 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+# Before the caller is known every county is read; nothing is written in this scope but rows of an
+# account found there (a console session), which take that account's county.
+AUTHENTICATION_SCOPE = tenant.all_counties("authenticate a console user")
+
+
 def signed_in(view: Callable) -> Callable:
     """One unit of work per request, with the signed-in principal and their scope on `g`."""
 
     @functools.wraps(view)
     def wrapper(**kwargs):
-        with db.session_scope() as session:
+        # The token names a session in some county: found across counties, then the unit of work
+        # narrows to the account's county (the API does the same).
+        with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
             principal = auth.principal_for(session, cookie.get(TOKEN_KEY))
             if principal is None:
                 cookie.pop(TOKEN_KEY, None)
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
+            tenant.switch(session, tenancy.scope_of(principal))
             g.principal = principal
             g.scope = access.scope_of(session, principal)
             g.session = session
@@ -172,7 +181,7 @@ def sign_in():
     status = 200
     if form.validate_on_submit():
         try:
-            with db.session_scope() as session:
+            with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
                 done = auth.sign_in(session, form.login.data, form.password.data, address=request.remote_addr)
                 name = done.account.name
         except auth.ConsoleAuthError as error:
@@ -191,7 +200,7 @@ def sign_in():
 
 @bp.post("/logout")
 def sign_out():
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         auth.sign_out(session, cookie.get(TOKEN_KEY))
     cookie.clear()
     flash("已退出登录", "info")
@@ -201,11 +210,12 @@ def sign_out():
 @bp.route("/password/<token>", methods=["GET", "POST"])
 def set_password(token: str):
     form = forms.SetPasswordForm()
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         try:
             account = auth.link_account(session, token)
         except auth.ConsoleAuthError as error:
             return render_template("console/error.html", title="链接无效", message=error.message), 404
+        tenant.switch(session, tenant.county(account.county_id))
         credential = auth.credential_of(session, account)
         if form.validate_on_submit():
             try:
@@ -279,12 +289,13 @@ def export_ledger(session):
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
     principal_account_id = g.principal.account.id
+    county_scope = tenancy.scope_of(g.principal)
     filename = f"诉求台账-{datetime.now(CHINA_TZ):%Y%m%d-%H%M}.xlsx"
 
     def rows():
         # The export outlives the request's unit of work: it reads in its own session, with the
         # scope rebuilt from the same account.
-        with db.session_scope() as reading:
+        with tenant.use(county_scope), db.session_scope() as reading:
             account = reading.get(Account, principal_account_id)
             scope = access.scope_of(reading, Principal(account.role, account=account))
             yield from export.ledger_workbook(ledger.all_rows(reading, scope, params))

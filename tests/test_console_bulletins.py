@@ -15,6 +15,7 @@ from liaison.core import db
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from tests.console_fixtures import csrf_token, make_account, make_case, sign_in
+from tests.test_tenancy import county_b  # noqa: F401  (fixture: a second county)
 
 
 @pytest.fixture
@@ -177,3 +178,41 @@ def test_the_authorization_sweep_over_bulletin_pages(app, people_, cases_):
     with db.session_scope() as session:
         states = dict(session.execute(select(Rectification.public_id, Rectification.status)).all())
     assert states[deputy_item] == "responded" and states[theirs] == "open"
+
+
+def test_another_countys_staff_find_nothing_of_this_county(app, people_, cases_, county_b):  # noqa: F811
+    from liaison.console import auth
+    from liaison.core import tenant
+    from liaison.people import service as people
+    from tests.console_fixtures import PASSWORD
+
+    county = _client(app, "county")
+    bulletin = _generate(county)
+    _publish(county, bulletin)
+    item = next(iter(_items().values()))
+    case_id, number = make_case("G001", "幸福里小区的井盖丢了", "o_b_a")
+    with tenant.use(tenant.county(county_b)), db.session_scope() as session:
+        account, _ = people.create_account(session, "staff", "乙县工委")
+        _credential, token = auth.issue_password_link(session, account, login="yixian")
+        auth.redeem_password_link(session, token, PASSWORD)
+    other = _client(app, "yixian")  # signs in from the same console, lands in county B
+    listed = other.get("/console/cases")
+    assert listed.status_code == 200 and number not in listed.text and "共 <b>0</b> 件" in listed.text
+    assert other.get(f"/console/cases/{case_id}").status_code == 404
+    for path in (f"/console/bulletins/{bulletin}", f"/console/bulletins/{bulletin}/download.xlsx",
+                 f"/console/bulletins/{bulletin}/download.pdf", f"/console/rectifications/{item}"):
+        assert other.get(path).status_code == 404, path
+    assert bulletin not in other.get("/console/bulletins").text
+    assert item not in other.get("/console/rectifications").text
+    token = csrf_token(other.get("/console/rectifications").text)
+    assert other.post(f"/console/bulletins/{bulletin}/publish",
+                      data={"csrf_token": token, "publish-working_days": "10"}).status_code == 404
+    for action, field in (("respond", "respond-response"), ("verify", "verify-note")):
+        assert other.post(f"/console/rectifications/{item}/{action}",
+                          data={"csrf_token": token, field: "越界"}).status_code == 404
+    own = _generate(other)  # county B's own bulletin counts county B's cases only: none
+    with tenant.use(tenant.all_counties("check")), db.session_scope() as session:
+        row = session.scalar(select(Bulletin).where(Bulletin.public_id == own))
+        assert row.county_id == county_b and row.content["total"]["received"] == 0
+        statuses = set(session.scalars(select(Rectification.status)))
+    assert statuses == {"open"}

@@ -81,13 +81,14 @@ def issue_password_link(session: Session, account: Account, *, login: str | None
                                    kind=INVALID, field="login")
         if session.scalar(select(ConsoleCredential.account_id).where(ConsoleCredential.login == name)):
             raise ConsoleAuthError("该登录名已被使用", code="login_taken", kind=CONFLICT, field="login")
-        credential = ConsoleCredential(account_id=account.id, login=name, created_at=now)
+        credential = ConsoleCredential(account_id=account.id, login=name, created_at=now,
+                                       county_id=account.county_id)
         session.add(credential)
     session.execute(update(PasswordLink).where(PasswordLink.account_id == account.id,
                                                PasswordLink.used_at.is_(None)).values(expires_at=now))
     token = secrets.token_urlsafe(32)
     session.add(PasswordLink(token_hash=_digest(token), account_id=account.id, created_at=now,
-                             expires_at=now + LINK_LIFETIME))
+                             expires_at=now + LINK_LIFETIME, county_id=account.county_id))
     session.flush()
     return credential, token
 
@@ -187,7 +188,8 @@ def _check_and_start(session: Session, name: str, password: str, now: datetime) 
         credential.password_hash = _hasher.hash(password)
     token = secrets.token_urlsafe(32)
     session.add(ConsoleSession(token_hash=_digest(token), account_id=account.id, created_at=now,
-                               last_seen_at=now, expires_at=now + SESSION_MAX_AGE))
+                               last_seen_at=now, expires_at=now + SESSION_MAX_AGE,
+                               county_id=account.county_id))
     session.flush()
     return SignedIn(token, account)
 

@@ -1,4 +1,6 @@
-"""bulletins (通报) and rectifications (整改), county-owned with row-level security
+"""bulletins (通报) and rectifications (整改), county-owned with row-level security; `county_id` and
+the same policy on the console's tables (credentials, password links, sessions), their rows taking
+the county of their account
 
 Revision ID: 0009
 Revises: 0007
@@ -13,6 +15,8 @@ branch_labels = None
 depends_on = None
 
 NEW_TABLES = ("bulletins", "rectifications")
+CONSOLE_TABLES = ("console_credentials", "console_password_links", "console_sessions")
+SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 POLICY = "tenant_isolation"
 VISIBLE = ("(current_setting('liaison.all_counties', true) = 'on' OR county_id = ANY ("
            "string_to_array(NULLIF(current_setting('liaison.county_ids', true), ''), ',')::integer[]))")
@@ -91,11 +95,28 @@ def upgrade() -> None:
     )
     for column in ("bulletin_id", "station_id", "status", "county_id"):
         op.create_index(f"ix_rectifications_{column}", "rectifications", [column])
+    for table in CONSOLE_TABLES:
+        with op.batch_alter_table(table, naming_convention=SQLITE_NAMES) as batch:
+            batch.add_column(sa.Column("county_id", sa.Integer(), nullable=False, server_default="1"))
+            batch.create_index(f"ix_{table}_county_id", ["county_id"], unique=False)
+            batch.create_foreign_key(f"fk_{table}_county_id", "counties", ["county_id"], ["id"])
+        op.execute(f"UPDATE {table} SET county_id = (SELECT accounts.county_id FROM accounts"
+                   f" WHERE accounts.id = {table}.account_id)")
     if postgres:
-        for table in NEW_TABLES:
+        for table in NEW_TABLES + CONSOLE_TABLES:
             _isolate(table)
 
 
 def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for table in CONSOLE_TABLES:
+        if postgres:
+            op.execute(f"DROP POLICY IF EXISTS {POLICY} ON {table}")
+            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+            op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        with op.batch_alter_table(table, naming_convention=SQLITE_NAMES) as batch:
+            batch.drop_constraint(f"fk_{table}_county_id", type_="foreignkey")
+            batch.drop_index(f"ix_{table}_county_id")
+            batch.drop_column("county_id")
     op.drop_table("rectifications")
     op.drop_table("bulletins")
