@@ -263,9 +263,11 @@ def ledger_page(session):
     except ledger.BadFilter as error:
         return render_template("console/ledger.html", rows=[], total=0, page=1, pages=1,
                                widgets=_filter_widgets(session), active={}, error=error.message), 400
+    capped = total > ledger.COUNT_CAP
+    total = min(total, ledger.COUNT_CAP)
     pages = max((total + ledger.PAGE_SIZE - 1) // ledger.PAGE_SIZE, 1)
     active = ledger.active_filters(_params())
-    return render_template("console/ledger.html", rows=rows, total=total, page=number, pages=pages,
+    return render_template("console/ledger.html", rows=rows, total=total, capped=capped, page=number, pages=pages,
                            widgets=_filter_widgets(session), active=active, error=None,
                            figure_label=_figure_label(active.get("figure")))
 
@@ -471,8 +473,7 @@ def stats_page(session):
         where = ledger.conditions(session, g.scope, params)
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
-    total, groups = figures.statistics(session, g.scope, where, dimension)
-    _all, months = figures.statistics(session, g.scope, where, "month")
+    total, groups, months = figures.overview(session, g.scope, where, dimension)
     trend = {"months": [m.key for m in months],
              "received": [m.figures["received"] for m in months],
              "closed_rate": [_rounded(m.figures["closed_rate"]) for m in months],

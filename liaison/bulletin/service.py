@@ -193,8 +193,8 @@ def compute(session: Session, scope: access.Scope, period: Period, station: Stat
                     content["below"].append({"dimension": dimension, "code": g.key, "label": g.label,
                                              "figure": name, "value": value,
                                              "counts": list(g.counts[name])})
-    rows, overdue_total = ledger.page(session, scope, {**params, "overdue": "yes"}, 1, OVERDUE_LISTED)
-    content["overdue_total"] = overdue_total
+    rows, _capped_total = ledger.page(session, scope, {**params, "overdue": "yes"}, 1, OVERDUE_LISTED)
+    content["overdue_total"] = total.figures["overdue"]  # exact (the ledger's count stops at its cap)
     content["overdue"] = [{"number": r["number"], "public_id": r["public_id"], "text": r["text"][:60],
                            "handler": r["handler"], "grid": r["grid"], "deadline": local_day(r["deadline"])}
                           for r in rows]

@@ -1,6 +1,6 @@
 """bulletins (通报) and rectifications (整改), county-owned with row-level security; `county_id` and
 the same policy on the console's tables (credentials, password links, sessions), their rows taking
-the county of their account
+the county of their account; an index on cases (created_at, id), the 台账's order
 
 Revision ID: 0009
 Revises: 0007
@@ -95,6 +95,7 @@ def upgrade() -> None:
     )
     for column in ("bulletin_id", "station_id", "status", "county_id"):
         op.create_index(f"ix_rectifications_{column}", "rectifications", [column])
+    op.create_index("ix_cases_created_id", "cases", ["created_at", "id"])  # the 台账's order
     for table in CONSOLE_TABLES:
         with op.batch_alter_table(table, naming_convention=SQLITE_NAMES) as batch:
             batch.add_column(sa.Column("county_id", sa.Integer(), nullable=False, server_default="1"))
@@ -118,5 +119,6 @@ def downgrade() -> None:
             batch.drop_constraint(f"fk_{table}_county_id", type_="foreignkey")
             batch.drop_index(f"ix_{table}_county_id")
             batch.drop_column("county_id")
+    op.drop_index("ix_cases_created_id", table_name="cases")
     op.drop_table("rectifications")
     op.drop_table("bulletins")
