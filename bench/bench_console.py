@@ -127,6 +127,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="keep the loaded database of an earlier run")
+    parser.add_argument("--skip-export", action="store_true", help="measure the pages only")
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -141,10 +143,18 @@ def main() -> int:
     from liaison.people.models import Account
     from liaison.people.service import Principal
 
-    recreate_database(DB_URL)
-    db.init_engine(DB_URL)
     started = time.perf_counter()
-    account_id, now = load(args.cases)
+    if args.reuse:
+        from liaison.core.clock import utcnow
+
+        db.init_engine(DB_URL)
+        with db.get_engine().connect() as conn:
+            account_id = conn.execute(text("SELECT min(id) FROM accounts WHERE role = 'staff'")).scalar()
+            now = conn.execute(text("SELECT max(created_at) FROM cases")).scalar() or utcnow()
+    else:
+        recreate_database(DB_URL)
+        db.init_engine(DB_URL)
+        account_id, now = load(args.cases)
     with db.get_engine().connect() as conn:
         counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
                   for t in ("cases", "case_events", "ratings")}
@@ -217,7 +227,7 @@ def main() -> int:
     # 4. Export memory against the row count.
     print("\nexport (XLSX, streamed):")
     peaks = []
-    for days in (4, 37):  # about 10,000 and 100,000 rows
+    for days in (() if args.skip_export else (4, 37)):  # about 10,000 and 100,000 rows
         since_day = (now - timedelta(days=days)).astimezone(CHINA_TZ).date().isoformat()
 
         def export_rows(session, scope, since_day=since_day):
@@ -237,8 +247,9 @@ def main() -> int:
                              {"s": ledger.local_day_start(date.fromisoformat(since_day))}).scalar()
         peaks.append((n, peak))
         print(f"  {n:>7,} rows: {size / 1e6:.1f} MB file in {elapsed:.1f} s, peak Python memory {peak / 1e6:.1f} MB")
-    (small_n, small_peak), (big_n, big_peak) = peaks[0], peaks[-1]
-    print(f"  rows ×{big_n / small_n:.1f} → peak memory ×{big_peak / small_peak:.2f} (flat ≈ 1)")
+    if peaks:
+        (small_n, small_peak), (big_n, big_peak) = peaks[0], peaks[-1]
+        print(f"  rows ×{big_n / small_n:.1f} → peak memory ×{big_peak / small_peak:.2f} (flat ≈ 1)")
 
     print("\nsummary:")
     for label, ratio, target in results:

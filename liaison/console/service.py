@@ -18,7 +18,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import ColumnElement, Date, and_, case, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Date, and_, case, cast, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from liaison.case import access, lifecycle
@@ -297,32 +297,37 @@ def _tally_in_sql(session: Session, where: list[ColumnElement[bool]],
 
 
 def _grouped(session: Session, where, dimensions, joined) -> dict[tuple, Tally]:
+    """One scan: GROUP BY the dimensions and the days a duration needs (received, first accepted,
+    closed, China time), SUM(CASE …) per figure's condition; the groups are folded in Python, each
+    distinct pair of days counted by the calendar once."""
+    session.execute(text("SET LOCAL jit = off"))  # compiling this many expressions costs more than it saves
     keys = [_sql_key(d).label(f"key{i}") for i, d in enumerate(dimensions)]
-    width = len(keys)
-    flags, columns = [], list(keys)
+    ends = {"accepted_at": accepted_at, "closed_at": lambda: Case.closed_at}
+    durations = [f for f in FIGURES.values() if f.kind == "duration"]
+    days = {"created_at": _local_date(Case.created_at).label("day_created_at")}
+    for figure in durations:
+        days.setdefault(figure.end, _local_date(ends[figure.end]()).label(f"day_{figure.end}"))
+    flags, columns = [], [*keys, *days.values()]
     for figure in FIGURES.values():
         for part, condition in (("n", figure.numerator), ("d", figure.denominator)):
             if condition is not None:
                 flags.append((figure.name, part))
                 columns.append(func.sum(case((condition(), 1), else_=0)))
-    query = joined(select(*columns).select_from(Case)).where(*where)
+    for figure in durations:
+        counted = and_(figure.denominator(), ends[figure.end]().is_not(None))
+        columns.append(func.sum(case((counted, 1), else_=0)))
+    query = joined(select(*columns).select_from(Case)).where(*where).group_by(*keys, *days.values())
+    width, day_names = len(keys), list(days)
     groups: dict[tuple, Tally] = defaultdict(Tally)
-    for row in session.execute(query.group_by(*keys)):
+    for row in session.execute(query):
         t = groups[tuple(row[:width])]
-        for (name, part), value in zip(flags, row[width:]):
-            (t.numerators if part == "n" else t.denominators)[name] = int(value or 0)
-    ends = {"accepted_at": accepted_at, "closed_at": lambda: Case.closed_at}
-    for figure in FIGURES.values():
-        if figure.kind != "duration":
-            continue
-        start, end = Case.created_at, ends[figure.end]()
-        first, last = _local_date(start).label("first"), _local_date(end).label("last")
-        pairs = (joined(select(*keys, first, last, func.count()).select_from(Case))
-                 .where(*where, figure.denominator(), start.is_not(None), end.is_not(None))
-                 .group_by(*keys, first, last))
-        for row in session.execute(pairs):
-            first_day, last_day, count = row[width:]
-            groups[tuple(row[:width])].day_sums[figure.name] += _working_days(first_day, last_day) * count
+        moments = dict(zip(day_names, row[width:width + len(days)]))
+        values = row[width + len(days):]
+        for (name, part), value in zip(flags, values):
+            (t.numerators if part == "n" else t.denominators)[name] += int(value or 0)
+        for figure, value in zip(durations, values[len(flags):]):
+            if value:
+                t.day_sums[figure.name] += _working_days(moments["created_at"], moments[figure.end]) * int(value)
     return groups
 
 
