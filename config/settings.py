@@ -51,6 +51,9 @@ class Settings:
     case_rate_limit_per_address: str = "30 per minute"
     binding_failure_limit_per_resident: str = "5 per 15 minutes"
     binding_failure_limit_per_address: str = "20 per 15 minutes"
+    # Failed console sign-ins; past the limit even the right password waits out the window.
+    console_sign_in_limit_per_account: str = "5 per 15 minutes"
+    console_sign_in_limit_per_address: str = "20 per 15 minutes"
     # /metrics: answered only with this bearer token (unset: not served); figures cached this long.
     metrics_token: str | None = None
     metrics_cache_seconds: int = 15
@@ -176,6 +179,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "BINDING_FAILURE_LIMIT_PER_RESIDENT", Settings.binding_failure_limit_per_resident),
         binding_failure_limit_per_address=_rate_limit(
             env, "BINDING_FAILURE_LIMIT_PER_ADDRESS", Settings.binding_failure_limit_per_address),
+        console_sign_in_limit_per_account=_rate_limit(
+            env, "CONSOLE_SIGN_IN_LIMIT_PER_ACCOUNT", Settings.console_sign_in_limit_per_account),
+        console_sign_in_limit_per_address=_rate_limit(
+            env, "CONSOLE_SIGN_IN_LIMIT_PER_ADDRESS", Settings.console_sign_in_limit_per_address),
         metrics_token=_optional(env, "METRICS_TOKEN"),
         metrics_cache_seconds=_int(env, "METRICS_CACHE_SECONDS", 15),
         open311_rate_limit_per_partner=_rate_limit(

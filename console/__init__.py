@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from . import bulletin_views  # noqa: F401  (registers the 通报 and 整改 pages on the blueprint)
 from .views import bp
 
 csrf = CSRFProtect()

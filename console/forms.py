@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from liaison.console.auth import MIN_PASSWORD
 
@@ -40,3 +40,21 @@ class MergeForm(FlaskForm):
 
 class PlainForm(FlaskForm):
     """A button-only POST (sign out, issue a link, disable): only the CSRF token."""
+
+
+class BulletinForm(FlaskForm):
+    period = StringField("期间（如 2026-03 或 2026-Q1）", validators=[DataRequired("请填写期间"), Length(max=16)])
+    station = SelectField("范围", validators=[Optional()], validate_choice=True)
+
+
+class PublishForm(FlaskForm):
+    working_days = IntegerField("整改期限（工作日）", default=10,
+                                validators=[DataRequired("请填写整改期限"), NumberRange(1, 60, "1–60 个工作日")])
+
+
+class RespondForm(FlaskForm):
+    response = TextAreaField("整改情况", validators=[DataRequired("请填写整改情况"), Length(max=2000)])
+
+
+class ReviewForm(FlaskForm):
+    note = TextAreaField("核实意见", validators=[Optional(), Length(max=500)])

@@ -35,11 +35,12 @@ from liaison.case.models import Case, CaseEvent, ExtensionRequest
 from liaison.case.timers import local_day
 from liaison.console import auth, ledger
 from liaison.console import service as figures
-from liaison.core import db
-from liaison.core.errors import DomainError
+from liaison.core import db, tenant
+from liaison.core.errors import RATE_LIMITED, DomainError
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.people.models import Account, Department, Deputy, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, ROLE_LABELS, STAFF, Principal
+from liaison.tenancy import service as tenancy
 
 from . import export, forms
 
@@ -49,10 +50,9 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
                static_folder="static", static_url_path="/static")
 
 TOKEN_KEY = "console_token"
-# The console's staff actions and the permission of `liaison.case.access` each needs. 不予受理 and
-# 并单 are office decisions like 改派, so they take 改派's permission (staff, in their jurisdiction)
-# until access.py names them itself.
-ACTION_PERMISSION = {"reassign": "reassign", "urge": "urge", "reject": "reassign", "merge": "reassign"}
+# The console's staff actions. Each is an action of `liaison.case.access` under its own name: who
+# may attempt it is `access.ACTION_ROLES`, from which statuses the lifecycle table says.
+CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge")
 ACTION_DONE = {"reassign": "已改派", "urge": "已督办", "reject": "已作不予受理处理", "merge": "已并单"}
 EVENT_LABELS = {
     "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
@@ -93,18 +93,26 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
+# Before the caller is known every county is read; nothing is written in this scope but rows of an
+# account found there (a console session), which take that account's county.
+AUTHENTICATION_SCOPE = tenant.all_counties("authenticate a console user")
+
+
 def signed_in(view: Callable) -> Callable:
     """One unit of work per request, with the signed-in principal and their scope on `g`."""
 
     @functools.wraps(view)
     def wrapper(**kwargs):
-        with db.session_scope() as session:
+        # The token names a session in some county: found across counties, then the unit of work
+        # narrows to the account's county (the API does the same).
+        with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
             principal = auth.principal_for(session, cookie.get(TOKEN_KEY))
             if principal is None:
                 cookie.pop(TOKEN_KEY, None)
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
+            tenant.switch(session, tenancy.scope_of(principal))
             g.principal = principal
             g.scope = access.scope_of(session, principal)
             g.session = session
@@ -173,12 +181,12 @@ def sign_in():
     status = 200
     if form.validate_on_submit():
         try:
-            with db.session_scope() as session:
-                done = auth.sign_in(session, form.login.data, form.password.data)
+            with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
+                done = auth.sign_in(session, form.login.data, form.password.data, address=request.remote_addr)
                 name = done.account.name
         except auth.ConsoleAuthError as error:
             flash(error.message, "error")
-            status = 401
+            status = 429 if error.kind == RATE_LIMITED else 401
         else:
             cookie.clear()  # a fresh cookie (and CSRF token) for the signed-in session
             cookie[TOKEN_KEY] = done.token
@@ -192,7 +200,7 @@ def sign_in():
 
 @bp.post("/logout")
 def sign_out():
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         auth.sign_out(session, cookie.get(TOKEN_KEY))
     cookie.clear()
     flash("已退出登录", "info")
@@ -202,11 +210,12 @@ def sign_out():
 @bp.route("/password/<token>", methods=["GET", "POST"])
 def set_password(token: str):
     form = forms.SetPasswordForm()
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         try:
             account = auth.link_account(session, token)
         except auth.ConsoleAuthError as error:
             return render_template("console/error.html", title="链接无效", message=error.message), 404
+        tenant.switch(session, tenant.county(account.county_id))
         credential = auth.credential_of(session, account)
         if form.validate_on_submit():
             try:
@@ -254,9 +263,11 @@ def ledger_page(session):
     except ledger.BadFilter as error:
         return render_template("console/ledger.html", rows=[], total=0, page=1, pages=1,
                                widgets=_filter_widgets(session), active={}, error=error.message), 400
+    capped = total > ledger.COUNT_CAP
+    total = min(total, ledger.COUNT_CAP)
     pages = max((total + ledger.PAGE_SIZE - 1) // ledger.PAGE_SIZE, 1)
     active = ledger.active_filters(_params())
-    return render_template("console/ledger.html", rows=rows, total=total, page=number, pages=pages,
+    return render_template("console/ledger.html", rows=rows, total=total, capped=capped, page=number, pages=pages,
                            widgets=_filter_widgets(session), active=active, error=None,
                            figure_label=_figure_label(active.get("figure")))
 
@@ -280,12 +291,13 @@ def export_ledger(session):
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
     principal_account_id = g.principal.account.id
+    county_scope = tenancy.scope_of(g.principal)
     filename = f"诉求台账-{datetime.now(CHINA_TZ):%Y%m%d-%H%M}.xlsx"
 
     def rows():
         # The export outlives the request's unit of work: it reads in its own session, with the
         # scope rebuilt from the same account.
-        with db.session_scope() as reading:
+        with tenant.use(county_scope), db.session_scope() as reading:
             account = reading.get(Account, principal_account_id)
             scope = access.scope_of(reading, Principal(account.role, account=account))
             yield from export.ledger_workbook(ledger.all_rows(reading, scope, params))
@@ -363,9 +375,9 @@ def _action_forms(session, case: Case) -> dict[str, Any]:
         found["reassign"] = form
     if "urge" in allowed and case.handler_kind == "department":
         found["urge"] = forms.UrgeForm(prefix="urge")
-    if case.status in TRANSITIONS["reject"].sources:
+    if "reject" in allowed:
         found["reject"] = forms.RejectForm(prefix="reject")
-    if case.status in TRANSITIONS["merge"].sources:
+    if "merge" in allowed:
         found["merge"] = forms.MergeForm(prefix="merge")
     return found
 
@@ -400,7 +412,7 @@ def case_page(session, public_id: str):
 @bp.post("/cases/<public_id>/<action>")
 @signed_in
 def case_action(session, public_id: str, action: str):
-    if action not in ACTION_PERMISSION:
+    if action not in CONSOLE_ACTIONS:
         abort(404)
     try:
         case = access.get_case(session, g.scope, public_id, lock=True)
@@ -420,7 +432,7 @@ def case_action(session, public_id: str, action: str):
     actor = g.principal.actor()
     try:
         with session.begin_nested():  # a refusal leaves the case as it was
-            access.check(g.scope, ACTION_PERMISSION[action], case)
+            access.check(g.scope, action, case)
             _perform(session, action, case, actor, form)
     except (DomainError, cases.NotFound, access.Forbidden, IllegalTransition, ValueError) as error:
         session.refresh(case)
@@ -461,8 +473,7 @@ def stats_page(session):
         where = ledger.conditions(session, g.scope, params)
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
-    total, groups = figures.statistics(session, g.scope, where, dimension)
-    _all, months = figures.statistics(session, g.scope, where, "month")
+    total, groups, months = figures.overview(session, g.scope, where, dimension)
     trend = {"months": [m.key for m in months],
              "received": [m.figures["received"] for m in months],
              "closed_rate": [_rounded(m.figures["closed_rate"]) for m in months],

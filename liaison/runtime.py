@@ -34,7 +34,9 @@ def configure(settings: Settings) -> Runtime:
         db.init_engine(settings.database_url)
         ratelimit.configure(ratelimit.storage_uri(settings.redis_url),
                             {ratelimit.CASES_PER_RESIDENT: settings.case_rate_limit_per_resident,
-                             ratelimit.OPEN311_PER_PARTNER: settings.open311_rate_limit_per_partner})
+                             ratelimit.OPEN311_PER_PARTNER: settings.open311_rate_limit_per_partner,
+                             ratelimit.CONSOLE_SIGN_IN_ACCOUNT: settings.console_sign_in_limit_per_account,
+                             ratelimit.CONSOLE_SIGN_IN_ADDRESS: settings.console_sign_in_limit_per_address})
         redis_client = None
         if settings.redis_url:
             import redis

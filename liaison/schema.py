@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 from liaison.appraisal import models as appraisal_models  # noqa: F401
+from liaison.bulletin import models as bulletin_models  # noqa: F401
 from liaison.case import models as case_models  # noqa: F401  (each import puts its tables on metadata)
 from liaison.console import models as console_models  # noqa: F401
 from liaison.core.db import Base

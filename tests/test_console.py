@@ -198,3 +198,43 @@ def test_create_staff_prints_a_working_password_link(client, fake_wechat):
     path = re.search(r"(/console/password/\S+)", result.stdout).group(1)
     page = client.get(path)
     assert page.status_code == 200 and "wang" in page.text
+
+
+@pytest.fixture
+def limited_app(clean_db, redis_client, fake_wechat, demo_county):
+    """The app with low sign-in limits: 3 failures per sign-in name, 5 per address (15 minutes)."""
+    from config.settings import load_settings
+    from tests.conftest import settings_env
+    from webapp import create_app
+
+    application = create_app(load_settings(settings_env(
+        fake_wechat.base_url, CONSOLE_SIGN_IN_LIMIT_PER_ACCOUNT="3 per 15 minutes",
+        CONSOLE_SIGN_IN_LIMIT_PER_ADDRESS="5 per 15 minutes")), start_background=False)
+    application.config["TESTING"] = True
+    for role, name, station, login in (("staff", "王主任", None, "county"), ("staff", "小李", "S001", "station1"),
+                                       ("staff", "小赵", "S002", "station2")):
+        make_account(role, name, station=station, login=login)
+    return application
+
+
+def _from(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_sign_in_failures_lock_out_the_name_and_the_address(limited_app):
+    guesser = _from(limited_app, "10.0.0.1")
+    assert [sign_in(guesser, "county", f"wrong password {i}").status_code for i in range(3)] == [401] * 3
+    locked = sign_in(guesser, "county")  # the right password waits out the window too
+    assert locked.status_code == 429 and "次数过多" in locked.text
+    assert sign_in(_from(limited_app, "10.0.0.2"), "county").status_code == 429  # per name, any address
+    assert sign_in(guesser, "station1").status_code == 303  # another name from the same address
+    # Per address: many names tried from one address lock the address, not the names elsewhere.
+    sprayer = _from(limited_app, "10.0.0.3")
+    assert [sign_in(sprayer, f"nobody{i}", "wrong password").status_code for i in range(5)] == [401] * 5
+    assert sign_in(sprayer, "station2").status_code == 429
+    assert sign_in(_from(limited_app, "10.0.0.4"), "station2").status_code == 303
+    # A success counts nothing: signing in again and again is not limited.
+    regular = _from(limited_app, "10.0.0.5")
+    assert [sign_in(regular, "station1").status_code for _ in range(6)] == [303] * 6

@@ -135,3 +135,47 @@ def test_a_staff_member_works_the_ledger_in_a_browser(browser, live_server, hist
     _wait_css(browser, "#sign-in")
     browser.get(live_server.url + "/console/cases")
     _wait_css(browser, "#sign-in")
+
+
+def test_a_staff_member_generates_and_publishes_a_bulletin_in_a_browser(browser, live_server, history):
+    from selenium.webdriver.common.by import By
+    from sqlalchemy import select
+
+    from liaison.bulletin.models import Bulletin
+    from liaison.case import access
+    from liaison.console import ledger
+    from liaison.console import service as figures
+    from liaison.people.models import Account
+    from liaison.people.service import Principal
+
+    browser.get(live_server.url + "/console/login")
+    _wait_css(browser, "#sign-in")
+    browser.find_element(By.NAME, "login").send_keys("county")
+    browser.find_element(By.NAME, "password").send_keys(demo_history.DEMO_PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    _wait_css(browser, "#ledger")
+    browser.find_element(By.LINK_TEXT, "通报").click()
+    period = _wait_css(browser, "#f-period")
+    month = period.get_attribute("value")  # last month, prefilled
+    _wait_css(browser, "#generate").click()
+    title = _wait_css(browser, "#bulletin-title").text
+    assert title.startswith("全县") and "通报" in title
+    # The page shows the office's figures for that month: the same 受理量 the statistics count.
+    with db.session_scope() as session:
+        bulletin = session.scalar(select(Bulletin).order_by(Bulletin.id.desc()))
+        assert bulletin.period == month
+        account = session.get(Account, bulletin.created_by_id)
+        scope = access.scope_of(session, Principal(account.role, account=account))
+        where = ledger.conditions(session, scope, {"since": bulletin.since.isoformat(),
+                                                   "until": bulletin.until.isoformat()})
+        received = figures.statistics(session, scope, where, None)[0].figures["received"]
+    shown = browser.find_elements(By.CSS_SELECTOR, "#bulletin-total td")[0].text
+    assert int(shown) == received > 0
+    _shot(browser, "05-bulletin")
+    _wait_css(browser, "#publish").click()
+    wait_for(lambda: "已发布" in browser.find_element(By.ID, "bulletin-state").text, timeout=30,
+             message="the published bulletin")
+    _wait_css(browser, "#bulletin-items")
+    browser.find_element(By.LINK_TEXT, "整改").click()
+    _wait_css(browser, "#rectifications")
+    _shot(browser, "06-rectifications")

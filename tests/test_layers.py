@@ -30,7 +30,7 @@ FORBIDDEN = {
 }
 # The service order: a service may import services of the domains to its left (and its own domain's).
 DOMAINS = ("people", "messaging", "case", "engagement", "intake", "rota", "points", "appraisal",
-           "suggestion", "project", "conversation", "interop", "console")
+           "suggestion", "project", "conversation", "interop", "console", "bulletin")
 # Importable from anywhere in the domain, whatever the order: tables and the transition table.
 SHARED_LEAVES = ("models", "lifecycle")
 # The floor every domain stands on; it imports no domain.

@@ -34,6 +34,7 @@ class Case(TenantOwned, Base):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_status_deadline", "status", "deadline"),
+        Index("ix_cases_created_id", "created_at", "id"),  # the 台账's order (newest first)
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_grid_status", "grid_id", "status"),
         Index("ix_cases_signature", "signature", postgresql_using="gin"),

@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from liaison.console.models import ConsoleCredential, ConsoleSession, PasswordLink
+from liaison.core import ratelimit
 from liaison.core.clock import utcnow
-from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, DomainError
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, DomainError
 from liaison.people.models import Account
 from liaison.people.service import DEPUTY, STAFF, Principal
 
@@ -80,13 +81,14 @@ def issue_password_link(session: Session, account: Account, *, login: str | None
                                    kind=INVALID, field="login")
         if session.scalar(select(ConsoleCredential.account_id).where(ConsoleCredential.login == name)):
             raise ConsoleAuthError("该登录名已被使用", code="login_taken", kind=CONFLICT, field="login")
-        credential = ConsoleCredential(account_id=account.id, login=name, created_at=now)
+        credential = ConsoleCredential(account_id=account.id, login=name, created_at=now,
+                                       county_id=account.county_id)
         session.add(credential)
     session.execute(update(PasswordLink).where(PasswordLink.account_id == account.id,
                                                PasswordLink.used_at.is_(None)).values(expires_at=now))
     token = secrets.token_urlsafe(32)
     session.add(PasswordLink(token_hash=_digest(token), account_id=account.id, created_at=now,
-                             expires_at=now + LINK_LIFETIME))
+                             expires_at=now + LINK_LIFETIME, county_id=account.county_id))
     session.flush()
     return credential, token
 
@@ -146,13 +148,32 @@ class SignedIn:
     account: Account
 
 
-def sign_in(session: Session, login: str, password: str, *, now: datetime | None = None) -> SignedIn:
+def sign_in(session: Session, login: str, password: str, *, address: str | None = None,
+            now: datetime | None = None) -> SignedIn:
     """Check the name and password; start a session. One refusal message for every failure, so the
-    page does not tell which names exist."""
+    page does not tell which names exist.
+
+    Failed attempts are counted per sign-in name (known or not, so the lockout does not tell either)
+    and per client `address` (`liaison.core.ratelimit`); past either limit the attempt is refused
+    before the password is looked at, the right one too, until the window has passed."""
     now = now or utcnow()
+    name = normalise_login(login)
+    limits = [(ratelimit.CONSOLE_SIGN_IN_ACCOUNT, ("login", name))]
+    if address:
+        limits.append((ratelimit.CONSOLE_SIGN_IN_ADDRESS, ("address", address)))
+    if not all(ratelimit.allowed(rule, *identity) for rule, identity in limits):
+        raise ConsoleAuthError("登录失败次数过多，请 15 分钟后再试", code="rate_limited", kind=RATE_LIMITED)
+    try:
+        return _check_and_start(session, name, password, now)
+    except ConsoleAuthError:
+        for rule, identity in limits:
+            ratelimit.hit(rule, *identity)
+        raise
+
+
+def _check_and_start(session: Session, name: str, password: str, now: datetime) -> SignedIn:
     refusal = ConsoleAuthError("登录名或密码错误", code="bad_credentials", kind=FORBIDDEN)
-    credential = session.scalar(select(ConsoleCredential).where(
-        ConsoleCredential.login == normalise_login(login)))
+    credential = session.scalar(select(ConsoleCredential).where(ConsoleCredential.login == name))
     stored = credential.password_hash if credential is not None and credential.password_hash else None
     try:
         _hasher.verify(stored or _DUMMY_HASH, password or "")
@@ -167,7 +188,8 @@ def sign_in(session: Session, login: str, password: str, *, now: datetime | None
         credential.password_hash = _hasher.hash(password)
     token = secrets.token_urlsafe(32)
     session.add(ConsoleSession(token_hash=_digest(token), account_id=account.id, created_at=now,
-                               last_seen_at=now, expires_at=now + SESSION_MAX_AGE))
+                               last_seen_at=now, expires_at=now + SESSION_MAX_AGE,
+                               county_id=account.county_id))
     session.flush()
     return SignedIn(token, account)
 

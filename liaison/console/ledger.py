@@ -28,6 +28,7 @@ from liaison.wechat.privacy import mask
 
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
 PAGE_SIZE = 50
+COUNT_CAP = 1_000  # the ledger counts its rows exactly up to here (20 pages); the statistics count all
 RATING_LABELS = {**RATING_VALUES, "unrated": "未评价"}
 CHANNEL_LABELS = figures.SOURCE_LABELS
 MAX_TEXT_QUERY = 50
@@ -244,9 +245,12 @@ def active_filters(params: Mapping[str, str]) -> dict[str, str]:
 
 def page(session: Session, scope: access.Scope, params: Mapping[str, str], number: int = 1,
          size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
-    """One page of ledger rows (newest first) and the number of rows matching."""
+    """One page of ledger rows (newest first) and the number of rows matching, counted up to
+    COUNT_CAP + 1 (more is shown as "COUNT_CAP+": counting a million rows to print one number would
+    cost more than the page; the statistics and the export count everything)."""
     where = conditions(session, scope, params)
-    total = session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    matching = select(Case.id).where(*where).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(matching)) or 0
     query = _row_query(where).offset((max(number, 1) - 1) * size).limit(size)
     return list(rows_of(session, session.execute(query).all())), total
 

@@ -2,6 +2,8 @@
 
 Kept beside `people.models.Account` rather than on it: an account works cases in the mini-program
 without ever signing in to the desk console, and a console session must be revocable row by row.
+Each row is its account's county's (`county_id`, row-level security like every county-owned table);
+sign-in names stay unique across counties, so a name alone finds its account.
 """
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime
 from liaison.people.models import Account
 
 
-class ConsoleCredential(Base):
+class ConsoleCredential(TenantOwned, Base):
     """The sign-in name and argon2id password hash of an account that may use the console."""
 
     __tablename__ = "console_credentials"
@@ -28,7 +31,7 @@ class ConsoleCredential(Base):
     account: Mapped[Account] = relationship()
 
 
-class PasswordLink(Base):
+class PasswordLink(TenantOwned, Base):
     """A one-time link that sets (or resets) an account's console password. Only its hash is stored."""
 
     __tablename__ = "console_password_links"
@@ -40,7 +43,7 @@ class PasswordLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ConsoleSession(Base):
+class ConsoleSession(TenantOwned, Base):
     """One signed-in browser. The cookie carries a random token; only its hash is stored, so
     signing out or disabling the account ends the session at once."""
 

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 CASES_PER_RESIDENT = "cases_per_resident"  # new cases a resident opens (chat; the API has its own)
 OPEN311_PER_PARTNER = "open311_per_partner"  # Open311 calls made with one partner key
+CONSOLE_SIGN_IN_ACCOUNT = "console_sign_in_account"  # failed console sign-ins per sign-in name
+CONSOLE_SIGN_IN_ADDRESS = "console_sign_in_address"  # failed console sign-ins per client address
 KEY_PREFIX = "liaison:ratelimit"
 
 
@@ -73,6 +75,15 @@ def configure(uri: str, rules: dict[str, str]) -> Limits:
 
 def current() -> Limits | None:
     return _current
+
+
+def allowed(rule: str, *identity: str) -> bool:
+    """Whether one more action under a configured rule is allowed, counting nothing (True when limits
+    are off): a lockout that only failures count asks this before the attempt."""
+    limits = _current
+    if limits is None or rule not in limits.rules:
+        return True
+    return limits.allowed(rule, *identity)
 
 
 def hit(rule: str, *identity: str) -> bool:

@@ -5,14 +5,14 @@ their 整改 items
 Every table is county-owned, with the row-level-security policy of 0006.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -160,3 +160,19 @@ def test_return_visit_ratings_are_told_from_chat_ratings(db_session, county, his
     total, _ = figures.statistics(db_session, county,
                                   ledger.conditions(db_session, county, {"rating_channel": "return_visit"}), None)
     assert total.figures["satisfaction_rate"] == 1.0
+
+
+@pytest.mark.parametrize("dimension", [None, *figures.DIMENSIONS])
+def test_the_database_and_the_row_by_row_counting_agree(db_session, county, history, dimension):
+    where = ledger.conditions(db_session, county, {})
+    in_sql = figures.tally_in_sql(db_session, where, dimension)
+    by_rows = figures.tally_rows(db_session, where, dimension)
+    assert {k: t.values() for k, t in in_sql.items()} == {k: t.values() for k, t in by_rows.items()}
+    assert sum(t.numerators["received"] for t in in_sql.values()) == 5
+
+
+def test_the_statistics_page_rolls_up_one_count(db_session, county, history):
+    where = ledger.conditions(db_session, county, {})
+    total, groups, months = figures.overview(db_session, county, where, "grid")
+    assert (total, groups) == figures.statistics(db_session, county, where, "grid")
+    assert months == figures.statistics(db_session, county, where, "month")[1]
