@@ -41,7 +41,7 @@ class Rectification(TenantOwned, Base):
     `unit_kind` is station, department or deputy and `unit_id` its row; the unit writes what it did
     (`response`), staff check it and close the item (`verified_*`) or send it back."""
 
-    __tablename__ = "rectifications"
+    __tablename__ = "bulletin_rectifications"
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
     bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)

@@ -1,4 +1,4 @@
-"""bulletins (通报) and rectifications (整改), county-owned with row-level security; `county_id` and
+"""bulletins (通报) and bulletin_rectifications (整改 ordered by a 通报), county-owned with row-level security; `county_id` and
 the same policy on the console's tables (credentials, password links, sessions), their rows taking
 the county of their account; an index on cases (created_at, id), the 台账's order
 
@@ -14,7 +14,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-NEW_TABLES = ("bulletins", "rectifications")
+NEW_TABLES = ("bulletins", "bulletin_rectifications")
 CONSOLE_TABLES = ("console_credentials", "console_password_links", "console_sessions")
 SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 POLICY = "tenant_isolation"
@@ -64,7 +64,7 @@ def upgrade() -> None:
     op.create_index("ix_bulletins_station_id", "bulletins", ["station_id"])
     op.create_index("ix_bulletins_county_id", "bulletins", ["county_id"])
     op.create_table(
-        "rectifications",
+        "bulletin_rectifications",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("public_id", sa.String(length=24), nullable=False),
         sa.Column("bulletin_id", sa.Integer(), nullable=False),
@@ -94,7 +94,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("public_id"),
     )
     for column in ("bulletin_id", "station_id", "status", "county_id"):
-        op.create_index(f"ix_rectifications_{column}", "rectifications", [column])
+        op.create_index(f"ix_bulletin_rectifications_{column}", "bulletin_rectifications", [column])
     op.create_index("ix_cases_created_id", "cases", ["created_at", "id"])  # the 台账's order
     for table in CONSOLE_TABLES:
         with op.batch_alter_table(table, naming_convention=SQLITE_NAMES) as batch:
@@ -120,5 +120,5 @@ def downgrade() -> None:
             batch.drop_index(f"ix_{table}_county_id")
             batch.drop_column("county_id")
     op.drop_index("ix_cases_created_id", table_name="cases")
-    op.drop_table("rectifications")
+    op.drop_table("bulletin_rectifications")
     op.drop_table("bulletins")
