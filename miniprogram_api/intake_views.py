@@ -49,7 +49,7 @@ class ReturnVisitItem(s.Out):
     place: str | None
 
 
-class FileOut(s.Out):
+class SheetFileOut(s.Out):
     filename: str
     content_type: str
     content_base64: str
@@ -95,14 +95,14 @@ def register_walk_in(ctx: Context):
 
 
 @endpoint("GET", "/cases/<public_id>/sheet", summary="诉求交办单（PDF，含群众扫码查看进度、评价的二维码）",
-          roles=(DEPUTY, DEPARTMENT, STAFF), response=FileOut, tag="intake")
+          roles=(DEPUTY, DEPARTMENT, STAFF), response=SheetFileOut, tag="intake")
 def case_sheet(ctx: Context, public_id: str):
     from liaison import runtime  # the process's WeChat client: wired at start-up, after this module
 
     case = access.get_case(ctx.session, _scope(ctx), public_id)
     code = intake.case_code(ctx.session, runtime.current().wechat, case)
     pdf = intake.sheet_pdf(intake.sheet_for(ctx.session, case, code))
-    return FileOut(filename=f"交办单-{case.number}.pdf", content_type="application/pdf",
+    return SheetFileOut(filename=f"交办单-{case.number}.pdf", content_type="application/pdf",
                    content_base64=base64.b64encode(pdf).decode("ascii"))
 
 

@@ -36,12 +36,20 @@ def _request_schema(model, components) -> dict[str, Any]:
 
 def _hoist(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
     for name, definition in schema.pop("$defs", {}).items():
-        components.setdefault(name, definition)
+        _register(components, name, definition)
     if "title" in schema and "properties" in schema:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", schema["title"])
-        components.setdefault(name, schema)
+        _register(components, name, schema)
         return {"$ref": REF_TEMPLATE.format(model=name)}
     return schema
+
+
+def _register(components: dict[str, Any], name: str, definition: dict[str, Any]) -> None:
+    """One component per model name. Two different models with one name would make the document
+    describe one of them wrongly (a client would be validated against the other's fields): refuse."""
+    known = components.setdefault(name, definition)
+    if known != definition:
+        raise ValueError(f"two different API models are both named {name!r}: rename one")
 
 
 def _query_parameters(spec: Endpoint, components) -> list[dict[str, Any]]:

@@ -112,7 +112,7 @@ class ActivityQuery(s.Request):
     status: Literal["pending", "approved", "rejected"] | None = None
 
 
-class ReviewIn(s.Request):
+class ActivityReviewIn(s.Request):
     decision: Literal["approve", "reject"]
     note: str | None = Field(None, max_length=200)
 
@@ -132,7 +132,7 @@ class AdjustmentOut(s.Out):
     reason: str
 
 
-class EntryOut(s.Out):
+class PointsEntryOut(s.Out):
     item_code: str
     item_name: str
     category: str
@@ -142,13 +142,13 @@ class EntryOut(s.Out):
     occurred_at: str
 
 
-class LedgerOut(s.Out):
+class PointsLedgerOut(s.Out):
     deputy_code: str
     deputy_name: str
     year: int
     total: float
     grade: str | None
-    entries: list[EntryOut]
+    entries: list[PointsEntryOut]
 
 
 class StandingOut(s.Out):
@@ -167,7 +167,7 @@ class PublicationOut(s.Out):
     items: list[StandingOut]
 
 
-class FileOut(s.Out):
+class PointsFileOut(s.Out):
     filename: str
     content_type: str
     content_base64: str
@@ -237,7 +237,7 @@ def list_activities(ctx: Context):
 
 
 @endpoint("POST", "/activities/<public_id>/review", summary="审核履职活动（当前环节：通过或不通过并写明原因）",
-          roles=(STAFF,), body=ReviewIn, response=ActivityOut, tag="points", visible=_visible_activity)
+          roles=(STAFF,), body=ActivityReviewIn, response=ActivityOut, tag="points", visible=_visible_activity)
 def review_activity(ctx: Context, public_id: str):
     report = points.get_report(ctx.session, ctx.principal, public_id)
     return _activity_out(points.review(ctx.session, ctx.principal, report, ctx.body.decision == "approve",
@@ -255,25 +255,25 @@ def adjust(ctx: Context):
 
 
 @endpoint("GET", "/points/ledger", summary="本人的履职积分明细（每一分及其来源）", roles=(DEPUTY,),
-          query=YearQuery, response=LedgerOut, tag="points")
+          query=YearQuery, response=PointsLedgerOut, tag="points")
 def my_ledger(ctx: Context):
     return _ledger(ctx, None)
 
 
 @endpoint("GET", "/deputies/<public_id>/points", summary="某位代表的履职积分明细（工委：辖区内的代表）",
-          roles=(STAFF,), query=YearQuery, response=LedgerOut, tag="points")
+          roles=(STAFF,), query=YearQuery, response=PointsLedgerOut, tag="points")
 def deputy_ledger(ctx: Context, public_id: str):
     return _ledger(ctx, public_id)
 
 
-def _ledger(ctx: Context, deputy_code: str | None) -> LedgerOut:
+def _ledger(ctx: Context, deputy_code: str | None) -> PointsLedgerOut:
     year = ctx.query.year or _this_year()
     deputy, entries, total = points.ledger(ctx.session, ctx.principal, year, deputy_code)
     standard = points.standard_for(ctx.session, year)
-    return LedgerOut(
+    return PointsLedgerOut(
         deputy_code=deputy.code, deputy_name=deputy.name, year=year, total=float(total),
         grade=points.grade_for(standard, total) if standard else None,
-        entries=[EntryOut(item_code=e.item_code, item_name=points.describe(e.item_code, standard)["name"],
+        entries=[PointsEntryOut(item_code=e.item_code, item_name=points.describe(e.item_code, standard)["name"],
                           category=points.describe(e.item_code, standard)["category"], points=float(e.points),
                           source=points.source_label(e.source_ref), source_ref=e.source_ref,
                           occurred_at=e.occurred_at.isoformat()) for e in entries])
@@ -292,10 +292,10 @@ def publication(ctx: Context):
 
 
 @endpoint("GET", "/points/export", summary="导出履职积分公示及明细（XLSX）", roles=(STAFF,), query=YearQuery,
-          response=FileOut, tag="points")
+          response=PointsFileOut, tag="points")
 def export(ctx: Context):
     year = ctx.query.year or _this_year()
     content = points.export_xlsx(ctx.session, ctx.principal, year)
-    return FileOut(filename=f"履职积分-{year}.xlsx",
+    return PointsFileOut(filename=f"履职积分-{year}.xlsx",
                    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                    content_base64=base64.b64encode(content).decode("ascii"))

@@ -57,7 +57,7 @@ class ProgressIn(s.Request):
     note: str | None = Field(default=None, max_length=1000)
 
 
-class NoteIn(s.Request):
+class ProjectNoteIn(s.Request):
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -90,7 +90,7 @@ class ProjectLedgerQuery(s.Request):
     year: int | None = Field(default=None, ge=2000, le=2100)
 
 
-class FigureOut(s.Out):
+class ProjectFigureOut(s.Out):
     key: str
     label: str
     definition: str
@@ -99,7 +99,7 @@ class FigureOut(s.Out):
 
 class ProjectLedgerOut(s.Out):
     year: int
-    figures: list[FigureOut]
+    figures: list[ProjectFigureOut]
     projects: list[ProjectOut]
 
 
@@ -207,7 +207,7 @@ def report_project_progress(ctx: Context, public_id: str):
     return _out(ctx, project)
 
 
-@endpoint("POST", "/projects/<public_id>/complete", summary="报告项目完成", roles=(DEPARTMENT, STAFF), body=NoteIn,
+@endpoint("POST", "/projects/<public_id>/complete", summary="报告项目完成", roles=(DEPARTMENT, STAFF), body=ProjectNoteIn,
           response=ProjectOut, visible=_visible, tag="projects")
 def complete_project(ctx: Context, public_id: str):
     project = _project(ctx, public_id)
@@ -230,6 +230,6 @@ def project_ledger(ctx: Context):
     values = projects.figures(ctx.session, ctx.principal, year)
     rows = ctx.session.scalars(select(LivelihoodProject).where(LivelihoodProject.year == year)
                                .order_by(LivelihoodProject.id))
-    return ProjectLedgerOut(year=year, figures=[FigureOut(key=k, label=label, definition=d, value=values[k])
+    return ProjectLedgerOut(year=year, figures=[ProjectFigureOut(key=k, label=label, definition=d, value=values[k])
                                                 for k, (label, d) in projects.FIGURES.items()],
                             projects=[_out(ctx, p) for p in rows])

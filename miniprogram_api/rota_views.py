@@ -99,7 +99,7 @@ class ShiftIn(s.Request):
     end_minute: int = Field(690, ge=1, lt=1440)
 
 
-class ReasonIn(s.Request):
+class ShiftReasonIn(s.Request):
     reason: str = s.Reason
 
 
@@ -112,7 +112,7 @@ class SwapIn(s.Request):
     reason: str = s.Reason
 
 
-class DecisionIn(s.Request):
+class SwapDecisionIn(s.Request):
     note: str | None = Field(None, max_length=200)
 
 
@@ -220,7 +220,7 @@ def create_shift(ctx: Context):
 
 
 @endpoint("POST", "/shifts/<public_id>/cancel", summary="取消一次值班（例外），值班代表会收到通知", roles=(STAFF,),
-          body=ReasonIn, response=ShiftOut, tag="rota", visible=_visible_shift)
+          body=ShiftReasonIn, response=ShiftOut, tag="rota", visible=_visible_shift)
 def cancel_shift(ctx: Context, public_id: str):
     return _shift_out(rota.cancel_shift(ctx.session, ctx.principal, _shift(ctx, public_id), ctx.body.reason))
 
@@ -247,14 +247,14 @@ def list_swaps(ctx: Context):
     return SwapListOut(items=[_swap_out(ctx.session, x) for x in rota.swaps_for(ctx.session, ctx.principal)])
 
 
-@endpoint("POST", "/shift-swaps/<public_id>/approve", summary="同意换班", roles=(STAFF,), body=DecisionIn,
+@endpoint("POST", "/shift-swaps/<public_id>/approve", summary="同意换班", roles=(STAFF,), body=SwapDecisionIn,
           response=SwapOut, tag="rota", visible=_visible_swap)
 def approve_swap(ctx: Context, public_id: str):
     swap = rota.get_swap(ctx.session, ctx.principal, public_id)
     return _swap_out(ctx.session, rota.decide_swap(ctx.session, ctx.principal, swap, True, ctx.body.note))
 
 
-@endpoint("POST", "/shift-swaps/<public_id>/reject", summary="驳回换班", roles=(STAFF,), body=DecisionIn,
+@endpoint("POST", "/shift-swaps/<public_id>/reject", summary="驳回换班", roles=(STAFF,), body=SwapDecisionIn,
           response=SwapOut, tag="rota", visible=_visible_swap)
 def reject_swap(ctx: Context, public_id: str):
     swap = rota.get_swap(ctx.session, ctx.principal, public_id)

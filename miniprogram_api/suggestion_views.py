@@ -51,7 +51,7 @@ class EntryCasesIn(s.Request):
     cases: list[str] = Field(min_length=1, max_length=suggestions.MAX_LINKED_CASES)
 
 
-class EntryOut(s.Out):
+class ProblemEntryOut(s.Out):
     id: str
     title: str
     category: str | None
@@ -69,7 +69,7 @@ class SuggestionIn(s.Request):
     cosigners: list[str] = Field(default_factory=list, max_length=50, description="附议代表编码")
 
 
-class ReviewIn(s.Request):
+class SuggestionReviewIn(s.Request):
     decision: Literal["pass", "send_back", "reject"]
     note: str | None = Field(default=None, max_length=500)
 
@@ -86,7 +86,7 @@ class SupervisionIn(s.Request):
     note: str = Field(min_length=1, max_length=1000)
 
 
-class ExtensionIn(s.Request):
+class SuggestionExtensionIn(s.Request):
     months: int = Field(ge=1, le=6)
     reason: str = s.Reason
 
@@ -101,7 +101,7 @@ class SuggestionRatingIn(s.Request):
     comment: str | None = Field(default=None, max_length=500)
 
 
-class NoteIn(s.Request):
+class SuggestionNoteIn(s.Request):
     note: str = Field(min_length=1, max_length=1000)
 
 
@@ -113,7 +113,7 @@ class LedgerQuery(s.Request):
     year: int | None = Field(default=None, ge=2000, le=2100)
 
 
-class EventOut(s.Out):
+class SuggestionEventOut(s.Out):
     at: datetime
     actor_kind: str
     action: str
@@ -155,10 +155,10 @@ class SuggestionOut(s.Out):
     answer_text: str | None
     ratings: dict[str, str]
     allowed_actions: list[str]
-    timeline: list[EventOut] | None = None
+    timeline: list[SuggestionEventOut] | None = None
 
 
-class FigureOut(s.Out):
+class SuggestionFigureOut(s.Out):
     key: str
     label: str
     definition: str
@@ -178,13 +178,13 @@ class LedgerRowOut(s.Out):
     cross_year: bool
 
 
-class LedgerOut(s.Out):
+class SuggestionLedgerOut(s.Out):
     year: int
-    figures: list[FigureOut]
+    figures: list[SuggestionFigureOut]
     rows: list[LedgerRowOut]
 
 
-class FileOut(s.Out):
+class SuggestionFileOut(s.Out):
     filename: str
     content_type: str
     content_base64: str
@@ -213,7 +213,7 @@ def _out(ctx: Context, suggestion: Suggestion, *, detail: bool = False) -> Sugge
                                                       ("committee", suggestions.COMMITTEE)) if rater in given}
     events = None
     if detail:
-        events = [EventOut(at=e.at, actor_kind=e.actor_kind, action=e.action,
+        events = [SuggestionEventOut(at=e.at, actor_kind=e.actor_kind, action=e.action,
                            label=(e.detail or {}).get("label", e.action),
                            detail={k: v for k, v in (e.detail or {}).items() if k != "label"})
                   for e in suggestions.timeline(session, suggestion)]
@@ -234,8 +234,8 @@ def _out(ctx: Context, suggestion: Suggestion, *, detail: bool = False) -> Sugge
         timeline=events)
 
 
-def _entry_out(ctx: Context, entry: ProblemEntry) -> EntryOut:
-    return EntryOut(id=entry.public_id, title=entry.title, category=entry.category, status=entry.status,
+def _entry_out(ctx: Context, entry: ProblemEntry) -> ProblemEntryOut:
+    return ProblemEntryOut(id=entry.public_id, title=entry.title, category=entry.category, status=entry.status,
                     case_numbers=[c.number for c in suggestions.entry_cases(ctx.session, entry)],
                     created_at=entry.created_at)
 
@@ -250,13 +250,13 @@ def list_concentrations(ctx: Context):
 
 
 @endpoint("POST", "/problem-entries", summary="新建问题清单条目（可同时关联本人可见的诉求）", roles=WRITERS,
-          body=EntryIn, response=EntryOut, status=201, tag="suggestions")
+          body=EntryIn, response=ProblemEntryOut, status=201, tag="suggestions")
 def create_problem_entry(ctx: Context):
     return _entry_out(ctx, suggestions.create_entry(ctx.session, ctx.principal, ctx.body.title, ctx.body.cases))
 
 
 @endpoint("GET", "/problem-entries", summary="问题清单（县级工委：全部；其他：本人整理的）", roles=WRITERS,
-          response=list[EntryOut], tag="suggestions")
+          response=list[ProblemEntryOut], tag="suggestions")
 def list_problem_entries(ctx: Context):
     rows = ctx.session.scalars(select(ProblemEntry).where(access.entry_condition(ctx.principal))
                                .order_by(ProblemEntry.id.desc()).limit(200))
@@ -264,7 +264,7 @@ def list_problem_entries(ctx: Context):
 
 
 @endpoint("POST", "/problem-entries/<public_id>/cases", summary="向问题清单条目添加诉求", roles=WRITERS,
-          body=EntryCasesIn, response=EntryOut, visible=_entry_visible, tag="suggestions")
+          body=EntryCasesIn, response=ProblemEntryOut, visible=_entry_visible, tag="suggestions")
 def add_problem_entry_cases(ctx: Context, public_id: str):
     entry = access.get_entry(ctx.session, ctx.principal, public_id)
     suggestions.add_entry_cases(ctx.session, ctx.principal, entry, ctx.body.cases)
@@ -312,7 +312,7 @@ def submit_suggestion(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/suggestions/<public_id>/review", summary="审查意见（通过 / 退回修改 / 不予立案），按本县审查环节",
-          roles=(STAFF,), body=ReviewIn, response=SuggestionOut, visible=_visible, tag="suggestions")
+          roles=(STAFF,), body=SuggestionReviewIn, response=SuggestionOut, visible=_visible, tag="suggestions")
 def review_suggestion(ctx: Context, public_id: str):
     suggestion = _suggestion(ctx, public_id, lock=True)
     suggestions.review(ctx.session, ctx.principal, suggestion, ctx.body.decision, ctx.body.note)
@@ -338,7 +338,7 @@ def supervise_suggestion(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/suggestions/<public_id>/extension", summary="批准延期答复（自交办起最长六个月）", roles=(STAFF,),
-          body=ExtensionIn, response=SuggestionOut, visible=_visible, tag="suggestions")
+          body=SuggestionExtensionIn, response=SuggestionOut, visible=_visible, tag="suggestions")
 def extend_suggestion(ctx: Context, public_id: str):
     suggestion = _suggestion(ctx, public_id, lock=True)
     suggestions.extend(ctx.session, ctx.principal, suggestion, ctx.body.months, ctx.body.reason)
@@ -362,7 +362,7 @@ def rate_suggestion(ctx: Context, public_id: str):
 
 
 @endpoint("POST", "/suggestions/<public_id>/plan-completed", summary="登记 B 类或共性建议已落实（移出跨年度台账）",
-          roles=(DEPARTMENT, STAFF), body=NoteIn, response=SuggestionOut, visible=_visible, tag="suggestions")
+          roles=(DEPARTMENT, STAFF), body=SuggestionNoteIn, response=SuggestionOut, visible=_visible, tag="suggestions")
 def complete_suggestion_plan(ctx: Context, public_id: str):
     suggestion = _suggestion(ctx, public_id, lock=True)
     suggestions.complete_plan(ctx.session, ctx.principal, suggestion, ctx.body.note)
@@ -375,13 +375,13 @@ def _year(ctx: Context) -> int:
 
 
 @endpoint("GET", "/suggestion-ledger", summary="建议台账与指标（件数、办结率、双满意率、二次办理、跨年度）",
-          roles=(STAFF,), query=LedgerQuery, response=LedgerOut, tag="suggestions")
+          roles=(STAFF,), query=LedgerQuery, response=SuggestionLedgerOut, tag="suggestions")
 def suggestion_ledger(ctx: Context):
     book = ledger.ledger(ctx.session, ctx.principal, _year(ctx))
     values = ledger.figures(ctx.session, book)
-    return LedgerOut(
+    return SuggestionLedgerOut(
         year=book.year,
-        figures=[FigureOut(key=k, label=label, definition=d, value=values[k])
+        figures=[SuggestionFigureOut(key=k, label=label, definition=d, value=values[k])
                  for k, (label, d) in ledger.FIGURES.items()],
         rows=[LedgerRowOut(id=x.public_id, number=x.number, title=x.title, status=x.status,
                            status_label=lifecycle.STATUS_LABELS[x.status], nature=x.nature,
@@ -390,10 +390,10 @@ def suggestion_ledger(ctx: Context):
 
 
 @endpoint("GET", "/suggestion-ledger/export", summary="导出建议台账（XLSX）", roles=(STAFF,), query=LedgerQuery,
-          response=FileOut, tag="suggestions")
+          response=SuggestionFileOut, tag="suggestions")
 def export_suggestion_ledger(ctx: Context):
     book = ledger.ledger(ctx.session, ctx.principal, _year(ctx))
     content = ledger.export_xlsx(ctx.session, book)
-    return FileOut(filename=f"代表建议台账-{book.year}.xlsx",
+    return SuggestionFileOut(filename=f"代表建议台账-{book.year}.xlsx",
                    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                    content_base64=base64.b64encode(content).decode("ascii"))

@@ -303,3 +303,15 @@ def test_generated_requests_get_no_server_error(case, fuzz_world):
     case.call_and_validate(headers=headers, checks=[
         not_a_server_error, status_code_conformance, content_type_conformance,
         response_schema_conformance])
+
+
+def test_two_models_with_one_name_are_refused_in_the_document():
+    """Models are components by name: a second, different model of the same name would silently be
+    described as the first (the points ledger's fields checked against the suggestion ledger's)."""
+    from miniprogram_api.openapi import _register
+
+    components = {}
+    _register(components, "LedgerOut", {"properties": {"a": {}}})
+    _register(components, "LedgerOut", {"properties": {"a": {}}})  # the same model twice is one
+    with pytest.raises(ValueError, match="LedgerOut"):
+        _register(components, "LedgerOut", {"properties": {"b": {}}})
