@@ -104,10 +104,11 @@ def seed_history(session: Session, *, cases_count: int = 320, months: int = 6, s
 
 
 # (station, weekday, people per shift, deputies): 代表周三见 at 城关镇, Friday reception at 青山乡.
-DEMO_RULES = [("S001", 2, 2, ["D001", "D002"]), ("S002", 4, 1, ["D003"])]
+DEMO_RULES = [("S001", 2, 2, ["D001", "D002"]), ("S002", 4, 1, ["D003"]), ("S001", 3, 1, ["D004", "D005"])]
 DEMO_ACTIVITIES = [("D001", "meeting", "列席县人大常委会会议", True), ("D001", "research", "老旧小区改造调研", True),
                    ("D002", "training", "代表履职培训班", True), ("D002", "suggestion", "关于增设护学岗的建议", False),
-                   ("D003", "meeting", "参加乡人代会", True), ("D003", "excellent_suggestion", "农村公路养护建议", True)]
+                   ("D003", "meeting", "参加乡人代会", True), ("D003", "excellent_suggestion", "农村公路养护建议", True),
+                   ("D004", "research", "园区企业用工情况调研", True), ("D005", "meeting", "列席市人大常委会会议", True)]
 
 
 def _duty_and_points(session: Session, rng: random.Random, start: datetime, now: datetime) -> None:
@@ -118,7 +119,7 @@ def _duty_and_points(session: Session, rng: random.Random, start: datetime, now:
     start_day, today = start.astimezone(CHINA_TZ).date(), now.astimezone(CHINA_TZ).date()
     for station, weekday, slots, deputies in DEMO_RULES:
         rule = rota.create_rule(session, county, station_code=station, weekday=weekday, slots=slots,
-                                deputy_codes=deputies, title="代表周三见" if weekday == 2 else "代表接待日",
+                                deputy_codes=deputies, title={2: "代表周三见", 3: "企业服务日"}.get(weekday, "代表接待日"),
                                 valid_from=start_day, now=now)
         rota.plan(session, rule, today + timedelta(days=rota.PLAN_AHEAD_DAYS), today=start_day)
     for assignment in session.scalars(select(ShiftAssignment).join(DutyShift).where(DutyShift.ends_at < now)):

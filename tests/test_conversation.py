@@ -16,6 +16,7 @@ from liaison.core import db
 from liaison.core.types import Actor
 from liaison.messaging.models import InboundMessage
 from liaison.people.models import Resident
+from liaison.tenancy.models import County
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
 
@@ -218,6 +219,9 @@ def test_a_piece_after_the_case_was_accepted_still_joins_it(simulator):
 def test_a_neighbour_with_the_same_problem_follows_a_department_case(simulator):
     """并单 candidates by text similarity within the grid, also when the first case went to a
     department: the second resident follows it instead of opening a case."""
+    with db.session_scope() as session:  # the county sends confident matters straight to departments
+        county = session.get(County, 1)
+        county.settings = {**(county.settings or {}), "case_flow": "direct_dispatch"}
     say(simulator, "o_bus1", "幸福里小区门口的公交站牌被车撞倒了，一直没人修")
     with db.session_scope() as session:
         first = session.scalar(select(Case))

@@ -553,7 +553,9 @@ def shortfall(session: Session, principal: Principal, day: date | None = None) -
     """Deputies in the staff member's scope with fewer visits in the week of `day` than the minimum."""
     account = _staff(principal)
     week = week_of(day or local_day(utcnow()))
-    query = select(Deputy).order_by(Deputy.code)
+    # Only deputies with a grid of their own owe grid visits (a city deputy at an industry-chain
+    # station has none to walk).
+    query = select(Deputy).where(Deputy.id.in_(select(DeputyGrid.deputy_id))).order_by(Deputy.code)
     if account.station_id is not None:
         query = query.where(Deputy.id.in_(accounts.station_deputy_ids(account.station_id)))
     deputies = session.scalars(query).all()

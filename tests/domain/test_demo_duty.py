@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from liaison import demo_history
-from liaison.people.models import Account
+from liaison.people.models import Account, Deputy
 from liaison.people.service import Principal
 from liaison.points import service as points
 from liaison.points.models import ActivityReport, PointsStandard
@@ -21,5 +21,6 @@ def test_the_demo_history_has_a_rota_and_points(db_session):
         Account.role == "staff", Account.station_id.is_(None)).order_by(Account.id)))
     standard = db_session.scalar(select(PointsStandard).limit(1))
     standings = points.publication(db_session, county, standard.year)
-    assert len(standings) == 3 and all(s.total > 0 for s in standings)
+    deputies = db_session.scalar(select(func.count()).select_from(Deputy))
+    assert len(standings) == deputies == 5 and all(s.total > 0 for s in standings)
     assert points.ledger_totals(db_session, standard.year) == points.recompute(db_session, standard.year)

@@ -153,8 +153,10 @@ def test_points_from_events_reviews_and_adjustments_equal_the_recomputation(db_s
 
     # 公示 and grades by the thresholds (优秀 ≥ 60, 称职 ≥ 30, 基本称职 ≥ 15).
     standings = points.publication(db_session, county, YEAR)
+    # D004 and D005 (the enterprise grid's and the industry chain's deputies) did nothing this year.
     assert [(s.deputy.code, s.total, s.grade) for s in standings] == [
-        ("D001", Decimal("13.00"), "不称职"), ("D003", Decimal("0"), "不称职"), ("D002", Decimal("-4.00"), "不称职")]
+        ("D001", Decimal("13.00"), "不称职"), ("D003", Decimal("0"), "不称职"), ("D004", Decimal("0"), "不称职"),
+        ("D005", Decimal("0"), "不称职"), ("D002", Decimal("-4.00"), "不称职")]
     book = load_workbook(io.BytesIO(points.export_xlsx(db_session, county, YEAR)))
     rows = list(book.worksheets[0].iter_rows(values_only=True))
     assert rows[0] == ("排名", "代表编码", "姓名", "联络站", "积分", "等次") and rows[1][:3] == (1, "D001", "张建华")
