@@ -6,6 +6,7 @@ operation to the OpenAPI document served at `/api/openapi.json`. Importing this 
 of those modules, here and only here, so `bp` is complete when the app factory registers it.
 """
 from miniprogram_api import (  # each declares its endpoints on bp
+    city_views,
     engagement_views,
     rules_views,
     unavailable,  # noqa: F401  (503 + Retry-After while the database is down)
@@ -13,6 +14,7 @@ from miniprogram_api import (  # each declares its endpoints on bp
 )
 from miniprogram_api.framework import bp
 
-ENDPOINT_MODULES = (views, engagement_views, rules_views)  # cases, people, registry; engagement; classifier
+ENDPOINT_MODULES = (views, engagement_views, rules_views, city_views)  # cases, people, registry; engagement;
+# classifier; city figures
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -184,26 +185,72 @@ def simulator(live_server):
                            encoding_aes_key=AES_KEY, mode="safe")
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:  # fields: state, ppid, ...
+            children.append(int(entry))
+    return children
+
+
 class WorkerProcess:
-    """A real `python -m jobs.worker` process (RQ forks a work horse per job)."""
+    """A real `python -m jobs.worker` process (RQ forks a work horse per job).
+
+    RQ puts each work horse in a process group of its own (`os.setpgrp()` in the forked child), so
+    signalling the worker's group does not reach the horse: `kill()` takes the horses down too. A
+    horse left alive would finish its send after the test and write into the next test's rows
+    (ids restart at 1 after each truncation)."""
 
     def __init__(self, env: dict[str, str]):
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
+        # Its log goes to a file: a pipe nobody reads fills up and blocks a chatty worker.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=self.log,
                                      start_new_session=True)
         return self
 
+    def stderr(self) -> str:
+        """What the worker logged so far."""
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
     def kill(self, sig=signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
+        """Signal the worker; SIGKILL kills its work horses with it (a machine losing power)."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        if sig == signal.SIGKILL:
+            os.killpg(self.proc.pid, signal.SIGSTOP)  # no new horse is forked while we look
+            for horse in _children(self.proc.pid):
+                try:
+                    os.killpg(os.getpgid(horse), signal.SIGKILL)
+                except ProcessLookupError:  # it has just finished
+                    pass
+        os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        self.kill(signal.SIGTERM)
+        """Warm shutdown (SIGTERM: the running job finishes). A worker that ignores it is killed
+        with its horses, so that nothing it runs outlives the test, and the test fails."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            raise AssertionError("the worker did not stop on SIGTERM within 30 s") from None
 
 
 @pytest.fixture

@@ -117,6 +117,9 @@ SWEEP = {
     ("GET", "/api/project-votes/{public_id}"): ({DEPUTY} | STAFF, "project_vote", None),
     ("POST", "/api/project-votes/{public_id}/ballots"): ({DEPUTY}, "project_vote", lambda: {"candidates": ["P1"]}),
     ("POST", "/api/project-votes/{public_id}/close"): (STAFF, "project_vote", None),
+    # City staff only (tests/test_city.py): no county user may call them.
+    ("GET", "/api/city/figures"): (frozenset(), None, None),
+    ("GET", "/api/city/cases/{public_id}"): (frozenset(), "case", None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
