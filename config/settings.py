@@ -54,6 +54,10 @@ class Settings:
     # /metrics: answered only with this bearer token (unset: not served); figures cached this long.
     metrics_token: str | None = None
     metrics_cache_seconds: int = 15
+    # A unit of work that names no county runs in the default county (one county per deployment).
+    # A multi-county deployment sets LIAISON_IMPLICIT_DEFAULT_COUNTY=false: such work then fails
+    # loudly instead of landing in county 1. The embedded SQLite default is always single-county.
+    implicit_default_county: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -175,4 +179,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "BINDING_FAILURE_LIMIT_PER_ADDRESS", Settings.binding_failure_limit_per_address),
         metrics_token=_optional(env, "METRICS_TOKEN"),
         metrics_cache_seconds=_int(env, "METRICS_CACHE_SECONDS", 15),
+        implicit_default_county=(database_url.startswith("sqlite")
+                                 or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),
     )

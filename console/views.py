@@ -35,11 +35,12 @@ from liaison.case.models import Case, CaseEvent, ExtensionRequest
 from liaison.case.timers import local_day
 from liaison.console import auth, ledger
 from liaison.console import service as figures
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.core.errors import DomainError
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.people.models import Account, Department, Deputy, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, ROLE_LABELS, STAFF, Principal
+from liaison.tenancy import service as tenancy
 
 from . import export, forms
 
@@ -49,6 +50,9 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
                static_folder="static", static_url_path="/static")
 
 TOKEN_KEY = "console_token"
+# Before the signed-in account is known (sign-in, a session cookie, a password link): every county is
+# read, as the API does; the unit of work then narrows to the account's county (`tenancy.scope_of`).
+AUTHENTICATION_SCOPE = tenant.all_counties("authenticate a console user")
 # The console's staff actions and the permission of `liaison.case.access` each needs. 不予受理 and
 # 并单 are office decisions like 改派, so they take 改派's permission (staff, in their jurisdiction)
 # until access.py names them itself.
@@ -98,13 +102,15 @@ def signed_in(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(**kwargs):
-        with db.session_scope() as session:
+        with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
             principal = auth.principal_for(session, cookie.get(TOKEN_KEY))
             if principal is None:
                 cookie.pop(TOKEN_KEY, None)
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
+            g.county_scope = tenancy.scope_of(principal)
+            tenant.switch(session, g.county_scope)  # from here on: the account's county only
             g.principal = principal
             g.scope = access.scope_of(session, principal)
             g.session = session
@@ -173,7 +179,7 @@ def sign_in():
     status = 200
     if form.validate_on_submit():
         try:
-            with db.session_scope() as session:
+            with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
                 done = auth.sign_in(session, form.login.data, form.password.data)
                 name = done.account.name
         except auth.ConsoleAuthError as error:
@@ -192,7 +198,7 @@ def sign_in():
 
 @bp.post("/logout")
 def sign_out():
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         auth.sign_out(session, cookie.get(TOKEN_KEY))
     cookie.clear()
     flash("已退出登录", "info")
@@ -202,11 +208,12 @@ def sign_out():
 @bp.route("/password/<token>", methods=["GET", "POST"])
 def set_password(token: str):
     form = forms.SetPasswordForm()
-    with db.session_scope() as session:
+    with tenant.use(AUTHENTICATION_SCOPE), db.session_scope() as session:
         try:
             account = auth.link_account(session, token)
         except auth.ConsoleAuthError as error:
             return render_template("console/error.html", title="链接无效", message=error.message), 404
+        tenant.switch(session, tenant.county(account.county_id))
         credential = auth.credential_of(session, account)
         if form.validate_on_submit():
             try:
@@ -279,13 +286,13 @@ def export_ledger(session):
         ledger.conditions(session, g.scope, params)  # refuse a bad filter before streaming starts
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
-    principal_account_id = g.principal.account.id
+    principal_account_id, county_scope = g.principal.account.id, g.county_scope
     filename = f"诉求台账-{datetime.now(CHINA_TZ):%Y%m%d-%H%M}.xlsx"
 
     def rows():
         # The export outlives the request's unit of work: it reads in its own session, with the
-        # scope rebuilt from the same account.
-        with db.session_scope() as reading:
+        # scope rebuilt from the same account, in the same county.
+        with tenant.use(county_scope), db.session_scope() as reading:
             account = reading.get(Account, principal_account_id)
             scope = access.scope_of(reading, Principal(account.role, account=account))
             yield from export.ledger_workbook(ledger.all_rows(reading, scope, params))

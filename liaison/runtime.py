@@ -77,9 +77,11 @@ _lock = threading.Lock()
 
 
 def configure(settings: Settings) -> Runtime:
-    """Initialise the database engine, Redis and the WeChat clients for this process."""
+    """Initialise the database engine, Redis and the WeChat clients for this process, and whether a
+    unit of work that names no county is in the default one (`settings.implicit_default_county`)."""
     global _runtime
     with _lock:
+        tenant.set_fallback(tenant.DEFAULT if settings.implicit_default_county else None)
         db.init_engine(settings.database_url)
         ratelimit.configure(ratelimit.storage_uri(settings.redis_url),
                             {ratelimit.CASES_PER_RESIDENT: settings.case_rate_limit_per_resident})

@@ -23,7 +23,7 @@ from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.people.models import Resident
 from liaison.tenancy import service as tenancy
-from tests.conftest import APP_ID, wait_for
+from tests.conftest import APP_ID, WorkerProcess, wait_for
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
 
@@ -192,3 +192,85 @@ def test_a_county_delivery_spooled_during_an_outage_is_stored_in_that_county(cou
     case = _case_of(yi["id"], "o_yi_outage")
     assert case is not None and case.deadline == add_working_days(case.created_at, yi["reply_days"])
     assert _case_of(tenant.DEFAULT_COUNTY_ID, "o_yi_outage") is None
+
+
+@pytest.fixture
+def strict_deployment(counties, fake_wechat, spawn_worker):
+    """The multi-county production shape: LIAISON_IMPLICIT_DEFAULT_COUNTY=false in the web app (here,
+    over real HTTP) and in a real worker, so any unit of work that names no county fails."""
+    from config.settings import load_settings
+    from tests.conftest import LiveServer, settings_env
+    from webapp import create_app
+
+    env = settings_env(fake_wechat.base_url, LIAISON_IMPLICIT_DEFAULT_COUNTY="false")
+    strict = create_app(load_settings(env), start_background=False)
+    assert tenant._fallback is None  # noqa: SLF001 - the setting is what this test is about
+    worker = WorkerProcess(env).start()
+    try:
+        with LiveServer(strict) as server:
+            yield server, worker
+    finally:
+        worker.stop()
+        tenant.set_fallback(tenant.DEFAULT)
+
+
+def test_without_an_implicit_county_every_path_names_its_county(counties, strict_deployment, fake_wechat):
+    server, worker = strict_deployment
+    with pytest.raises(tenant.TenantScopeError):  # nothing falls back to the default county
+        with db.session_scope() as session:
+            session.scalar(select(Case.id))
+    # Each county's webhook, and the deployment's own (the default county), through the simulator.
+    from tests.conftest import AES_KEY, TOKEN
+    from wechat_fake.simulator import WeChatSimulator
+
+    openids = {"jiaxian": "o_strict_jia", "yixian": "o_strict_yi"}
+    for code, spec in counties.items():
+        reply = _simulator(server, code, spec).send_text(openids[code], "幸福里小区路灯坏了，晚上很黑")
+        assert reply.ok and CASE_NUMBER.search(reply.content or ""), reply
+    default = WeChatSimulator(url=f"{server.url}/wechat", token=TOKEN, appid=APP_ID, encoding_aes_key=AES_KEY,
+                              mode="safe").send_text("o_strict_default", "幸福里小区路灯坏了")
+    assert default.ok and CASE_NUMBER.search(default.content or "")
+    for code, spec in counties.items():
+        case = _case_of(spec["id"], openids[code])
+        assert case is not None and case.deadline == add_working_days(case.created_at, spec["reply_days"])
+    assert _case_of(tenant.DEFAULT_COUNTY_ID, "o_strict_default") is not None
+    # The real worker learns each follower's unionid through their county's account.
+    wait_for(lambda: {c["query"].get("openid") for c in fake_wechat.calls("/cgi-bin/user/info")}
+             >= set(openids.values()) | {"o_strict_default"}, message="user/info of all three residents")
+    appids = {c["query"]["openid"]: c["appid"] for c in fake_wechat.calls("/cgi-bin/user/info")}
+    assert appids == {openids["jiaxian"]: "wx_jiaxian", openids["yixian"]: "wx_yixian",
+                      "o_strict_default": APP_ID}
+    # The mini-program API: a resident of 乙县 logs in there and sees their own case only.
+    fake_wechat.register_code("strict-code", openids["yixian"])
+    login = requests.post(f"{server.url}/api/login", json={"code": "strict-code", "county": "yixian"}, timeout=10)
+    assert login.status_code == 200, login.text
+    # The console: 乙县's staff sign in and see 乙县's cases only.
+    from tests.console_fixtures import csrf_token
+    from tests.console_fixtures import make_account as console_account
+
+    with tenant.use(tenant.county(counties["yixian"]["id"])):
+        console_account("staff", "乙县工委", login="yi_staff")
+    browser = requests.Session()
+    page = browser.get(f"{server.url}/console/login", timeout=10)
+    signed = browser.post(f"{server.url}/console/login", data={
+        "csrf_token": csrf_token(page.text), "login": "yi_staff", "password": "console password 1"},
+        allow_redirects=False, timeout=10)
+    assert signed.status_code == 303, signed.text[:300]
+    ledger = browser.get(f"{server.url}/console/cases", timeout=10).text
+    yi_case, jia_case = (_case_of(counties[c]["id"], openids[c]) for c in ("yixian", "jiaxian"))
+    assert f"/console/cases/{yi_case.public_id}" in ledger
+    assert f"/console/cases/{jia_case.public_id}" not in ledger
+    assert browser.get(f"{server.url}/console/cases/{jia_case.public_id}", timeout=10).status_code == 404
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    assert worker.proc.poll() is None, worker.stderr()
+
+
+def test_the_embedded_default_stays_single_county():
+    from config.settings import load_settings
+
+    env = {"SECRET_KEY": "k", "WECHAT_TOKEN": "t", "WECHAT_APP_ID": "a", "WECHAT_APP_SECRET": "s",
+           "LIAISON_IMPLICIT_DEFAULT_COUNTY": "false"}
+    assert load_settings(env).implicit_default_county  # SQLite: one county, always
+    assert not load_settings({**env, "DATABASE_URL": "postgresql://x@h/db"}).implicit_default_county
+    assert load_settings({k: v for k, v in env.items() if not k.startswith("LIAISON")}
+                         | {"DATABASE_URL": "postgresql://x@h/db"}).implicit_default_county

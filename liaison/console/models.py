@@ -12,11 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
+from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime
 from liaison.people.models import Account
 
 
-class ConsoleCredential(Base):
+class ConsoleCredential(TenantOwned, Base):
     """The sign-in name and argon2id password hash of an account that may use the console."""
 
     __tablename__ = "console_credentials"
@@ -28,7 +29,7 @@ class ConsoleCredential(Base):
     account: Mapped[Account] = relationship()
 
 
-class PasswordLink(Base):
+class PasswordLink(TenantOwned, Base):
     """A one-time link that sets (or resets) an account's console password. Only its hash is stored."""
 
     __tablename__ = "console_password_links"
@@ -40,7 +41,7 @@ class PasswordLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ConsoleSession(Base):
+class ConsoleSession(TenantOwned, Base):
     """One signed-in browser. The cookie carries a random token; only its hash is stored, so
     signing out or disabling the account ends the session at once."""
 
