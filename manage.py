@@ -225,6 +225,8 @@ def cmd_create_staff(args) -> int:
     schema.upgrade(settings.database_url)
     db.init_engine(settings.database_url)
     try:
+        if args.city:
+            return _create_city_staff(args)
         with tenant.use(_county_scope(args.county)), db.session_scope() as session:
             account, code = accounts.create_first_staff(session, args.name)
             credential, token = console_auth.issue_password_link(session, account, login=args.login)
@@ -235,6 +237,62 @@ def cmd_create_staff(args) -> int:
     base = args.base_url.rstrip("/")
     print(f"console sign-in name {credential.login}; set the password once at "
           f"{base}/console/password/{token} (valid {console_auth.LINK_LIFETIME.days} days)")
+    return 0
+
+
+def _create_city_staff(args) -> int:
+    """A city staff account (figures of every county of the city), kept in the city's first county
+    unless --county names another of its counties."""
+    from liaison.core import db, tenant
+    from liaison.people import service as accounts
+    from liaison.tenancy import service as tenancy
+
+    with tenant.use(tenant.all_counties("find the city named on the command line")), \
+            db.session_scope() as session:
+        city = tenancy.city_by_code(session, args.city)
+        if city is None:
+            sys.exit(f"no city with code {args.city!r} (python manage.py city list)")
+        counties = tenancy.city_counties(session, city.id)
+        if not counties:
+            sys.exit(f"city {args.city!r} has no counties yet (python manage.py city add ... --counties)")
+        city_id, home = city.id, counties[0].id
+    scope = _county_scope(args.county) if args.county else tenant.county(home)
+    with tenant.use(scope), db.session_scope() as session:
+        account, code = accounts.create_city_staff(session, args.name, city_id)
+    print(f"city staff account {account.name}: binding code {code} (enter it once in the mini-program)")
+    return 0
+
+
+def cmd_city(args) -> int:
+    """`city add CODE NAME --counties A,B`: a city grouping counties; `city list`."""
+    from liaison import schema
+    from liaison.core import db, tenant
+    from liaison.core.errors import DomainError
+    from liaison.tenancy import service as tenancy
+
+    settings = _settings()
+    schema.upgrade(settings.database_url)
+    db.init_engine(settings.database_url)
+    with tenant.use(tenant.all_counties("operator: cities")), db.session_scope() as session:
+        if args.action == "list":
+            from sqlalchemy import select
+
+            from liaison.tenancy.models import City
+
+            for city in session.scalars(select(City).order_by(City.id)):
+                codes = ",".join(c.code for c in tenancy.city_counties(session, city.id))
+                print(f"{city.id}\t{city.code}\t{city.name}\t{codes}")
+            return 0
+        if not args.code or not args.name:
+            sys.exit("usage: manage.py city add CODE NAME --counties A,B")
+        codes = [c.strip() for c in (args.counties or "").split(",") if c.strip()]
+        try:
+            city = tenancy.add_city(session, args.code, args.name, codes)
+        except DomainError as error:
+            print(f"refused: {error.message}", file=sys.stderr)
+            return 1
+        print(f"city {city.code} ({city.name}) added with counties {', '.join(codes) or '(none)'}; "
+              f"staff: python manage.py create-staff NAME --city {city.code}")
     return 0
 
 
@@ -440,7 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     staff.add_argument("--login", default="admin", help="console sign-in name (default admin)")
     staff.add_argument("--base-url", default=os.environ.get("CONSOLE_BASE_URL", "http://127.0.0.1:5000"),
                        help="where the console is reached, for the printed link (CONSOLE_BASE_URL)")
+    staff.add_argument("--city", help="a city staff account of this city (its counties' figures)")
     staff.set_defaults(func=cmd_create_staff)
+    city = sub.add_parser("city", help="add a city (a group of counties) or list them")
+    city.add_argument("action", choices=["add", "list"])
+    city.add_argument("code", nargs="?")
+    city.add_argument("name", nargs="?")
+    city.add_argument("--counties", help="comma-separated county codes")
+    city.set_defaults(func=cmd_city)
     county = sub.add_parser("county", help="add a county (a tenant) or list them")
     county.add_argument("action", choices=["add", "list"])
     county.add_argument("code", nargs="?")

@@ -1,4 +1,10 @@
-"""The official account's server URL, `/wechat`: verify, decrypt, parse, hand to the domain, reply.
+"""The official accounts' server URLs: verify, decrypt, parse, hand to the domain, reply.
+
+`/wechat` is the deployment's account (WECHAT_TOKEN, WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY), serving
+the default county. `/wechat/<county code>` is a county's own official account: its token, AES key and
+app id come from its `counties` row (looked up briefly cached, so `manage.py county add` takes effect
+without a restart) and the delivery is processed in that county's tenant scope. Every rule below
+holds per account.
 
 Everything that can be checked before touching the database is: body size, signature (on every POST),
 timestamp freshness, AES message signature and appid, XML shape, and that the signed (timestamp, nonce)
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, request
@@ -30,6 +38,7 @@ from liaison.conversation import service as inbox
 from liaison.conversation import spool as spooling
 from liaison.core import db, tenant
 from liaison.core.clock import utcnow
+from liaison.tenancy import service as tenancy
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -50,13 +59,76 @@ def _plain(text: str, status: int = 200) -> Response:
     return Response(text, status=status, mimetype="text/plain")
 
 
-def _check_query_signature(check_freshness: bool = True) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Account:
+    """One official account the webhook serves: whose deliveries, checked with which secrets."""
+
+    county_id: int
+    token: str
+    app_id: str
+    aes_keys: tuple[str, ...]  # current first, then the previous one during a rotation
+    nonce_namespace: str  # "" for the deployment's account (its keys predate per-county accounts)
+
+
+COUNTY_CACHE_SECONDS = 30.0  # a changed county row (new token, AES key) is believed within this time
+_county_cache_lock = threading.Lock()
+
+
+def _county_cache() -> dict[str, tuple[float, Account]]:
+    """This app's county accounts by code, each with the time it expires (monotonic)."""
+    return current_app.extensions.setdefault("liaison.webhook_county_accounts", {})
+
+
+class UnknownCounty(Exception):
+    """No county with this code has its own official account."""
+
+
+def _default_account() -> Account:
+    settings = _settings()
+    keys = tuple(k for k in (settings.wechat_encoding_aes_key, settings.wechat_previous_encoding_aes_key) if k)
+    return Account(tenant.DEFAULT_COUNTY_ID, settings.wechat_token, settings.wechat_app_id, keys, "")
+
+
+def county_account(code: str) -> Account:
+    """The official account of county `code` (cached `COUNTY_CACHE_SECONDS`); `UnknownCounty` when
+    no such county exists or it has no account of its own (its residents write to the shared one).
+
+    Misses are not cached: a county added a moment ago is found on its first delivery. While the
+    database cannot be read, an expired entry is still believed, so the delivery can be spooled.
+    """
+    now = time.monotonic()
+    cache = _county_cache()
+    cached = cache.get(code)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    if not tenancy.CODE_PATTERN.match(code):
+        raise UnknownCounty(code)
+    try:
+        with tenant.use(tenant.all_counties("find the county of a webhook URL")), \
+                db.session_scope() as session:
+            county = tenancy.by_code(session, code)
+            if county is None or not (county.wechat_token and county.wechat_app_id):
+                raise UnknownCounty(code)
+            account = Account(county.id, county.wechat_token, county.wechat_app_id,
+                              tuple(k for k in (county.wechat_encoding_aes_key,) if k), f"{county.id}:")
+    except UnknownCounty:
+        raise
+    except Exception as error:
+        if cached is not None and db.is_unavailable(error):
+            return cached[1]
+        raise
+    with _county_cache_lock:
+        cache[code] = (now + COUNTY_CACHE_SECONDS, account)
+    return account
+
+
+def _check_query_signature(account: Account, check_freshness: bool = True) -> tuple[str, str]:
     settings = _settings()
     signature = request.args.get("signature", "")
     timestamp = request.args.get("timestamp", "")
     nonce = request.args.get("nonce", "")
     try:
-        check_signature(settings.wechat_token, signature, timestamp, nonce)
+        check_signature(account.token, signature, timestamp, nonce)
     except InvalidSignatureException:
         raise BadRequest(403, "invalid signature") from None
     if not check_freshness:
@@ -81,21 +153,15 @@ def _nonces() -> NonceRegistry:
     return registry
 
 
-def _cryptos() -> list[WeChatCrypto]:
-    """Current key first, then the previous one (kept during a key rotation)."""
-    settings = _settings()
-    return _cryptos_for(settings.wechat_token, settings.wechat_app_id, settings.wechat_encoding_aes_key,
-                        settings.wechat_previous_encoding_aes_key)
-
-
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=256)
 def _cryptos_for(token: str, app_id: str, *keys: str | None) -> list[WeChatCrypto]:
+    """Current key first, then the previous one (kept during a key rotation)."""
     return [WeChatCrypto(token, key, app_id) for key in keys if key]
 
 
-def _decrypt(body: bytes, timestamp: str, nonce: str) -> tuple[str, WeChatCrypto]:
+def _decrypt(account: Account, body: bytes, timestamp: str, nonce: str) -> tuple[str, WeChatCrypto]:
     msg_signature = request.args.get("msg_signature", "")
-    cryptos = _cryptos()
+    cryptos = _cryptos_for(account.token, account.app_id, *account.aes_keys)
     if not cryptos:
         raise BadRequest(400, "encrypted message but no EncodingAESKey configured")
     last_error: Exception | None = None
@@ -221,7 +287,7 @@ def _spool() -> spooling.Spool | None:
     return current_app.extensions["liaison.webhook_spool"]
 
 
-def _process(incoming: inbox.Incoming) -> str | None:
+def _process(incoming: inbox.Incoming, county_id: int = tenant.DEFAULT_COUNTY_ID) -> str | None:
     """Store the delivery and return its passive reply; spool it while the database is unavailable.
 
     A resident with deliveries waiting in the spool has this one spooled behind them, so their
@@ -229,7 +295,7 @@ def _process(incoming: inbox.Incoming) -> str | None:
     """
     spool = _spool()
     if spool is not None and spool.holds(incoming.openid):
-        return _spooled(spool, incoming)
+        return _spooled(spool, incoming, county_id)
     try:
         return _store(incoming)
     except Exception as error:
@@ -237,11 +303,11 @@ def _process(incoming: inbox.Incoming) -> str | None:
             raise
         log.warning("database unavailable (%s): delivery spooled",
                     type(getattr(error, "orig", None) or error).__name__)
-        return _spooled(spool, incoming)
+        return _spooled(spool, incoming, county_id)
 
 
-def _spooled(spool: spooling.Spool, incoming: inbox.Incoming) -> str | None:
-    if not spool.put(incoming, received_at=utcnow()):
+def _spooled(spool: spooling.Spool, incoming: inbox.Incoming, county_id: int) -> str | None:
+    if not spool.put(incoming, received_at=utcnow(), county_id=county_id):
         log.info("repeated delivery %s from %s is waiting in the spool", incoming.msg_type,
                  mask(incoming.openid))
     return spooling.passive_answer(incoming)
@@ -274,9 +340,23 @@ def _store(incoming: inbox.Incoming) -> str | None:
 @bp.get("/wechat")
 def verify():
     """WeChat's URL verification: echo `echostr` when the signature is right."""
+    return _verify(_default_account())
+
+
+@bp.get("/wechat/<county_code>")
+def verify_county(county_code: str):
+    """The URL verification of a county's own official account."""
+    try:
+        account = county_account(county_code)
+    except UnknownCounty:
+        return _plain("unknown county", 404)
+    return _verify(account)
+
+
+def _verify(account: Account):
     try:
         # Verification only echoes a value back; freshness matters for POSTs (replayed messages).
-        _check_query_signature(check_freshness=False)
+        _check_query_signature(account, check_freshness=False)
     except BadRequest as error:
         return _plain(error.message, error.status)
     return _plain(request.args.get("echostr", ""))
@@ -285,13 +365,28 @@ def verify():
 @bp.post("/wechat")
 def receive():
     """One pushed message or event → its passive reply (or the literal `success`)."""
+    return _receive(_default_account())
+
+
+@bp.post("/wechat/<county_code>")
+def receive_county(county_code: str):
+    """A delivery to a county's own official account, processed in that county."""
+    try:
+        account = county_account(county_code)
+    except UnknownCounty:
+        log.info("webhook refused: unknown county")
+        return _plain("unknown county", 404)
+    return _receive(account)
+
+
+def _receive(account: Account):
     try:
         body = _read_body(_settings().webhook_max_body_bytes)
-        timestamp, nonce = _check_query_signature()
+        timestamp, nonce = _check_query_signature(account)
         crypto = None
         if request.args.get("encrypt_type", "raw").lower() == "aes":
             # Compatible mode carries clear fields too: only the part msg_signature covers is used.
-            xml, crypto = _decrypt(body, timestamp, nonce)
+            xml, crypto = _decrypt(account, body, timestamp, nonce)
         elif _settings().wechat_allow_plaintext:
             xml = body.decode("utf-8", errors="strict")
         else:
@@ -305,7 +400,7 @@ def receive():
         if msg is None or not isinstance(getattr(msg, "_data", None), dict):
             raise BadRequest(400, "malformed XML")
         incoming = _incoming(msg)
-        if not _nonces().claim(timestamp, nonce, body):
+        if not _nonces().claim(account.nonce_namespace + timestamp, nonce, body):
             raise BadRequest(403, "nonce already used with another message")
     except UnicodeDecodeError:
         return _plain("body is not UTF-8", 400)
@@ -313,10 +408,9 @@ def receive():
         log.info("webhook refused: %s", error.message)
         return _plain(error.message, error.status)
 
-    # The deployment's official account is the default county's. A county with its own account will
-    # be reached at /wechat/<county> (its token, AES key and app id from its `counties` row).
-    with tenant.use(tenant.DEFAULT):
-        reply_text = _process(incoming)
+    # Each official account belongs to one county: its residents, cases and replies are that county's.
+    with tenant.use(tenant.county(account.county_id)):
+        reply_text = _process(incoming, account.county_id)
     if reply_text is None:
         return _plain("success")
     reply_xml = create_reply(reply_text, msg, render=True)

@@ -61,6 +61,11 @@ class Settings:
     open311_rate_limit_per_partner: str = "60 per minute;5000 per day"
     handoff_timeout_seconds: int = 10
 
+    # A unit of work that names no county runs in the default county (one county per deployment).
+    # A multi-county deployment sets LIAISON_IMPLICIT_DEFAULT_COUNTY=false: such work then fails
+    # loudly instead of landing in county 1. The embedded SQLite default is always single-county.
+    implicit_default_county: bool = True
+
     @property
     def embedded(self) -> bool:
         """True when no Redis is configured: jobs run on an in-process queue."""
@@ -188,4 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         open311_rate_limit_per_partner=_rate_limit(
             env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
+
+        implicit_default_county=(database_url.startswith("sqlite")
+                                 or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),
     )

@@ -112,7 +112,8 @@ def signed_in(view: Callable) -> Callable:
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
-            tenant.switch(session, tenancy.scope_of(principal))
+            g.county_scope = tenancy.scope_of(principal)
+            tenant.switch(session, g.county_scope)  # from here on: the account's county only
             g.principal = principal
             g.scope = access.scope_of(session, principal)
             g.session = session
@@ -290,13 +291,12 @@ def export_ledger(session):
         ledger.conditions(session, g.scope, params)  # refuse a bad filter before streaming starts
     except ledger.BadFilter as error:
         return render_template("console/error.html", title="筛选条件无效", message=error.message), 400
-    principal_account_id = g.principal.account.id
-    county_scope = tenancy.scope_of(g.principal)
+    principal_account_id, county_scope = g.principal.account.id, g.county_scope
     filename = f"诉求台账-{datetime.now(CHINA_TZ):%Y%m%d-%H%M}.xlsx"
 
     def rows():
         # The export outlives the request's unit of work: it reads in its own session, with the
-        # scope rebuilt from the same account.
+        # scope rebuilt from the same account, in the same county.
         with tenant.use(county_scope), db.session_scope() as reading:
             account = reading.get(Account, principal_account_id)
             scope = access.scope_of(reading, Principal(account.role, account=account))

@@ -86,7 +86,7 @@ _current = None
 def install(settings: Settings, redis_client=None):
     """Create this process's queue and make every committed outbox row go to it at once."""
     global _current
-    from liaison.core import db
+    from liaison.core import db, tenant
     from liaison.messaging import outbox
 
     _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
@@ -104,7 +104,8 @@ def install(settings: Settings, redis_client=None):
             else:
                 log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
             # Rows whose job did get in are harmless to hand back: the job claims before sending.
-            with db.session_scope() as relay_session:
+            with tenant.use(tenant.all_counties("hand outbox rows back to the relay")), \
+                    db.session_scope() as relay_session:
                 outbox.back_to_pending(relay_session, [i for i, _ in fresh])
 
     db.clear_after_commit_hooks()

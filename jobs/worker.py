@@ -40,9 +40,10 @@ class OutageTolerantWorker(Worker):
 
     max_connection_wait_time = MAX_DELAY
 
-    def __init__(self, *args, link: RedisLink, **kwargs):
+    def __init__(self, *args, link: RedisLink, stop: threading.Event | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.link = link
+        self.stop = stop or threading.Event()  # set by `run`'s own handler, before RQ installs its
         self.interrupted: list[tuple[Job, Queue, Execution | None]] = []
         self._started: Execution | None = None  # the execution RQ recorded for the running job
 
@@ -89,6 +90,14 @@ class OutageTolerantWorker(Worker):
             super().set_shutdown_requested_date()
         except REDIS_ERRORS as error:  # a warm shutdown during an outage still waits for the horse
             self.link.lost(error)
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        if self.stop.is_set():
+            # A SIGTERM that came while RQ was starting (after `run` set its handler, before RQ set
+            # its own) was only noted in `stop`; RQ's loop never looks there and would work on for
+            # ever. Stop before the first dequeue instead.
+            self._stop_requested = True
 
     def prepare_execution(self, job):
         self._started = None
@@ -144,7 +153,7 @@ def run(connection, queue_names: list[str], stop: threading.Event | None = None)
         signal.signal(signal.SIGINT, request_stop)
         if not wait_for_redis(connection, link, stop):
             break
-        worker = OutageTolerantWorker(queue_names, connection=connection, link=link)
+        worker = OutageTolerantWorker(queue_names, connection=connection, link=link, stop=stop)
         try:
             worker.work(with_scheduler=False)
         except REDIS_ERRORS as error:  # Redis went away during RQ's start-up (registering the worker)

@@ -7,6 +7,7 @@ of those modules, here and only here, so `bp` is complete when the app factory r
 """
 from miniprogram_api import (  # each declares its endpoints on bp
     appraisal_views,
+    city_views,
     engagement_views,
     intake_views,
     interop_views,
@@ -21,8 +22,8 @@ from miniprogram_api import (  # each declares its endpoints on bp
 from miniprogram_api.framework import bp
 
 ENDPOINT_MODULES = (views, engagement_views, rules_views, intake_views, rota_views, points_views,
-                    appraisal_views, suggestion_views, project_views, interop_views)  # cases, people,
-# registry; engagement; classifier; walk-ins, 交办单, 回访; duty rota, 履职积分, 述职测评; 代表建议;
-# 民生实事 projects; 随手拍
+                    appraisal_views, suggestion_views, project_views, interop_views, city_views)
+# cases, people, registry; engagement; classifier; walk-ins, 交办单, 回访; duty rota, 履职积分,
+# 述职测评; 代表建议; 民生实事 projects; 随手拍; city figures
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

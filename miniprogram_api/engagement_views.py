@@ -29,7 +29,7 @@ WRITERS = (DEPUTY, STAFF)
 def _wechat():
     from liaison import runtime
 
-    return runtime.current().wechat
+    return runtime.current().wechat_here()  # the caller's county's official account
 
 
 def _content_check():
@@ -37,7 +37,7 @@ def _content_check():
     from liaison import runtime
 
     rt = runtime.current()
-    client = rt.miniprogram or rt.wechat
+    client = rt.miniprogram or rt.wechat_here()
     return lambda openid, text: client.msg_sec_check(openid, text)
 
 

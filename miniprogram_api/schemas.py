@@ -14,7 +14,7 @@ Code = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
 Reason = Field(min_length=1, max_length=500, pattern=r"\S",
                description="理由（必填，不能只有空白），写入办理时间线")
 
-RoleName = Literal["resident", "deputy", "department", "staff"]
+RoleName = Literal["resident", "deputy", "department", "staff", "city"]  # city: city staff (/api/city/...)
 RatingValue = Literal["satisfied", "basically_satisfied", "unsatisfied"]
 ConsentResult = Literal["accept", "reject", "ban", "filter"]
 

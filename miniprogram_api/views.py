@@ -120,7 +120,7 @@ def bind(ctx: Context):
     return _token_response(ctx, accounts.Principal(account.role, account=account))
 
 
-@endpoint("GET", "/me", summary="当前用户", roles=ALL_ROLES, response=s.MeOut, tag="session")
+@endpoint("GET", "/me", summary="当前用户", roles=ALL_ROLES + ("city",), response=s.MeOut, tag="session")
 def me(ctx: Context):
     return out.me_out(ctx.session, ctx.principal)
 

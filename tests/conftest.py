@@ -191,43 +191,72 @@ def simulator(live_server):
     assert not leaks, f"internal terms in replies to residents: {leaks}"
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:  # fields: state, ppid, ...
+            children.append(int(entry))
+    return children
+
+
 class WorkerProcess:
     """A real `python -m jobs.worker` process (RQ forks a work horse per job).
 
-    Its output goes to a file, never to an unread pipe: a worker that logs through a long outage would
-    fill a pipe's 64 KiB and block on its next write, a hang that looks like a lost job."""
+    RQ puts each work horse in a process group of its own (`os.setpgrp()` in the forked child), so
+    signalling the worker's group does not reach the horse: `kill()` takes the horses down too. A
+    horse left alive would finish its send after the test and write into the next test's rows
+    (ids restart at 1 after each truncation)."""
 
     def __init__(self, env: dict[str, str]):
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen | None = None
-        self.logfile = None
 
     def start(self) -> WorkerProcess:
-        self.logfile = tempfile.NamedTemporaryFile(prefix="liaison-worker-", suffix=".log", delete=False)
+        # Its log goes to a file: a pipe nobody reads fills up and blocks a chatty worker.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=self.env,
-                                     stdout=self.logfile, stderr=subprocess.STDOUT,
+                                     stdout=subprocess.DEVNULL, stderr=self.log,
                                      start_new_session=True)
         return self
 
-    def log(self) -> str:
-        """What the worker printed so far (for a failing test's message)."""
-        return Path(self.logfile.name).read_text(errors="replace") if self.logfile else ""
+    def stderr(self) -> str:
+        """What the worker logged so far."""
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
 
     def kill(self, sig=signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a stuck warm shutdown: end it, and say so in the log
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        """Signal the worker; SIGKILL kills its work horses with it (a machine losing power)."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        if sig == signal.SIGKILL:
+            os.killpg(self.proc.pid, signal.SIGSTOP)  # no new horse is forked while we look
+            for horse in _children(self.proc.pid):
+                try:
+                    os.killpg(os.getpgid(horse), signal.SIGKILL)
+                except ProcessLookupError:  # it has just finished
+                    pass
+        os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-        if self.logfile:
-            self.logfile.close()
-            os.unlink(self.logfile.name)
-            self.logfile = None
+        """Warm shutdown (SIGTERM: the running job finishes). A worker that ignores it is killed
+        with its horses, so that nothing it runs outlives the test, and the test fails."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            raise AssertionError("the worker did not stop on SIGTERM within 30 s") from None
 
 
 @pytest.fixture

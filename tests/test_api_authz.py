@@ -221,6 +221,10 @@ SWEEP = {
         "method": "phone", "visitor": "陈主任", "visited_at": "2026-12-01T10:00:00+08:00",
         "outcome": "已解决", "rating": "satisfied"}),
     ("POST", "/api/cases/{public_id}/conclude"): (STAFF, "case", lambda: {"reason": "作终结处理"}),
+
+    # City staff only (tests/test_city.py): no county user may call them.
+    ("GET", "/api/city/figures"): (frozenset(), None, None),
+    ("GET", "/api/city/cases/{public_id}"): (frozenset(), "case", None),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""

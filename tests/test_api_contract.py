@@ -25,7 +25,7 @@ from liaison.messaging.models import OutboxMessage
 from liaison.people import service as accounts
 from liaison.people.models import Resident
 from miniprogram_api.openapi import openapi_path
-from tests.api_fixtures import FlaskHttp, bootstrap_staff, make_account, resident
+from tests.api_fixtures import FlaskHttp, bind_with_code, bootstrap_staff, make_account, resident
 
 LAMP = "幸福里小区3号楼门口的路灯坏了"
 
@@ -279,10 +279,26 @@ def api_schema(app):
 
 
 @pytest.fixture
-def fuzz_world(app, people):
+def fuzz_world(app, people, fake_wechat):
     """Tokens per role and a real case id, so generated requests also reach real objects."""
     case_id = new_case(people)
-    return {"tokens": {role: user.token for role, user in people.items()}, "case_id": case_id}
+    tokens = {role: user.token for role, user in people.items()}
+    tokens["city"] = _city_staff(people["staff"].http, fake_wechat).token
+    return {"tokens": tokens, "case_id": case_id}
+
+
+def _city_staff(http, fake_wechat):
+    """A city staff member of a city holding the default county, which grants them personal data."""
+    from liaison.core import tenant
+    from liaison.tenancy import service as tenancy
+
+    with tenant.use(tenant.all_counties("a city for the fuzzing")), db.session_scope() as session:
+        county = tenancy.by_code(session, "default")
+        county.settings = {tenancy.CITY_PERSONAL_DATA: True}
+        city_id = tenancy.add_city(session, "fuzz", "市", ["default"]).id
+    with db.session_scope() as session:
+        _account, code = accounts.create_city_staff(session, "市人大", city_id)
+    return bind_with_code(http, "", fake_wechat, "o_c_city", code)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

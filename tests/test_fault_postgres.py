@@ -278,7 +278,7 @@ def test_postgres_outage_under_load_loses_and_doubles_no_message(private_postgre
             except AssertionError as error:
                 raise AssertionError(f"{error} (scheduler exit code {scheduler.proc.poll()}, worker exit code "
                                      f"{worker.proc.poll()})\n--- scheduler log ---\n{scheduler.log()[-4000:]}"
-                                     f"\n--- worker log ---\n{worker.log()[-4000:]}") from None
+                                     f"\n--- worker log ---\n{worker.stderr()[-4000:]}") from None
 
             after = sim.post(retried.xml)  # a retry after the replay finds the stored reply
             assert after.ok and after.content != spool.RECEIVED_TEXT

@@ -321,3 +321,141 @@ def test_add_a_county_from_the_command_line(settings, fake_wechat):
         from liaison.people.models import Account
 
         assert session.scalar(select(Account.county_id).where(Account.name == "丙县工委")) == county.id
+
+
+# ---------------------------------------------------------------------------------------------- console
+# Every console route: (method, rule) → the kind of county-B id in it (None: a page with no id).
+# The sign-in pages and the password link (a one-time secret, not a county's id) need no session.
+CONSOLE_SWEEP = {
+    ("GET", "/console/static/<path:filename>"): "public",
+    ("GET", "/console/login"): "public",
+    ("POST", "/console/login"): "public",
+    ("POST", "/console/logout"): "public",
+    ("GET", "/console/password/<token>"): "public",
+    ("POST", "/console/password/<token>"): "public",
+    ("GET", "/console/"): None,
+    ("GET", "/console/cases"): None,
+    ("GET", "/console/cases/export.xlsx"): None,
+    ("GET", "/console/cases/<public_id>"): "case",
+    ("POST", "/console/cases/<public_id>/<action>"): "case",
+    ("GET", "/console/stats"): None,
+    ("GET", "/console/accounts"): None,
+    ("POST", "/console/accounts/<public_id>/link"): "account",
+    ("POST", "/console/accounts/<public_id>/disable"): "account",
+}
+CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
+                   "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
+                   "merge": {"merge-into": "2026-000001", "merge-reason": "同一处"}}
+# List pages, also filtered by county B's own codes and searched for its text.
+CONSOLE_QUERIES = ("", "?grid=GB01", "?station=SB01", "?deputy=DB01", "?q=乙县", "?q=楼道")
+
+
+def test_every_console_route_is_in_the_tenancy_sweep(app):
+    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/console")
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes == set(CONSOLE_SWEEP)
+
+
+@pytest.fixture
+def console_users(two_counties):
+    """County A's console users: county staff, station staff, a deputy (read-only)."""
+    from tests.console_fixtures import make_account as console_account
+    from tests.console_fixtures import sign_in
+
+    with tenant.use(tenant.county(A)):
+        made = {"county": console_account("staff", "甲县工委", login="a_county"),
+                "station": console_account("staff", "甲县站", station="S002", login="a_station"),
+                "deputy": console_account("deputy", "甲县代表", deputy="D001", login="a_deputy")}
+    clients = {}
+    for login in made:
+        client = two_counties["http"].client.application.test_client()
+        assert sign_in(client, f"a_{login}").status_code == 303
+        clients[login] = client
+    return clients
+
+
+def _page_text(response) -> str:
+    if response.mimetype.endswith("spreadsheetml.sheet"):
+        import io
+
+        from openpyxl import load_workbook
+
+        book = load_workbook(io.BytesIO(response.data), read_only=True)
+        return "\n".join(str(v) for sheet in book for row in sheet.iter_rows(values_only=True) for v in row)
+    return response.get_data(as_text=True)
+
+
+def _console_sweep(world, clients) -> list:
+    """Every console route, every county-A console user, county B's ids: the failures."""
+    from tests.console_fixtures import csrf_token
+
+    b_ids, b_case = world["b_ids"], world["b_case"]
+    secret = {b_case["number"], b_case["id"], b_ids["account"], "乙县专属", "乙县代表", "楼道的路灯"}
+    failures = []
+    for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
+        if kind == "public":
+            continue
+        for login, client in clients.items():
+            token = csrf_token(client.get("/console/cases").get_data(as_text=True))
+            if kind is None:
+                for query in CONSOLE_QUERIES:
+                    response = client.get(rule + query, follow_redirects=True)
+                    text_ = _page_text(response)
+                    leaked = [s for s in secret if s in text_]
+                    if response.status_code >= 500 or leaked:
+                        failures.append((rule + query, login, response.status_code, leaked))
+                continue
+            target = rule.replace("<public_id>", b_ids[kind])
+            if "<action>" in target:
+                calls = [(target.replace("<action>", a), body) for a, body in CONSOLE_ACTIONS.items()]
+            elif method == "POST":
+                calls = [(target, {})]
+            else:
+                calls = [(target, None)]
+            for path, body in calls:
+                if method == "GET":
+                    response = client.get(path)
+                else:
+                    response = client.post(path, data={"csrf_token": token, **body})
+                if response.status_code not in (403, 404) or any(s in _page_text(response) for s in secret
+                                                                  - {b_ids[kind]}):
+                    failures.append((method, path, login, response.status_code))
+    return failures
+
+
+def test_console_users_of_county_a_find_nothing_of_county_b(two_counties, console_users):
+    before = _b_state(two_counties["b"])
+    assert _console_sweep(two_counties, console_users) == []
+    assert _b_state(two_counties["b"]) == before
+
+
+def test_row_level_security_alone_keeps_county_b_out_of_the_console(two_counties, console_users,
+                                                                     app_role_engine):
+    before = _b_state(two_counties["b"])
+    with tenant.without_domain_criteria():
+        assert _console_sweep(two_counties, console_users) == []
+    assert _b_state(two_counties["b"]) == before
+
+
+def test_the_console_sweep_notices_a_leak(two_counties, console_users):
+    """As the owner with the domain's criteria off nothing isolates: the sweep must see B."""
+    with tenant.without_domain_criteria():
+        assert _console_sweep(two_counties, console_users) != []
+
+
+def test_county_b_staff_work_in_county_b_in_the_console(two_counties):
+    from tests.console_fixtures import make_account as console_account
+    from tests.console_fixtures import sign_in
+
+    with tenant.use(tenant.county(two_counties["b"])):
+        console_account("staff", "乙县工委", login="b_county")
+    client = two_counties["http"].client.application.test_client()
+    assert sign_in(client, "b_county").status_code == 303
+    ledger = client.get("/console/cases").get_data(as_text=True)
+    assert two_counties["b_case"]["number"] in ledger
+    case = client.get(f"/console/cases/{two_counties['b_case']['id']}")
+    assert case.status_code == 200 and "楼道的路灯" in case.get_data(as_text=True)
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        a_case = session.scalar(select(Case))
+    assert client.get(f"/console/cases/{a_case.public_id}").status_code == 404
+    assert a_case.number not in ledger

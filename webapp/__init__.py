@@ -71,9 +71,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     def healthz():
         from sqlalchemy import text
 
-        from liaison.core import db
+        from liaison.core import db, tenant
 
-        with db.session_scope() as session:
+        with tenant.use(tenant.all_counties("health check")), db.session_scope() as session:
             session.execute(text("SELECT 1"))
         return jsonify(status="ok", mode="embedded" if settings.embedded else "production")
 

@@ -128,6 +128,7 @@ class FakeWeChatServer:
         self.mp_appid = mp_appid
         if mp_appid:
             self.apps[mp_appid] = mp_secret or ""
+        self._configured_apps = dict(self.apps)
         self.host = host
         self.port = port
         self.enforce_windows = enforce_windows
@@ -223,9 +224,18 @@ class FakeWeChatServer:
             self._mass_received: dict[tuple[str, str], int] = {}
 
     def reset(self) -> None:
-        """Forget calls, tokens, failures, codes, tags, … (the configuration stays)."""
+        """Forget calls, tokens, failures, codes, tags, apps added with `add_app`, … (the
+        configuration stays)."""
         self._reset_state()
+        with self._lock:
+            self.apps = dict(self._configured_apps)
         self._time_offset = 0.0
+
+    def add_app(self, appid: str, secret: str) -> None:
+        """Serve one more official account (a county's own): its tokens, calls and sends carry its
+        appid (`calls()[i]["appid"]`, `sent_messages()[i]["appid"]`). Forgotten by `reset()`."""
+        with self._lock:
+            self.apps[appid] = secret
 
     def now(self) -> float:
         return time.time() + self._time_offset

@@ -53,11 +53,40 @@ def _deadline_table() -> dict[str, Any]:
     return json.loads(DEADLINES_FILE.read_text(encoding="utf-8"))
 
 
-def deadline_days(category: str | None, kind: str = "reply") -> int:
-    """Working days allowed for `kind` (accept | reply | finish) in `category`."""
+def merged_deadlines(override: dict[str, Any] | None) -> dict[str, Any]:
+    """The deployment's deadline table (`liaison/data/deadlines.json`) with a county's `deadlines`
+    setting laid over it: the same shape, any part of it (`default` kinds, whole `categories`
+    entries, `second_round`)."""
     table = _deadline_table()
+    if not override:
+        return table
+    return {
+        "default": {**table["default"], **(override.get("default") or {})},
+        "categories": {**table["categories"], **(override.get("categories") or {})},
+        "second_round": override.get("second_round", table["second_round"]),
+    }
+
+
+def county_deadlines(session: Session, county_id: int | None = None) -> dict[str, Any]:
+    """The deadline table of county `county_id` (default: the one the session writes in)."""
+    if county_id is None:
+        county_id = tenant.of(session).write_county
+    with session.no_autoflush:  # a case being opened has no deadline yet: do not flush it for this read
+        county = session.get(County, county_id) if county_id is not None else None
+    return merged_deadlines((county.settings or {}).get("deadlines") if county is not None else None)
+
+
+def deadline_days(category: str | None, kind: str = "reply", table: dict[str, Any] | None = None) -> int:
+    """Working days allowed for `kind` (accept | reply | finish) in `category`, by `table` (a county's,
+    from `county_deadlines`; default: the deployment's)."""
+    table = table or _deadline_table()
     limits = table["categories"].get(category or "", table["default"])
     return int(limits.get(kind, table["default"][kind]))
+
+
+def case_deadline_days(session: Session, case: Case, kind: str = "reply") -> int:
+    """`deadline_days` for `case`, by the deadline table of the case's county."""
+    return deadline_days(case.category, kind, county_deadlines(session, case.county_id))
 
 
 _pg_number_sequences: set[tuple[str, int]] = set()  # (database URL, year) known to exist
@@ -309,8 +338,8 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
     _event(session, case, Actor("resident", resident.id), "submit", None, Status.SUBMITTED,
            channel=channel, text=text)
     _route(session, case, text)
-    case.deadline = add_working_days(now, deadline_days(case.category, "reply"))
-    case.accept_deadline = add_working_days(now, deadline_days(case.category, "accept"))
+    case.deadline = add_working_days(now, case_deadline_days(session, case, "reply"))
+    case.accept_deadline = add_working_days(now, case_deadline_days(session, case, "accept"))
     entry = _transition(session, case, "assign", Actor.system(), handler=handler_label(case),
                         category=case.category, reasons=case.routing["reasons"],
                         deputy=deputy_label(case))
@@ -397,9 +426,9 @@ def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
 def dispatch(session: Session, case: Case, actor: Actor, department: Department, *,
              working_days: int | None = None, note: str | None = None) -> CaseEvent:
     """派单/转办 to a department with a deadline in working days."""
-    days = working_days or deadline_days(case.category, "reply")
+    days = working_days or case_deadline_days(session, case, "reply")
     case.deadline = add_working_days(utcnow(), days)
-    case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
+    case.accept_deadline = add_working_days(utcnow(), case_deadline_days(session, case, "accept"))
     case.accept_reminded = False
     case.handler_kind, case.department_id = "department", department.id
     entry = _transition(session, case, "dispatch", actor, department=department.name,
@@ -526,8 +555,8 @@ def record_rating(session: Session, case: Case, resident_id: int, value: str, *,
                             round=case.round + 1, channel=channel, **detail)
         case.round += 1
         case.closed_at = None
-        case.deadline = add_working_days(utcnow(), int(_deadline_table()["second_round"]))
-        case.accept_deadline = add_working_days(utcnow(), deadline_days(case.category, "accept"))
+        case.deadline = add_working_days(utcnow(), int(county_deadlines(session, case.county_id)["second_round"]))
+        case.accept_deadline = add_working_days(utcnow(), case_deadline_days(session, case, "accept"))
         case.accept_reminded = False
         # 二次办理 goes one level up the escalation chain at once; from the second round on every level
         # tells 人大 staff, who may 督办 it themselves (timers.escalate).

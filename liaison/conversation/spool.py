@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liaison.conversation import service as inbox
-from liaison.core import db
+from liaison.core import db, tenant
 from liaison.messaging import outbox
 from liaison.messaging.models import InboundMessage
 from liaison.messaging.texts import say
@@ -72,15 +72,23 @@ def passive_answer(incoming: inbox.Incoming) -> str | None:
     return None if incoming.msg_type == "event" else RECEIVED_TEXT
 
 
-def encode(incoming: inbox.Incoming, received_at: datetime) -> str:
+def encode(incoming: inbox.Incoming, received_at: datetime,
+           county_id: int = tenant.DEFAULT_COUNTY_ID) -> str:
     data = dataclasses.asdict(incoming)
     data["received_at"] = received_at.timestamp()
+    data["county_id"] = county_id
     return json.dumps(data, ensure_ascii=False)
+
+
+def county_of(raw: bytes | str) -> int:
+    """The county whose official account took the delivery (items spooled before counties: the default)."""
+    return int(json.loads(raw).get("county_id") or tenant.DEFAULT_COUNTY_ID)
 
 
 def decode(raw: bytes | str) -> tuple[inbox.Incoming, datetime]:
     data = json.loads(raw)
     received_at = datetime.fromtimestamp(data.pop("received_at"), tz=timezone.utc)
+    data.pop("county_id", None)
     report = data.pop("report", None)
     data["subscriptions"] = tuple(tuple(pair) for pair in data.get("subscriptions") or ())
     return inbox.Incoming(**data, report=inbox.MassJobReport(**report) if report else None), received_at
@@ -106,11 +114,12 @@ class Spool:
             log.warning("spool unreachable (%s): storing the delivery directly", type(error).__name__)
             return False
 
-    def put(self, incoming: inbox.Incoming, received_at: datetime) -> bool:
-        """Spool a delivery; False when it is spooled already (a retry)."""
+    def put(self, incoming: inbox.Incoming, received_at: datetime,
+            county_id: int = tenant.DEFAULT_COUNTY_ID) -> bool:
+        """Spool a delivery taken by `county_id`'s official account; False when it is spooled already."""
         key = incoming.dedup_key
         return bool(self._put(keys=[ITEM + key, QUEUE, WAITING],
-                              args=[encode(incoming, received_at), key, incoming.openid]))
+                              args=[encode(incoming, received_at, county_id), key, incoming.openid]))
 
     def __len__(self) -> int:
         return int(self.redis.llen(QUEUE))
@@ -150,7 +159,8 @@ def replay(redis_client, *, join_window: timedelta, budget_seconds: float = 20.0
                 continue
             incoming, received_at = decode(raw)
             try:
-                store(incoming, join_window=join_window, received_at=received_at)
+                with tenant.use(tenant.county(county_of(raw))):
+                    store(incoming, join_window=join_window, received_at=received_at)
             except Exception as error:
                 if db.is_unavailable(error):
                     log.info("spool replay paused: database still unavailable (%d waiting)", len(spool))

@@ -707,7 +707,7 @@ def send_chunk(broadcast_id: int, chunk: int, client=None, redis=None,
     config = config or BroadcastConfig.from_env()
     if client is None:  # a worker: this process's configured client and Redis
         rt = runtime.current()
-        client, redis = rt.wechat, rt.redis
+        client, redis = rt.wechat_here(), rt.redis  # the job runs in the broadcast's county
     sender = ChunkSender(broadcast_id, chunk, client, RateLimiter(config, redis), config)
     return sender.run()
 

@@ -47,13 +47,13 @@ def render(row: OutboxMessage) -> str:
 
 def deliver(outbox_id: int, client=None, mini_client=None) -> str:
     """Send one outbox message; returns its status after this attempt (or "skipped")."""
-    if client is None:
-        rt = runtime.current()
-        client, mini_client = rt.wechat, rt.miniprogram
+    rt = runtime.current() if client is None else None
     with db.session_scope() as session:
         row = outbox.claim(session, outbox_id)
         if row is None:
             return "skipped"
+        if rt is not None:  # the official account of the row's county (its own, else the deployment's)
+            client, mini_client = rt.wechat_for(row.county_id, session), rt.miniprogram
         if row.kind in RESIDENT_KINDS:
             return _deliver_to_resident(session, row, client, mini_client)
         if row.kind == "fetch_unionid":

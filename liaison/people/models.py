@@ -151,6 +151,8 @@ class Account(TenantOwned, Base):
     deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    # City staff (role `city`): the city whose counties they see. The row itself lives in one county.
+    city_id: Mapped[int | None] = mapped_column(ForeignKey("cities.id"))
     mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

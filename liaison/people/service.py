@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liaison.case.models import Case, CaseFollower, Rating
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, DomainError
 from liaison.core.types import Actor
@@ -46,6 +47,7 @@ from liaison.people.models import (
     Resident,
     Station,
 )
+from liaison.tenancy.models import County
 from liaison.wechat.privacy import mask
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,10 @@ log = logging.getLogger(__name__)
 RESIDENT, DEPUTY, DEPARTMENT, STAFF = "resident", "deputy", "department", "staff"
 ROLES = (RESIDENT, DEPUTY, DEPARTMENT, STAFF)
 ACCOUNT_ROLES = (DEPUTY, DEPARTMENT, STAFF)
-ROLE_LABELS = {RESIDENT: "群众", DEPUTY: "人大代表", DEPARTMENT: "职能部门", STAFF: "人大工委"}
+# City staff: figures of every county of their city; cases only where a county grants it. Not one of
+# the county's account roles (county staff cannot register one; `create_city_staff` does).
+CITY = "city"
+ROLE_LABELS = {RESIDENT: "群众", DEPUTY: "人大代表", DEPARTMENT: "职能部门", STAFF: "人大工委", CITY: "市人大"}
 
 BINDING_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
 BINDING_CODE_LENGTH = 10
@@ -295,6 +300,21 @@ def create_account(session: Session, role: str, name: str, *, deputy: Deputy | N
                       deputy_id=deputy.id if role == DEPUTY else None,
                       department_id=department.id if role == DEPARTMENT else None,
                       station_id=station.id if role == STAFF and station is not None else None)
+    session.add(account)
+    session.flush()
+    return account, new_binding_code(session, account)
+
+
+def create_city_staff(session: Session, name: str, city_id: int) -> tuple[Account, str]:
+    """A city staff account (role `city`) of city `city_id`, in the session's write county (the row
+    must live somewhere; what it sees is the city's counties); returns it with its binding code."""
+    if not name.strip():
+        raise AccountError("name_required", "姓名不能为空")
+    home = session.get(County, tenant.of(session).write_county or 0)
+    if home is None or home.city_id != city_id:
+        # The account row must stay visible to its own scope: it lives in one of the city's counties.
+        raise AccountError("county_not_in_city", "市级账号须登记在本市所辖的县")
+    account = Account(role=CITY, name=name.strip(), city_id=city_id)
     session.add(account)
     session.flush()
     return account, new_binding_code(session, account)

@@ -10,11 +10,15 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from liaison.core import db, tenant
 from liaison.core.errors import CONFLICT, INVALID, DomainError
-from liaison.tenancy.models import County
+from liaison.tenancy.models import City, County
+
+CITY_ROLE = "city"  # liaison.people.service.CITY (tenancy stands below people and cannot import it)
+# A county's setting that lets its city's staff open its cases with their personal data.
+CITY_PERSONAL_DATA = "city_personal_data"
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 WECHAT_FIELDS = ("wechat_app_id", "wechat_app_secret", "wechat_token", "wechat_encoding_aes_key")
@@ -57,9 +61,56 @@ def setting(county: County, name: str, default: Any = None) -> Any:
     return (county.settings or {}).get(name, default)
 
 
+def add_city(session: Session, code: str, name: str, county_codes: list[str] = ()) -> City:
+    """Register a city and put the named counties in it."""
+    code, name = code.strip(), name.strip()
+    if not CODE_PATTERN.match(code):
+        raise DomainError("市编码只能包含字母、数字、下划线和连字符，最长 32 位", kind=INVALID, field="code")
+    if not name:
+        raise DomainError("市名称不能为空", kind=INVALID, field="name")
+    if session.scalar(select(City.id).where(City.code == code)) is not None:
+        raise DomainError(f"市编码 {code} 已存在", kind=CONFLICT, code="city_exists", field="code")
+    city = City(code=code, name=name)
+    session.add(city)
+    session.flush()
+    for county_code in county_codes:
+        join_city(session, county_code, city)
+    return city
+
+
+def join_city(session: Session, county_code: str, city: City) -> County:
+    """Put county `county_code` in `city` (its staff see the county's figures at once)."""
+    county = by_code(session, county_code)
+    if county is None:
+        raise DomainError(f"没有编码为 {county_code} 的县", kind=INVALID, field="counties")
+    county.city_id = city.id
+    session.flush()
+    return county
+
+
+def city_by_code(session: Session, code: str) -> City | None:
+    return session.scalar(select(City).where(City.code == code))
+
+
+def city_counties(session: Session, city_id: int) -> list[County]:
+    """The counties of a city, by id."""
+    return list(session.scalars(select(County).where(County.city_id == city_id).order_by(County.id)))
+
+
+def grants_city_personal_data(county: County) -> bool:
+    """Whether the county lets its city's staff open its cases with the residents' personal data."""
+    return bool(setting(county, CITY_PERSONAL_DATA, False))
+
+
 def scope_of(principal) -> tenant.Scope:
-    """The scope of an authenticated API caller: the county of their account or resident row."""
+    """The scope of an authenticated API caller: the county of their account or resident row; for
+    city staff, every county of their city (read at each request: a county joining the city counts
+    at once), writing only in their account's own county."""
     row = principal.account if principal.account is not None else principal.resident
+    if principal.account is not None and principal.role == CITY_ROLE:
+        session = object_session(row)
+        ids = [c.id for c in city_counties(session, row.city_id)] if row.city_id is not None else []
+        return tenant.counties(ids, write_county=row.county_id, reason=f"city {row.city_id} staff")
     return tenant.county(row.county_id)
 
 

@@ -3,14 +3,14 @@ the same policy on the console's tables (credentials, password links, sessions),
 the county of their account; an index on cases (created_at, id), the 台账's order
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
