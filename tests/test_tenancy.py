@@ -107,7 +107,7 @@ def two_counties(app, fake_wechat, county_b):
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
-           **_b_appraisal(county_b)}
+           **_b_appraisal(county_b), **_b_bulletin(county_b)}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
 
@@ -152,6 +152,30 @@ def _b_activity(b: int) -> str:
         session.add(report)
         session.flush()
         return report.public_id
+
+
+def _b_bulletin(b: int) -> dict[str, str]:
+    """A county-B 通报 and a 整改 item it ordered."""
+    from liaison.bulletin import service as bulletins
+    from liaison.bulletin.models import Rectification as BulletinRectification
+    from liaison.case import access
+    from liaison.people.models import Account
+    from liaison.people.service import Principal
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        staff = session.scalar(select(Account).where(Account.role == "staff", Account.station_id.is_(None))
+                               .order_by(Account.id))
+        scope = access.scope_of(session, Principal("staff", account=staff))
+        bulletin = bulletins.generate(session, scope, "2026-11")
+        bulletin.title = "乙县专属通报"
+        station = session.scalar(select(Station).where(Station.code == "SB01"))
+        item = BulletinRectification(bulletin_id=bulletin.id, unit_kind="station", unit_id=station.id,
+                                     unit_label="乙县专属联络站", figure="satisfaction_rate", value=0.5,
+                                     threshold=0.9, deadline=clock.utcnow() + timedelta(days=10),
+                                     status="open", history=[])
+        session.add(item)
+        session.flush()
+        return {"bulletin": bulletin.public_id, "bulletin_rectification": item.public_id}
 
 
 def _b_appraisal(b: int) -> dict[str, str]:
@@ -342,10 +366,23 @@ CONSOLE_SWEEP = {
     ("GET", "/console/accounts"): None,
     ("POST", "/console/accounts/<public_id>/link"): "account",
     ("POST", "/console/accounts/<public_id>/disable"): "account",
+    # 通报 and 整改 (issue 16). Generating one names no id: it acts in the caller's own county
+    # (tests/test_console_bulletins.py); the sweep reads the lists and tries county B's ids.
+    ("GET", "/console/bulletins"): None,
+    ("POST", "/console/bulletins"): "own",
+    ("GET", "/console/bulletins/<public_id>"): "bulletin",
+    ("POST", "/console/bulletins/<public_id>/publish"): "bulletin",
+    ("GET", "/console/bulletins/<public_id>/download.xlsx"): "bulletin",
+    ("GET", "/console/bulletins/<public_id>/download.pdf"): "bulletin",
+    ("GET", "/console/rectifications"): None,
+    ("GET", "/console/rectifications/<public_id>"): "bulletin_rectification",
+    ("POST", "/console/rectifications/<public_id>/<action>"): "bulletin_rectification",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
                    "merge": {"merge-into": "2026-000001", "merge-reason": "同一处"}}
+RECTIFICATION_ACTIONS = {"respond": {"respond-response": "已整改"}, "verify": {"verify-note": "属实"},
+                         "send_back": {"send_back-note": "不属实"}}
 # List pages, also filtered by county B's own codes and searched for its text.
 CONSOLE_QUERIES = ("", "?grid=GB01", "?station=SB01", "?deputy=DB01", "?q=乙县", "?q=楼道")
 
@@ -390,10 +427,11 @@ def _console_sweep(world, clients) -> list:
     from tests.console_fixtures import csrf_token
 
     b_ids, b_case = world["b_ids"], world["b_case"]
-    secret = {b_case["number"], b_case["id"], b_ids["account"], "乙县专属", "乙县代表", "楼道的路灯"}
+    secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
+              "楼道的路灯"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
-        if kind == "public":
+        if kind in ("public", "own"):
             continue
         for login, client in clients.items():
             token = csrf_token(client.get("/console/cases").get_data(as_text=True))
@@ -407,7 +445,8 @@ def _console_sweep(world, clients) -> list:
                 continue
             target = rule.replace("<public_id>", b_ids[kind])
             if "<action>" in target:
-                calls = [(target.replace("<action>", a), body) for a, body in CONSOLE_ACTIONS.items()]
+                actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
+                calls = [(target.replace("<action>", a), body) for a, body in actions.items()]
             elif method == "POST":
                 calls = [(target, {})]
             else:
