@@ -16,7 +16,9 @@ from sqlalchemy import delete, func, select
 from liaison.case.models import Case, CaseFollower
 from liaison.conversation import service as conversation
 from liaison.core import db
-from liaison.engagement.models import SurveyVote
+from liaison.core.errors import NOT_FOUND
+from liaison.engagement import surveys
+from liaison.engagement.models import Survey, SurveyVote
 from liaison.messaging.models import OutboxMessage
 from liaison.people.models import Account, Deputy, DeputyGrid, Grid, Resident
 from tests.api_fixtures import FlaskHttp, bind_with_code, bootstrap_staff, login, make_account, resident
@@ -284,6 +286,15 @@ def test_a_case_survey_is_for_that_cases_residents(county, followed, fake_wechat
     assert stranger.get(f"/api/surveys/{survey['id']}").status_code == 404
     refused = stranger.post(f"/api/surveys/{survey['id']}/votes", {"value": "unsatisfied"})
     assert refused.status_code == 404
+    # The domain refuses it as "not found" too (a refusal kind, not a stray status number).
+    with db.session_scope() as session:
+        row = session.scalar(select(Survey).where(Survey.public_id == survey["id"]))
+        someone = Resident(oa_openid="o_wsw_domain_stranger")
+        session.add(someone)
+        session.flush()
+        with pytest.raises(surveys.SurveyError) as error:
+            surveys.vote(session, row, someone, "unsatisfied")
+        assert error.value.kind == NOT_FOUND
     # Scanning the code in the chat does not open a vote for them either.
     scan = conversation.Incoming(openid="o_wsw_oa_stranger", msg_type="event", create_time=3, event="subscribe",
                                  event_key=f"qrscene_survey:{survey['id']}")

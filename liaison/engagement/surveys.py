@@ -133,7 +133,7 @@ def vote(session: Session, survey: Survey, resident: Resident, value: str, comme
     about someone else's case)."""
     now = now or utcnow()
     if not is_case_party(session, survey, resident):
-        raise SurveyError(404, "not_found", "评价不存在")
+        raise SurveyError(NOT_FOUND, "not_found", "评价不存在")
     if not may_vote(session, survey, resident):
         raise SurveyError(FORBIDDEN, "not_constituent", NOT_CONSTITUENT)
     if value not in VALUES:
