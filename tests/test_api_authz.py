@@ -168,6 +168,7 @@ SWEEP = {
     ("POST", "/api/projects/{public_id}/complete"): ({DEPARTMENT} | STAFF, "project", lambda: {"note": "完成"}),
     ("POST", "/api/projects/{public_id}/rating"): ({RESIDENT, DEPUTY}, "project", lambda: {"value": "satisfied"}),
     ("GET", "/api/project-ledger"): (STAFF, None, None),
+    ("GET", "/api/project-ledger/export"): (STAFF, None, None),
 
     # Issue 17: duty rota, swaps, check-ins, grid visits.
     ("GET", "/api/shifts"): (EVERYONE, None, None),
