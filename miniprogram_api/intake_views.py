@@ -13,6 +13,7 @@ from liaison.case import service as cases
 from liaison.intake import service as intake
 from liaison.people import directory
 from liaison.people.models import DeputyGrid, Grid
+from liaison.rota import service as rota
 
 from . import schemas as s
 from . import serializers as out
@@ -31,6 +32,8 @@ class WalkInIn(s.Request):
         description="reception：代表周三见（联络站接待）；stall：街头摆摊；post：监督岗走访")
     place: str | None = Field(default=None, max_length=200, description="地点，如联络站或摊点位置")
     grid_code: str | None = Field(default=None, min_length=1, max_length=32)
+    shift_id: str | None = Field(default=None, min_length=1, max_length=24,
+                                 description="接待所在的值班（不填：登记人此时在该站的值班）")
 
 
 class ReturnVisitIn(s.Request):
@@ -87,10 +90,14 @@ def register_walk_in(ctx: Context):
     body: WalkInIn = ctx.body
     scope = _scope(ctx)
     grid = _walk_in_grid(ctx, scope, body.grid_code, body.text)
+    shift = rota.shift_for_walk_in(ctx.session, ctx.principal, place_kind=body.place_kind,
+                                   station_id=grid.station_id if grid is not None else None,
+                                   shift_public_id=body.shift_id)
     case = intake.register_walk_in(
         ctx.session, ctx.principal.account, text=body.text, resident_name=body.resident_name,
         resident_phone=body.resident_phone, contact_consent=body.contact_consent,
-        place_kind=body.place_kind, place=body.place, grid=grid)
+        place_kind=body.place_kind, place=body.place, grid=grid,
+        shift_id=shift.id if shift is not None else None)
     return out.case_detail(ctx.session, scope, case)
 
 

@@ -3,6 +3,7 @@ to a lead department, milestones and progress (三色督办), completion, 测评
 figures. The vote itself is in engagement_views (/project-votes)."""
 from __future__ import annotations
 
+import base64
 from datetime import date, datetime, time
 from typing import Literal
 
@@ -13,6 +14,7 @@ from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import votes
 from liaison.project import access, lifecycle, timers
+from liaison.project import ledger as project_ledger_book
 from liaison.project import service as projects
 from liaison.project.models import LivelihoodProject, ProjectProposal
 
@@ -233,3 +235,19 @@ def project_ledger(ctx: Context):
     return ProjectLedgerOut(year=year, figures=[ProjectFigureOut(key=k, label=label, definition=d, value=values[k])
                                                 for k, (label, d) in projects.FIGURES.items()],
                             projects=[_out(ctx, p) for p in rows])
+
+
+class ProjectLedgerFileOut(s.Out):
+    filename: str
+    content_type: str
+    content_base64: str
+
+
+@endpoint("GET", "/project-ledger/export", summary="导出民生实事台账（XLSX）", roles=(STAFF,),
+          query=ProjectLedgerQuery, response=ProjectLedgerFileOut, tag="projects")
+def export_project_ledger(ctx: Context):
+    year = ctx.query.year or utcnow().astimezone(CHINA_TZ).year
+    content = project_ledger_book.export_xlsx(ctx.session, ctx.principal, year)
+    return ProjectLedgerFileOut(filename=f"民生实事台账-{year}.xlsx",
+                                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                                content_base64=base64.b64encode(content).decode("ascii"))

@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from liaison.case import lifecycle as case_lifecycle
 from liaison.core.clock import utcnow
+from liaison.intake.models import PLACE_KINDS
 from liaison.people.models import Deputy, Grid
 from liaison.rota import lifecycle
 from liaison.rota import service as rota
@@ -48,6 +50,19 @@ class ShiftOut(s.Out):
     status_label: str
     note: str | None
     on_duty: list[AssigneeOut]
+
+
+class ShiftMatterOut(s.Out):
+    case_id: str
+    number: str
+    status: str
+    status_label: str
+    place_label: str
+    registered_at: str
+
+
+class ShiftDetailOut(ShiftOut):
+    matters: list[ShiftMatterOut] = Field(description="本班次接待登记的群众诉求")
 
 
 class ShiftListOut(s.Out):
@@ -206,6 +221,18 @@ def list_shifts(ctx: Context):
     start = ctx.query.start or rota.local_day(utcnow())
     shifts = rota.shifts_for(ctx.session, ctx.principal, start=start, end=start + timedelta(days=ctx.query.days - 1))
     return ShiftListOut(items=[_shift_out(x) for x in shifts])
+
+
+@endpoint("GET", "/shifts/<public_id>", summary="值班详情（含本班次接待登记的群众诉求）",
+          roles=ON_DUTY_ROLES + (STAFF,), response=ShiftDetailOut, tag="rota", visible=_visible_shift)
+def shift_detail(ctx: Context, public_id: str):
+    shift = _shift(ctx, public_id)
+    matters = [ShiftMatterOut(case_id=case.public_id, number=case.number, status=case.status,
+                              status_label=case_lifecycle.STATUS_LABELS.get(case.status, case.status),
+                              place_label=PLACE_KINDS[walk_in.place_kind],
+                              registered_at=walk_in.created_at.isoformat())
+               for walk_in, case in rota.matters_of(ctx.session, shift)]
+    return ShiftDetailOut(**_shift_out(shift).model_dump(), matters=matters)
 
 
 @endpoint("POST", "/shifts", summary="安排单次值班（局长进站、监督岗或临时调整）", roles=(STAFF,), body=ShiftIn,

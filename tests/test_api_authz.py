@@ -168,12 +168,14 @@ SWEEP = {
     ("POST", "/api/projects/{public_id}/complete"): ({DEPARTMENT} | STAFF, "project", lambda: {"note": "完成"}),
     ("POST", "/api/projects/{public_id}/rating"): ({RESIDENT, DEPUTY}, "project", lambda: {"value": "satisfied"}),
     ("GET", "/api/project-ledger"): (STAFF, None, None),
+    ("GET", "/api/project-ledger/export"): (STAFF, None, None),
 
     # Issue 17: duty rota, swaps, check-ins, grid visits.
     ("GET", "/api/shifts"): (EVERYONE, None, None),
     ("POST", "/api/shifts"): (STAFF, None, lambda: {
         "station_code": "S002", "day": (date.today() + timedelta(days=7)).isoformat(), "kind": "director",
         "deputy_codes": ["D003"]}),
+    ("GET", "/api/shifts/{public_id}"): ({DEPUTY, DEPARTMENT} | STAFF, "shift", None),
     ("POST", "/api/shifts/{public_id}/cancel"): (STAFF, "shift", lambda: {"reason": "联络站停电"}),
     ("POST", "/api/shifts/{public_id}/check-in"): ({DEPUTY, DEPARTMENT}, "shift", lambda: {"station_code": "S001"}),
     ("POST", "/api/shifts/{public_id}/swaps"): ({DEPUTY}, "shift", lambda: {"substitute_code": "D002",

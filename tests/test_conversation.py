@@ -16,6 +16,7 @@ from liaison.core import db
 from liaison.core.types import Actor
 from liaison.messaging.models import InboundMessage
 from liaison.people.models import Resident
+from liaison.project.models import ProjectProposal
 from liaison.tenancy.models import County
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
@@ -232,3 +233,29 @@ def test_a_neighbour_with_the_same_problem_follows_a_department_case(simulator):
     assert last_intent("o_bus2")[0] == "new_matter" and count_cases() == 1
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(CaseFollower)) == 1
+
+
+# --- 民生实事 征集 in the chat ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, title", [
+    ("建议：幸福里社区建一个老年食堂，方便独居老人吃饭", "幸福里社区建一个老年食堂，方便独居老人吃饭"),
+    ("我想提个民生实事建议：在青山村修一座过河的便民桥", "在青山村修一座过河的便民桥"),
+])
+def test_a_livelihood_proposal_in_the_chat_is_a_project_proposal_not_a_case(simulator, text, title):
+    reply = say(simulator, "o_proposer", text)
+    assert last_intent("o_proposer")[0] == "project_proposal" and count_cases() == 0
+    with db.session_scope() as session:
+        proposal = session.scalar(select(ProjectProposal))
+        resident = session.scalar(select(Resident).where(Resident.oa_openid == "o_proposer"))
+        assert (proposal.title, proposal.source_kind, proposal.resident_id, proposal.status) == (
+            title, "resident", resident.id, "submitted")
+    assert "民生实事建议" in reply and title[:10] in reply and "票决" in reply
+    assert "编号" not in reply  # not a case
+
+
+def test_a_livelihood_proposal_without_content_says_how_and_records_nothing(simulator):
+    reply = say(simulator, "o_proposer_empty", "我想提个民生实事建议")
+    assert last_intent("o_proposer_empty")[0] == "project_proposal" and count_cases() == 0
+    assert "建议：" in reply
+    with db.session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ProjectProposal)) == 0

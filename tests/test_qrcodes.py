@@ -93,3 +93,36 @@ def test_api_scopes_and_notice_boards(app, fake_wechat):
         card = noticeboard.card_for(session, runtime.current().wechat,
                                     session.scalar(select(Deputy).where(Deputy.code == "D002")))
         assert card.grids == ["东关社区第二网格（主）", "幸福里社区第一网格（协）"]
+
+
+def test_the_notice_board_shows_the_stations_coming_duty_shifts(app, fake_wechat):
+    """The printed board lists the deputy's station's next planned shifts (day, hours, who); a
+    cancelled one and another station's are not on it."""
+    from datetime import timedelta
+
+    from pypdf import PdfReader
+
+    from liaison.core.clock import utcnow
+    from liaison.core.workcalendar import CHINA_TZ
+
+    http = FlaskHttp(app.test_client())
+    staff = bootstrap_staff(http, "", fake_wechat, "o_qr_staff3")
+    make_account(staff, fake_wechat, "o_qr_nb_d1", role="deputy", name="张建华", deputy_code="D001")
+    make_account(staff, fake_wechat, "o_qr_nb_d2", role="deputy", name="李秀英", deputy_code="D002")
+    day = utcnow().astimezone(CHINA_TZ).date() + timedelta(days=2)
+    kept = staff.post("/api/shifts", {"station_code": "S001", "day": day.isoformat(), "kind": "reception",
+                                      "title": "代表周三见", "deputy_codes": ["D001", "D002"],
+                                      "start_minute": 540, "end_minute": 690})
+    assert kept.status_code == 201, kept.text
+    gone = staff.post("/api/shifts", {"station_code": "S001", "day": (day + timedelta(days=1)).isoformat(),
+                                      "kind": "director", "title": "局长进站", "deputy_codes": ["D002"]})
+    assert staff.post(f"/api/shifts/{gone.json()['id']}/cancel", {"reason": "停电"}).status_code == 200
+    with db.session_scope() as session:
+        deputy = session.scalar(select(Deputy).where(Deputy.code == "D001"))
+        card = noticeboard.card_for(session, runtime.current().wechat, deputy)
+    expected = f"{day.month}月{day.day}日（周{'一二三四五六日'[day.weekday()]}）09:00-11:30 代表周三见：张建华、李秀英"
+    assert card.duty == (expected,)
+    text = PdfReader(io.BytesIO(noticeboard.render_pdf(card))).pages[0].extract_text()
+    assert "近期值班" in text and "张建华、李秀英" in text and "局长进站" not in text
+    if noticeboard.font_path() is not None:
+        assert noticeboard.render_png(card).startswith(b"\x89PNG")

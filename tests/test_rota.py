@@ -13,6 +13,7 @@ from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ, is_working_day
 from liaison.messaging.models import OutboxMessage
 from liaison.people.models import Resident
+from liaison.points import service as points
 from liaison.rota import timers
 from liaison.rota.models import DutyShift, ShiftAssignment
 from tests.api_fixtures import bootstrap_staff, live_http, make_account
@@ -106,3 +107,49 @@ def test_residents_ask_who_is_on_duty_and_are_told_three_days_ahead_once(live_se
         statuses = dict(session.execute(select(ShiftAssignment.deputy_id, ShiftAssignment.status)
                                         .where(ShiftAssignment.shift_id == shift_id)).all())
     assert sorted(statuses.values()) == ["checked_in", "on_duty"]
+
+
+def test_matters_received_on_a_shift_are_its_walk_ins_and_count_for_a_kept_shift(live_server, fake_wechat):
+    """A deputy on a running shift registers a walk-in: it is linked to the shift (no shift id given);
+    staff name the shift explicitly; a stall matter is not the shift's; the shift's detail lists its
+    matters; a shift not begun is refused; a points item on `shift_matter` counts them once kept."""
+    base, http = live_server.url, live_http()
+    staff = bootstrap_staff(http, base, fake_wechat, "o_rwi_staff")
+    zhang = make_account(staff, fake_wechat, "o_rwi_d1", role="deputy", name="张建华", deputy_code="D001")
+    make_account(staff, fake_wechat, "o_rwi_d2", role="deputy", name="李秀英", deputy_code="D002")
+    today = utcnow().astimezone(CHINA_TZ).date()
+    running = staff.post("/api/shifts", {"station_code": "S001", "day": today.isoformat(), "kind": "reception",
+                                         "deputy_codes": ["D001"], "start_minute": 0, "end_minute": 1439})
+    assert running.status_code == 201, running.text
+    later = staff.post("/api/shifts", {"station_code": "S001", "day": (today + timedelta(days=8)).isoformat(),
+                                       "kind": "reception", "deputy_codes": ["D001"]})
+    shift_id, later_id = running.json()["id"], later.json()["id"]
+    body = {"text": "幸福里小区5号楼楼道灯不亮，老人晚上上下楼不方便", "resident_name": "刘大妈",
+            "contact_consent": True, "place_kind": "reception", "grid_code": "G001"}
+    first = zhang.post("/api/walk-ins", body)
+    assert first.status_code == 201, first.text
+    stall = zhang.post("/api/walk-ins", {**body, "place_kind": "stall", "text": "菜市场门口路面坑洼积水"})
+    assert stall.status_code == 201
+    by_staff = staff.post("/api/walk-ins", {**body, "text": "城关小学门口早晚接送拥堵", "shift_id": shift_id})
+    assert by_staff.status_code == 201, by_staff.text
+    refused = zhang.post("/api/walk-ins", {**body, "text": "不应登记", "shift_id": later_id})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "shift_id", refused.text
+    assert zhang.post("/api/walk-ins", {**body, "shift_id": "AAAAAAAAAAAAAAAA"}).status_code == 404
+
+    detail = zhang.get(f"/api/shifts/{shift_id}")
+    assert detail.status_code == 200, detail.text
+    numbers = [m["number"] for m in detail.json()["matters"]]
+    assert numbers == [first.json()["number"], by_staff.json()["number"]]
+    assert detail.json()["matters"][0]["place_label"] == "代表周三见（联络站接待）"
+    assert staff.get(f"/api/shifts/{later_id}").json()["matters"] == []
+
+    # 履职积分: the county's standard counts matters received on kept shifts.
+    with db.session_scope() as session:
+        deputy_id = session.scalar(select(ShiftAssignment.deputy_id).join(DutyShift).where(
+            DutyShift.public_id == shift_id))
+        before = points.collect_events(session, today.year, [deputy_id])[deputy_id].get("shift_matter", [])
+        assert before == []  # not checked in: the shift is not kept
+    assert zhang.post(f"/api/shifts/{shift_id}/check-in", {"station_code": "S001"}).status_code == 200
+    with db.session_scope() as session:
+        events = points.collect_events(session, today.year, [deputy_id])[deputy_id]["shift_matter"]
+        assert len(events) == 1  # the deputy's own matter; staff's and the stall's are not theirs

@@ -161,6 +161,22 @@ def test_a_livelihood_project_through_the_api(office, app, fake_wechat):
     book = county.get("/api/project-ledger", year=utc_year()).json()
     figures = {f["key"]: f["value"] for f in book["figures"]}
     assert figures["completed"] == 1 and figures["satisfaction_rate"] == 1.0
+    # The 台账 in the office's layout: one row per project, the figures below.
+    export = county.get("/api/project-ledger/export", year=utc_year())
+    assert export.status_code == 200, export.text
+    assert export.json()["filename"] == f"民生实事台账-{utc_year()}.xlsx"
+    rows = list(load_workbook(io.BytesIO(base64.b64decode(export.json()["content_base64"]))).active
+                .iter_rows(values_only=True))
+    assert rows[1][:4] == ("序号", "项目名称", "年度", "牵头单位")
+    header, row = rows[1], dict(zip(rows[1], rows[2]))
+    assert row["项目名称"] == "幸福里社区建老年食堂" and row["牵头单位"] == "县住房和城乡建设局"
+    assert (row["状态"], row["计划节点数"], row["已完成节点"], row["测评人次"]) == ("已完成", 1, 1, 2)
+    assert (row["满意"], row["基本满意"], row["满意率"]) == (1, 1, "100.0%")
+    assert len(header) == 18
+    tail = {r[0]: r[1] for r in rows[4:] if r and r[0]}
+    assert tail["件数"] == 1 and tail["完成率"] == "100.0%"
+    assert zhujian.get("/api/project-ledger/export").status_code == 403
+    assert county.get("/api/project-ledger/export", year="soon").status_code == 422
 
 
 def utc_year() -> int:

@@ -32,6 +32,7 @@ from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Resident, Station
 from liaison.people.service import Principal, record_consents
+from liaison.project import service as projects
 from liaison.rota import service as rota
 
 log = logging.getLogger(__name__)
@@ -458,13 +459,38 @@ def _on_duty_question(turn: Turn, intent: Intent):
     return rota.duty_answer(turn.session, turn.resident, turn.now), None
 
 
-DETECTORS = [_detect_survey_vote, _detect_duty_question, _detect_rating, _detect_case_number,
+# 民生实事 征集: "建议：…", "我想提个民生实事建议…". What follows the marker is the proposal.
+PROJECT_PROPOSAL = re.compile(
+    r"^\s*(?:民生实事)?建议\s*[：:]|民生实事(?:项目)?(?:的)?建议|(?:提|报|征集)(?:一?个|一条|点)?民生实事")
+_PROPOSAL_LEAD = re.compile(r"^[\s，,。.!！：:、]*(?:项目)?的?(?:建议)?[\s，,。.!！：:、]*(?:是|就是|如下)?[\s，,。.!！：:、]*")
+PROPOSAL_MIN_CHARS = 4  # less than this after the marker: tell them how to write one
+
+
+def _detect_project_proposal(turn: Turn) -> Intent | None:
+    found = PROJECT_PROPOSAL.search(turn.text)
+    if found is None:
+        return None
+    content = _PROPOSAL_LEAD.sub("", turn.text[found.end():], count=1).strip()
+    return Intent("project_proposal", "a 民生实事 proposal", {"content": content})
+
+
+def _on_project_proposal(turn: Turn, intent: Intent):
+    content = intent.data["content"]
+    if len(_PUNCT.sub("", content)) < PROPOSAL_MIN_CHARS:
+        return say("project_proposal_how"), None
+    title = content.splitlines()[0][:100]
+    proposal = projects.propose(turn.session, Principal("resident", resident=turn.resident), title,
+                                content if content != title else None)
+    return say("project_proposal_received", title=brief(proposal.title, 30)), None
+
+
+DETECTORS = [_detect_survey_vote, _detect_duty_question, _detect_project_proposal, _detect_rating, _detect_case_number,
              _detect_status_question, _detect_small_talk, _detect_too_little, _detect_follow_up]
 HANDLERS = {
     "survey_vote": _on_survey_vote, "rating": _on_rating, "case_status": _on_case_status,
     "status_question": _on_status_question, "greeting": _on_greeting, "thanks": _on_thanks,
     "too_little": _on_too_little, "follow_up": _on_follow_up, "new_matter": _on_new_matter,
-    "duty_question": _on_duty_question,
+    "duty_question": _on_duty_question, "project_proposal": _on_project_proposal,
 }
 
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, DomainError
+from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import qrcodes
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy
+from liaison.rota.models import DutyShift
+
+DUTY_DAYS, DUTY_SHIFTS = 14, 3  # the board shows the station's next shifts within two weeks
+WEEKDAYS = "一二三四五六日"
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -41,6 +49,8 @@ class Card:
     grids: list[str]
     station: str | None
     qr_content: str
+    duty: tuple[str, ...] = ()  # the station's coming duty shifts: when, what, who
+
 
     def lines(self) -> list[tuple[str, str]]:
         rows = [("层级", self.level_label)]
@@ -52,17 +62,40 @@ class Card:
             rows.append(("联系网格", "、".join(self.grids)))
         if self.station:
             rows.append(("联络站", self.station))
+        rows += [("近期值班", shift) for shift in self.duty]
         return rows
 
 
-def card_for(session: Session, client, deputy: Deputy) -> Card:
-    """The deputy's card with their permanent code (created at WeChat the first time)."""
+def coming_duty(session: Session, station_id: int | None, now: datetime | None = None) -> tuple[str, ...]:
+    """The station's next planned duty shifts, one line each: day, hours, title and who is on duty."""
+    if station_id is None:
+        return ()
+    now = now or utcnow()
+    today = now.astimezone(CHINA_TZ).date()
+    shifts = session.scalars(select(DutyShift).where(
+        DutyShift.station_id == station_id, DutyShift.status == "planned", DutyShift.ends_at >= now,
+        DutyShift.day <= today + timedelta(days=DUTY_DAYS)).order_by(DutyShift.starts_at, DutyShift.id)
+        .limit(DUTY_SHIFTS)).all()
+    lines = []
+    for shift in shifts:
+        start, end = shift.starts_at.astimezone(CHINA_TZ), shift.ends_at.astimezone(CHINA_TZ)
+        names = "、".join(a.deputy.name if a.deputy is not None else a.account.name for a in shift.assignments
+                         if a.status in ("on_duty", "checked_in")) or "待定"
+        lines.append(f"{shift.day.month}月{shift.day.day}日（周{WEEKDAYS[shift.day.weekday()]}）"
+                     f"{start:%H:%M}-{end:%H:%M} {shift.title}：{names}")
+    return tuple(lines)
+
+
+def card_for(session: Session, client, deputy: Deputy, now: datetime | None = None) -> Card:
+    """The deputy's card with their permanent code (created at WeChat the first time) and their
+    station's coming duty shifts."""
     code = qrcodes.get_or_create(session, client, "deputy", deputy.code)
     links = sorted(deputy.grid_links, key=lambda link: (link.role != "lead", link.grid.code))
     grids = [f"{link.grid.name}（{'主' if link.role == 'lead' else '协'}）" for link in links]
     return Card(name=deputy.name, level_label=f"{DEPUTY_LEVEL_NAMES.get(deputy.level, '')}人大代表",
                 duties=deputy.duties, reception_hours=deputy.reception_hours, grids=grids,
-                station=deputy.station.name if deputy.station else None, qr_content=code.url)
+                station=deputy.station.name if deputy.station else None, qr_content=code.url,
+                duty=coming_duty(session, deputy.station_id, now))
 
 
 TITLE = "人大代表公示牌"

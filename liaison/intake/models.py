@@ -12,6 +12,7 @@ from liaison.core.clock import utcnow
 from liaison.core.db import Base
 from liaison.core.tenant import TenantOwned
 from liaison.core.types import UTCDateTime
+from liaison.rota.models import DutyShift  # noqa: F401  (the shift a matter was received on)
 
 PLACE_KINDS = {"reception": "代表周三见（联络站接待）", "stall": "街头摆摊", "post": "监督岗走访"}
 VISIT_METHODS = {"phone": "电话回访", "visit": "上门回访"}
@@ -30,6 +31,8 @@ class WalkIn(TenantOwned, Base):
     resident_name: Mapped[str] = mapped_column(String(50))
     resident_phone: Mapped[str | None] = mapped_column(String(32))
     contact_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The duty shift (代表周三见, 监督岗) the matter was received on, if any.
+    shift_id: Mapped[int | None] = mapped_column(ForeignKey("duty_shifts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     case: Mapped[Case] = relationship()
 

@@ -43,8 +43,9 @@ def _invalid(message: str, field: str) -> DomainError:
 # ------------------------------------------------------------------------------------------- walk-ins
 def register_walk_in(session: Session, account: Account, *, text: str, resident_name: str,
                      place_kind: str, contact_consent: bool, resident_phone: str | None = None,
-                     place: str | None = None, grid: Grid | None = None) -> Case:
-    """A matter raised in person, registered by a deputy or staff account on the resident's behalf."""
+                     place: str | None = None, grid: Grid | None = None, shift_id: int | None = None) -> Case:
+    """A matter raised in person, registered by a deputy or staff account on the resident's behalf;
+    `shift_id`: the duty shift it was received on (the rota decides which, `rota.shift_for_walk_in`)."""
     text, resident_name = text.strip(), resident_name.strip()
     if not text:
         raise _invalid("请填写诉求内容", "text")
@@ -61,7 +62,7 @@ def register_walk_in(session: Session, account: Account, *, text: str, resident_
     case = cases.open_case(session, resident, text, channel="walk_in", grid=grid)
     session.add(WalkIn(case_id=case.id, registered_by=account.id, place_kind=place_kind,
                        place=(place or "").strip() or None, resident_name=resident_name,
-                       resident_phone=phone, contact_consent=bool(contact_consent)))
+                       resident_phone=phone, contact_consent=bool(contact_consent), shift_id=shift_id))
     actor = Actor(account.role, account.deputy_id if account.role == "deputy" else account.id)
     cases.record_event(session, case, actor, "walk_in", place_kind=place_kind,
                        place_label=PLACE_KINDS[place_kind], place=place, registered_by=account.name,

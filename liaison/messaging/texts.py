@@ -115,6 +115,11 @@ TEMPLATES: dict[str, str] = {
     "survey_not_constituent": "本次述职测评仅限该代表所联系网格的选民参与。",
     "survey_done": "您已参与过“{title}”的评价，感谢支持！",
     "survey_thanks": "感谢您的评价（{label}）！如需留言，可在小程序中补充。",
+    # 民生实事 征集 in the chat
+    "project_proposal_received": ("感谢您的民生实事建议：“{title}”，已收到。\n人大代表联络工作室会统一整理、筛选，"
+                                  "入选的项目将提交人大代表票决。筛选结果可在小程序“民生实事”中查看。"),
+    "project_proposal_how": ("欢迎提出民生实事建议。请发送“建议：”加上您希望政府办的实事，"
+                             "例如：建议：幸福里社区建一个老年食堂。"),
 }
 
 

@@ -30,8 +30,9 @@ from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement.models import ProjectBallot, Survey
+from liaison.intake.models import WalkIn
 from liaison.people import service as accounts
-from liaison.people.models import Deputy, Station
+from liaison.people.models import Account, Deputy, Station
 from liaison.people.service import DEPUTY, STAFF, Principal
 from liaison.points import lifecycle
 from liaison.points.models import (
@@ -47,7 +48,7 @@ ADJUSTMENT = "adjustment"  # the ledger's item code of an audited adjustment
 SOURCES = {
     "case_accepted_in_time": "按时受理群众诉求", "case_accepted_late": "超时受理群众诉求",
     "urge_done": "代表督单", "case_rated_satisfied": "所办诉求群众满意", "case_rated_unsatisfied": "所办诉求群众不满意",
-    "shift_kept": "联络站值班", "shift_missed": "值班缺勤", "grid_visit": "下沉网格走访",
+    "shift_kept": "联络站值班", "shift_matter": "值班接待登记群众诉求", "shift_missed": "值班缺勤", "grid_visit": "下沉网格走访",
     "report_held": "向选民述职", "survey_participation": "参加民生实事票决", "activity": "线下履职活动（审核认定）",
 }
 STATION_STAFF, COUNTY_STAFF = "station_staff", "county_staff"
@@ -194,6 +195,14 @@ def collect_events(session: Session, year: int, deputy_ids: Iterable[int] | None
             found[deputy_id]["shift_kept"].append(Event(f"assignment:{assignment_id}", checked_in_at or ends_at))
         else:
             found[deputy_id]["shift_missed"].append(Event(f"assignment:{assignment_id}", ends_at))
+    for walk_in_id, deputy_id, at in session.execute(  # matters a deputy received on a shift they kept
+            select(WalkIn.id, Account.deputy_id, WalkIn.created_at)
+            .join(Account, Account.id == WalkIn.registered_by)
+            .join(ShiftAssignment, (ShiftAssignment.shift_id == WalkIn.shift_id)
+                  & (ShiftAssignment.deputy_id == Account.deputy_id))
+            .where(Account.deputy_id.is_not(None), ShiftAssignment.status == "checked_in",
+                   WalkIn.created_at >= start, WalkIn.created_at < end, *only(Account.deputy_id))):
+        found[deputy_id]["shift_matter"].append(Event(f"walk_in:{walk_in_id}", at))
     for visit_id, deputy_id, at in session.execute(
             select(GridVisit.id, GridVisit.deputy_id, GridVisit.visited_at).where(
                 GridVisit.visited_at >= start, GridVisit.visited_at < end, *only(GridVisit.deputy_id))):
@@ -553,7 +562,7 @@ def export_xlsx(session: Session, principal: Principal, year: int) -> bytes:
 def source_label(ref: str) -> str:
     """What a ledger line's source is, in Chinese."""
     kind = ref.split(":", 1)[0]
-    return {"case_event": "诉求办理记录", "rating": "群众评价", "assignment": "值班记录", "visit": "网格走访",
+    return {"case_event": "诉求办理记录", "rating": "群众评价", "assignment": "值班记录", "walk_in": "值班接待登记", "visit": "网格走访",
             "survey": "述职评议", "ballot": "民生实事票决", "activity": "履职活动申报", "adjustment": "积分调整"
             }.get(kind, kind)
 

@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liaison.case import notices
+from liaison.case.models import Case
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
 from liaison.core.workcalendar import CHINA_TZ, is_working_day
+from liaison.intake.models import WalkIn
 from liaison.people import service as accounts
 from liaison.people.models import Account, Deputy, DeputyGrid, Grid, Resident, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, RESIDENT, STAFF, Principal
@@ -409,6 +411,50 @@ def check_in_shift(session: Session, principal: Principal, shift: DutyShift, sta
     if station_code != shift.station.code:
         raise RotaError(INVALID, "wrong_station", "请扫描本联络站的二维码签到", "station_code")
     return check_in(session, principal.account, shift.station, via="miniprogram", now=now)
+
+
+# ---------------------------------------------------------------------------------------------- matters
+WALK_IN_PLACES_AT_STATION = ("reception", "post")  # a street stall is not received on a station's shift
+
+
+def _usable_for_walk_in(shift: DutyShift, now: datetime) -> bool:
+    return shift.status != lifecycle.CANCELLED and shift.starts_at <= now + CHECK_IN_EARLY
+
+
+def shift_for_walk_in(session: Session, principal: Principal, *, place_kind: str, station_id: int | None,
+                      shift_public_id: str | None = None, now: datetime | None = None) -> DutyShift | None:
+    """The duty shift a walk-in matter is received on: the one named (it must be one the caller may
+    see, begun and not cancelled), else the shift the registering deputy (or the station's staff) is
+    running now at the matter's station. None: not received on a shift."""
+    now = now or utcnow()
+    if shift_public_id is not None:
+        shift = get_shift(session, principal, shift_public_id)
+        if principal.role not in (DEPUTY, STAFF) or not _usable_for_walk_in(shift, now):
+            raise RotaError(INVALID, "shift_not_running", "该值班尚未开始或已取消", "shift_id")
+        return shift
+    if place_kind not in WALK_IN_PLACES_AT_STATION:
+        return None
+    if principal.role == STAFF and principal.account.station_id is not None:
+        station_id = principal.account.station_id
+    query = select(DutyShift).where(DutyShift.status.in_((lifecycle.PLANNED, lifecycle.KEPT)),
+                                    DutyShift.starts_at <= now + CHECK_IN_EARLY, DutyShift.ends_at >= now)
+    if station_id is not None:
+        query = query.where(DutyShift.station_id == station_id)
+    elif principal.role == STAFF:
+        return None  # county staff at no station: only an explicit shift
+    if principal.role == DEPUTY:
+        query = query.where(DutyShift.id.in_(select(ShiftAssignment.shift_id).where(
+            ShiftAssignment.deputy_id == principal.account.deputy_id,
+            ShiftAssignment.status.in_((lifecycle.ON_DUTY, lifecycle.CHECKED_IN)))))
+    elif principal.role != STAFF:
+        return None
+    return session.scalars(query.order_by(DutyShift.starts_at, DutyShift.id).limit(1)).first()
+
+
+def matters_of(session: Session, shift: DutyShift) -> list[tuple[WalkIn, Case]]:
+    """The walk-in matters received on a shift, in the order registered."""
+    return list(session.execute(select(WalkIn, Case).join(Case, Case.id == WalkIn.case_id)
+                                .where(WalkIn.shift_id == shift.id).order_by(WalkIn.id)).tuples())
 
 
 def scan_station(session: Session, resident: Resident, station: Station, now: datetime | None = None) -> str | None:

@@ -8,7 +8,9 @@ China time (交办 on 31 January: due 30 April). Every suggestion in handling ca
 what is due. Nothing here changes a status, so the sweep lives beside the timers.
 
 Escalation: level 1 at the deadline (the departments and the station's and county's staff are told,
-逾期未答复); level 2 `escalate_after_working_days` later (county staff: 主任会议督办).
+逾期未答复); level 2 `escalate_after_working_days` later (county staff: 主任会议督办); level 3 as much
+again later (常委会领导约谈: county staff, the departments, and the proposing deputies, who learn that
+their suggestion is still unanswered and what is being done).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ, add_working_days
 from liaison.people.models import Account, Deputy
 from liaison.suggestion import lifecycle
-from liaison.suggestion.models import Suggestion, SuggestionDepartment, SuggestionEvent
+from liaison.suggestion.models import Suggestion, SuggestionDepartment, SuggestionDeputy, SuggestionEvent
 from liaison.tenancy.models import County
 
 DEFAULTS: dict[str, Any] = {
@@ -44,8 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "reminder_days_before": 15,
     "escalate_after_working_days": 10,
 }
-MAX_LEVEL = 2
-LEVEL_LABELS = {1: "逾期未答复督办", 2: "主任会议督办"}
+MAX_LEVEL = 3
+LEVEL_LABELS = {1: "逾期未答复督办", 2: "主任会议督办", 3: "常委会领导约谈督办"}
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,13 @@ def escalate(session: Session, suggestion: Suggestion, level: int) -> None:
     key = f"suggestion_escalate:{suggestion.id}:{suggestion.round}:{level}"
     tell_departments(session, suggestion, key, text)
     tell_staff(session, suggestion, key, text, county_only=level >= 2)
+    if level >= 3:
+        deputy_ids = session.scalars(select(SuggestionDeputy.deputy_id).where(
+            SuggestionDeputy.suggestion_id == suggestion.id).order_by(SuggestionDeputy.deputy_id)).all()
+        tell_deputies(session, suggestion, key,
+                      f"您提出的代表建议 {suggestion.number}《{suggestion.title}》已过答复期限"
+                      f"（{local_day(suggestion.deadline)}）仍未答复，常委会领导将约谈承办单位督促办理，"
+                      "答复后会请您测评。", deputy_ids)
 
 
 # ---------------------------------------------------------------------------------------------- the sweep

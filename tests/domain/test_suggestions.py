@@ -228,7 +228,24 @@ def test_a_reply_past_the_limit_is_reminded_then_escalated(db_session, people, a
     later = timers.escalation_time(suggestion, 2, rules)
     timers.run_due(s, now=later)
     s.refresh(suggestion)
-    assert suggestion.escalation_level == 2 and suggestion.next_action_at is None
+    assert suggestion.escalation_level == 2
+    assert suggestion.next_action_at == timers.escalation_time(suggestion, 3, rules)
+    lead_deputy_id = people["lead"].account.deputy_id
+    assert "suggestion_escalate" not in _notices(s, deputy_id=lead_deputy_id)
+
+    # Level 3 (常委会领导约谈): county staff, the departments and the proposing deputies, once.
+    last = timers.escalation_time(suggestion, 3, rules)
+    assert last > later
+    timers.run_due(s, now=last - timedelta(minutes=1))
+    s.refresh(suggestion)
+    assert suggestion.escalation_level == 2
+    timers.run_due(s, now=last)
+    timers.run_due(s, now=last + timedelta(hours=1))
+    s.refresh(suggestion)
+    assert suggestion.escalation_level == 3 and suggestion.next_action_at is None
+    assert [a for a, _ in _events(s, suggestion)].count("escalate") == 3
+    assert _notices(s, deputy_id=lead_deputy_id).count("suggestion_escalate") == 1
+    assert _notices(s, department_id=department_id).count("suggestion_escalate") == 3
     at(later)
     assert ledger.figures(s, ledger.ledger(s, people["county"], 2026))["overdue"] == 1
 
