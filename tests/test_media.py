@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -43,8 +44,7 @@ def _free_port() -> int:
 def moto_s3():
     """moto's S3 in server mode: a real HTTP S3 API on a free port, for the whole session."""
     port = _free_port()
-    log = open(ROOT / ".pytest_cache" / "moto.log", "wb") if (ROOT / ".pytest_cache").is_dir() else \
-        subprocess.DEVNULL
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and block the server
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -65,6 +65,7 @@ def moto_s3():
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def _s3_env(url: str) -> dict[str, str]:
@@ -222,3 +223,42 @@ def test_a_voice_message_is_kept_too(app, simulator, fake_wechat, media_worker):
     assert simulator.send_voice(openid, recognition="路灯到现在还没修好", media_id=media_id).ok
     [row] = wait_for(lambda: [m for m in _media(number) if m.state == STORED], message="the voice stored")
     assert row.kind == "voice" and row.content_type == "audio/amr" and row.size == len(voice)
+
+
+def test_a_transient_wechat_failure_leaves_the_photo_pending_for_the_sweep(app, simulator, fake_wechat,
+                                                                          media_worker):
+    from datetime import timedelta
+
+    from jobs.media_tasks import media_sweep
+    from liaison.core import clock
+
+    openid = "o_media_busy"
+    number = _open_case(simulator, openid)
+    media_id = "m_" + uuid.uuid4().hex
+    fake_wechat.add_media(media_id, PHOTO)
+    fake_wechat.fail_next("/cgi-bin/media/get", -1, "system busy")
+    assert simulator.send_image(openid, media_id=media_id).ok
+    [row] = wait_for(lambda: [m for m in _media(number) if m.attempts == 1], message="the first attempt")
+    assert row.state == "pending" and "-1" in row.last_error
+
+    later = clock.utcnow() + timedelta(minutes=1)
+    clock.set_clock(lambda: later)
+    try:
+        assert media_sweep() == 1
+    finally:
+        clock.set_clock(None)
+    [row] = wait_for(lambda: [m for m in _media(number) if m.state == STORED], message="the retry to store it")
+    assert row.attempts == 2 and row.size == len(PHOTO)
+
+
+def test_the_fake_expires_media_after_three_days(fake_wechat):
+    from liaison.wechat.client import WeChatClient
+    from tests.conftest import APP_ID, APP_SECRET
+
+    client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url)
+    fake_wechat.add_media("m_three_days", PHOTO)
+    assert client.get_media("m_three_days") == (PHOTO, "image/jpeg")
+    fake_wechat.advance(3 * 24 * 3600 + 1)
+    with pytest.raises(WeChatAPIError) as gone:
+        client.get_media("m_three_days")
+    assert gone.value.errcode == 40007
