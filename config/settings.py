@@ -60,6 +60,15 @@ class Settings:
     # Open311 (/open311/v2): calls per partner key; how long a hand-off waits for its target.
     open311_rate_limit_per_partner: str = "60 per minute;5000 per day"
     handoff_timeout_seconds: int = 10
+    # Chat photos and voice kept (issue 15): "local" (a folder, the embedded default) or "s3".
+    media_storage: str = "local"
+    media_local_dir: str = "var/media"
+    media_s3_bucket: str | None = None
+    media_s3_endpoint_url: str | None = None  # MinIO or any S3 API; unset: AWS
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key: str | None = None  # unset: boto3's own credential chain
+    media_s3_secret_key: str | None = None
+    media_url_ttl_seconds: int = 300  # signed media URLs given to handlers
 
     # A unit of work that names no county runs in the default county (one county per deployment).
     # A multi-county deployment sets LIAISON_IMPLICIT_DEFAULT_COUNTY=false: such work then fails
@@ -193,7 +202,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         open311_rate_limit_per_partner=_rate_limit(
             env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
+        **_media_settings(env),
 
         implicit_default_county=(database_url.startswith("sqlite")
                                  or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),
     )
+
+
+def _media_settings(env: Mapping[str, str]) -> dict:
+    """MEDIA_STORAGE=local|s3 and its backend's settings (S3 needs MEDIA_S3_BUCKET)."""
+    storage = (_optional(env, "MEDIA_STORAGE") or "local").lower()
+    if storage not in ("local", "s3"):
+        raise SettingsError("MEDIA_STORAGE must be local or s3")
+    bucket = _optional(env, "MEDIA_S3_BUCKET")
+    if storage == "s3" and not bucket:
+        raise SettingsError("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET")
+    endpoint = _optional(env, "MEDIA_S3_ENDPOINT_URL")
+    if endpoint is not None:
+        _check_url("MEDIA_S3_ENDPOINT_URL", endpoint, ("http", "https"))
+    return {
+        "media_storage": storage,
+        "media_local_dir": _optional(env, "MEDIA_LOCAL_DIR") or Settings.media_local_dir,
+        "media_s3_bucket": bucket,
+        "media_s3_endpoint_url": endpoint,
+        "media_s3_region": _optional(env, "MEDIA_S3_REGION") or Settings.media_s3_region,
+        "media_s3_access_key": _optional(env, "MEDIA_S3_ACCESS_KEY"),
+        "media_s3_secret_key": _optional(env, "MEDIA_S3_SECRET_KEY"),
+        "media_url_ttl_seconds": _int(env, "MEDIA_URL_TTL_SECONDS", 300),
+    }

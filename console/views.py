@@ -55,6 +55,7 @@ TOKEN_KEY = "console_token"
 CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge")
 ACTION_DONE = {"reassign": "已改派", "urge": "已督办", "reject": "已作不予受理处理", "merge": "已并单"}
 EVENT_LABELS = {
+    "media_lost": "图片或语音已过期，未能保存",
     "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
     "merged_in": "并入诉求", "reroute": "重新分派", "request_information": "请群众补充信息",
     "urge": "督办", "extension_requested": "申请延期", "extension_approved": "延期获批",

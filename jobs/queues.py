@@ -110,7 +110,23 @@ def install(settings: Settings, redis_client=None):
 
     db.clear_after_commit_hooks()
     db.on_after_commit(kick)
+    db.on_after_commit(_kick_media)
     return _current
+
+
+def _kick_media(session) -> None:
+    """Chat photos and voice recorded by the committed transaction: fetch them from WeChat now."""
+    from liaison.media import service as media  # like outbox in install(): the domain loads after the queue
+
+    fresh = media.fresh_ids(session)
+    if not fresh:
+        return
+    try:
+        for media_id in fresh:  # the job id of jobs.media_tasks.enqueue_fetches
+            _current.enqueue(DEFAULT, "jobs.media_tasks.fetch_media", media_id, job_id=f"media-{media_id}-0")
+    except REDIS_ERRORS as error:  # the media sweep queues pending rows later
+        log.warning("could not enqueue %d media fetch(es) now (%s); the media sweep will",
+                    len(fresh), type(error).__name__)
 
 
 def current_queue():

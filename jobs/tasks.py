@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from jobs.broadcast_tasks import resume_broadcasts
 from jobs.interop_tasks import handoff_sweep
+from jobs.media_tasks import media_sweep
 from liaison.messaging import delivery
 from liaison.messaging.models import OutboxMessage
 from liaison.tenancy.service import in_row_county, per_county
@@ -138,4 +139,5 @@ PERIODIC = [
     ("resume_broadcasts", 60, resume_broadcasts),  # chunks whose jobs were lost carry on
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),
     ("handoffs", 10, handoff_sweep),  # 直通车: file pending hand-offs, poll the filed ones
+    ("media", 30, media_sweep),  # chat photos and voice whose fetch did not happen at once
 ]

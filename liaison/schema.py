@@ -19,6 +19,7 @@ from liaison.core.db import Base
 from liaison.engagement import models as engagement_models  # noqa: F401
 from liaison.intake import models as intake_models  # noqa: F401
 from liaison.interop import models as interop_models  # noqa: F401
+from liaison.media import models as media_models  # noqa: F401
 from liaison.messaging import models as messaging_models  # noqa: F401
 from liaison.people import models as people_models  # noqa: F401
 from liaison.points import models as points_models  # noqa: F401

@@ -11,6 +11,7 @@ from miniprogram_api import (  # each declares its endpoints on bp
     engagement_views,
     intake_views,
     interop_views,
+    media_views,
     points_views,
     project_views,
     rota_views,
@@ -22,8 +23,9 @@ from miniprogram_api import (  # each declares its endpoints on bp
 from miniprogram_api.framework import bp
 
 ENDPOINT_MODULES = (views, engagement_views, rules_views, intake_views, rota_views, points_views,
-                    appraisal_views, suggestion_views, project_views, interop_views, city_views)
+                    appraisal_views, suggestion_views, project_views, interop_views, city_views,
+                    media_views)
 # cases, people, registry; engagement; classifier; walk-ins, 交办单, 回访; duty rota, 履职积分,
-# 述职测评; 代表建议; 民生实事 projects; 随手拍; city figures
+# 述职测评; 代表建议; 民生实事 projects; 随手拍; city figures; chat media kept
 
 __all__ = ["bp", "ENDPOINT_MODULES"]

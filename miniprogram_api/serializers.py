@@ -14,6 +14,7 @@ from liaison.people.service import RESIDENT, ROLE_LABELS, Principal
 from . import schemas as s
 
 EXTRA_ACTION_LABELS = {
+    "media_lost": "图片或语音已过期，未能保存",
     "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
     "merged_in": "并入诉求", "reroute": "重新分派", "request_information": "请群众补充信息",
     "urge": "督办", "extension_requested": "申请延期", "extension_approved": "延期获批",

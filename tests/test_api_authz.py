@@ -223,6 +223,8 @@ SWEEP = {
         "method": "phone", "visitor": "陈主任", "visited_at": "2026-12-01T10:00:00+08:00",
         "outcome": "已解决", "rating": "satisfied"}),
     ("POST", "/api/cases/{public_id}/conclude"): (STAFF, "case", lambda: {"reason": "作终结处理"}),
+    # Issue 15: chat photos and voice kept (signed URLs; tests/test_media.py checks who sees which file).
+    ("GET", "/api/cases/{public_id}/media"): (EVERYONE, "case", None),
 
     # City staff only (tests/test_city.py): no county user may call them.
     ("GET", "/api/city/figures"): (frozenset(), None, None),

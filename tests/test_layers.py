@@ -29,7 +29,7 @@ FORBIDDEN = {
     "open311": {"bot", "miniprogram_api", "jobs", "console"},
 }
 # The service order: a service may import services of the domains to its left (and its own domain's).
-DOMAINS = ("people", "messaging", "case", "engagement", "intake", "rota", "points", "appraisal",
+DOMAINS = ("people", "messaging", "case", "media", "engagement", "intake", "rota", "points", "appraisal",
            "suggestion", "project", "conversation", "interop", "console", "bulletin")
 # Importable from anywhere in the domain, whatever the order: tables and the transition table.
 SHARED_LEAVES = ("models", "lifecycle")

@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     app.extensions["liaison.enqueue_broadcast_chunk"] = enqueue_chunk  # the API starts broadcasts
     app.register_blueprint(wechat_bp)
     app.register_blueprint(api_bp)
+    from miniprogram_api.media_views import files_bp
+
+    app.register_blueprint(files_bp)  # the local media backend's signed URLs (/media/<token>)
     from open311 import init_app as init_open311
 
     init_open311(app)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import logging
 import re
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 TOKEN_TTL = 7200
 OLD_TOKEN_GRACE = 300  # /cgi-bin/token: the previous token stays valid 5 more minutes
 CLIENT_MSG_ID_TTL = 600  # template/send client_msg_id idempotency window
+MEDIA_TTL = 3 * 24 * 3600  # temporary media (media/get) live 3 days
+
+
+def _generated_photo(media_id: str) -> bytes:
+    """Bytes standing for a user's photo: a JPEG signature and the media id's digest (deterministic)."""
+    return b"\xff\xd8\xff\xe0" + hashlib.sha256(media_id.encode()).digest() * 4 + b"\xff\xd9"
 
 #: paths that need an access_token of the mini-program (when a mini-program app is configured)
 MINI_PATHS = {"/cgi-bin/message/subscribe/send", "/wxa/getwxacodeunlimit"}
@@ -222,6 +229,9 @@ class FakeWeChatServer:
             self._rate_counts: dict[tuple[str, int], int] = {}
             self._mass_monthly_limit: int | None = None
             self._mass_received: dict[tuple[str, str], int] = {}
+            # Temporary media (media/get): media_id -> {"content", "content_type", "created"}; expired ids.
+            self._media: dict[str, dict] = {}
+            self._expired_media: set[str] = set()
 
     def reset(self) -> None:
         """Forget calls, tokens, failures, codes, tags, apps added with `add_app`, … (the
@@ -314,6 +324,19 @@ class FakeWeChatServer:
         if self._rate_counts.get(key, 0) >= limit:
             raise _ApiError(45011, "api minute-quota reach limit, mustslower retry next minute")
         self._rate_counts[key] = self._rate_counts.get(key, 0) + 1
+
+    def add_media(self, media_id: str, content: bytes, content_type: str = "image/jpeg") -> None:
+        """A temporary media file a user sent (media/get serves it for 3 days of the fake's clock). A
+        media id never added is served as a small generated photo, as if the user had sent one."""
+        with self._lock:
+            self._media[media_id] = {"content": bytes(content), "content_type": content_type,
+                                     "created": self.now()}
+            self._expired_media.discard(media_id)
+
+    def expire_media(self, media_id: str) -> None:
+        """WeChat no longer has this media id (its 3 days are over): media/get answers 40007."""
+        with self._lock:
+            self._expired_media.add(media_id)
 
     def set_unionid(self, openid: str, unionid: str) -> None:
         """The unionid /cgi-bin/user/info reports for an official-account follower."""
@@ -816,7 +839,21 @@ class FakeWeChatServer:
                 info["unionid"] = self._unionids[openid]
         return info
 
+    def _ep_media_get(self, query, body, record):
+        media_id = query.get("media_id") or ""
+        if not media_id:
+            raise _ApiError(40007, "invalid media_id")
+        item = self._media.get(media_id)
+        if item is None:  # a photo the user sent: first asked for now
+            item = self._media[media_id] = {"content": _generated_photo(media_id), "content_type": "image/jpeg",
+                                            "created": self.now()}
+        if media_id in self._expired_media or self.now() - item["created"] > MEDIA_TTL:
+            raise _ApiError(40007, "invalid media_id")
+        return Response(item["content"], status=200, mimetype=item["content_type"],
+                        headers={"Content-disposition": f'attachment; filename="{media_id}"'})
+
     _ROUTES = {
+        "/cgi-bin/media/get": ("GET", _ep_media_get),
         "/cgi-bin/token": ("GET", _ep_token),
         "/cgi-bin/user/info": ("GET", _ep_user_info),
         "/cgi-bin/stable_token": ("POST", _ep_stable_token),
@@ -877,6 +914,11 @@ class FakeWeChatServer:
             self.open_window(data["openid"], data.get("kind", "message"))
         elif action == "advance":
             self.advance(float(data["seconds"]))
+        elif action == "media":
+            self.add_media(data["media_id"], base64.b64decode(data["content_base64"]),
+                           data.get("content_type", "image/jpeg"))
+        elif action == "expire_media":
+            self.expire_media(data["media_id"])
         elif action == "limits":
             for path, per_minute in (data.get("rate_limits") or {}).items():
                 self.set_rate_limit(path, per_minute)
@@ -938,6 +980,13 @@ class FakeWeChatControl:
 
     def advance(self, seconds: float) -> None:
         self._post("advance", {"seconds": seconds})
+
+    def add_media(self, media_id: str, content: bytes, content_type: str = "image/jpeg") -> None:
+        self._post("media", {"media_id": media_id, "content_base64": base64.b64encode(content).decode(),
+                             "content_type": content_type})
+
+    def expire_media(self, media_id: str) -> None:
+        self._post("expire_media", {"media_id": media_id})
 
     def reset(self) -> None:
         self._post("reset")

@@ -26,6 +26,7 @@ from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
 from liaison.intake import service as intake
+from liaison.media import service as media
 from liaison.messaging import channels, outbox
 from liaison.messaging.models import InboundMessage
 from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
@@ -113,6 +114,8 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     resident, is_new = _resident(session, incoming.openid)
     said: list[str] = []  # the intent a text message was taken for (set by _text)
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
+    if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
+        media.record(session, case, resident, incoming.msg_type, incoming.media_id)  # kept past WeChat's 3 days
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
                                received_at=now, resident=resident, case=case, reply_text=reply,
