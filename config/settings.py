@@ -60,6 +60,9 @@ class Settings:
     # Open311 (/open311/v2): calls per partner key; how long a hand-off waits for its target.
     open311_rate_limit_per_partner: str = "60 per minute;5000 per day"
     handoff_timeout_seconds: int = 10
+    # This deployment's public base URL (https://host): a hand-off is filed with a signed status
+    # callback under it (attribute[callback_url]); unset: targets are only polled.
+    public_base_url: str | None = None
 
     # A unit of work that names no county runs in the default county (one county per deployment).
     # A multi-county deployment sets LIAISON_IMPLICIT_DEFAULT_COUNTY=false: such work then fails
@@ -106,6 +109,11 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     if parsed.scheme.split("+")[0] not in schemes or not (parsed.netloc or parsed.path):
         raise SettingsError(f"{name} is malformed: expected a {'/'.join(schemes)} URL")
     return value
+
+
+def _public_base_url(env: Mapping[str, str]) -> str | None:
+    raw = _optional(env, "PUBLIC_BASE_URL")
+    return _check_url("PUBLIC_BASE_URL", raw.rstrip("/"), ("http", "https")) if raw else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -193,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         open311_rate_limit_per_partner=_rate_limit(
             env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
+        public_base_url=_public_base_url(env),
 
         implicit_default_county=(database_url.startswith("sqlite")
                                  or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),
