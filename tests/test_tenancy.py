@@ -107,7 +107,7 @@ def two_counties(app, fake_wechat, county_b):
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
-           **_b_appraisal(county_b)}
+           "handoff_target": _b_handoff_target(county_b), **_b_appraisal(county_b)}
     assert all(ids.values()), ids
     return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
 
@@ -133,6 +133,14 @@ def _b_shift_and_swap(b: int) -> tuple[str, str]:
         session.add(swap)
         session.flush()
         return shift.public_id, swap.public_id
+
+
+def _b_handoff_target(b: int) -> int:
+    """County B's 直通车 target (the console's 对接 page addresses it by its id)."""
+    from liaison.interop import service as interop
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        return interop.set_target(session, "乙县专属12345", "https://b.example/open311/v2", "b-key").id
 
 
 def _b_activity(b: int) -> str:
@@ -342,6 +350,12 @@ CONSOLE_SWEEP = {
     ("GET", "/console/accounts"): None,
     ("POST", "/console/accounts/<public_id>/link"): "account",
     ("POST", "/console/accounts/<public_id>/disable"): "account",
+    ("GET", "/console/interop"): None,
+    ("POST", "/console/interop/partners"): "create",
+    ("POST", "/console/interop/partners/<public_id>/revoke"): "partner",
+    ("POST", "/console/interop/targets"): "create",
+    ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
+    ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
@@ -390,10 +404,10 @@ def _console_sweep(world, clients) -> list:
     from tests.console_fixtures import csrf_token
 
     b_ids, b_case = world["b_ids"], world["b_case"]
-    secret = {b_case["number"], b_case["id"], b_ids["account"], "乙县专属", "乙县代表", "楼道的路灯"}
+    secret = {b_case["number"], b_case["id"], b_ids["account"], "乙县专属", "乙县代表", "楼道的路灯", "乙县12345"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
-        if kind == "public":
+        if kind in ("public", "create"):  # "create": writes in the user's own county (tests/test_console_interop.py)
             continue
         for login, client in clients.items():
             token = csrf_token(client.get("/console/cases").get_data(as_text=True))
@@ -405,7 +419,7 @@ def _console_sweep(world, clients) -> list:
                     if response.status_code >= 500 or leaked:
                         failures.append((rule + query, login, response.status_code, leaked))
                 continue
-            target = rule.replace("<public_id>", b_ids[kind])
+            target = rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
             if "<action>" in target:
                 calls = [(target.replace("<action>", a), body) for a, body in CONSOLE_ACTIONS.items()]
             elif method == "POST":
@@ -418,7 +432,7 @@ def _console_sweep(world, clients) -> list:
                 else:
                     response = client.post(path, data={"csrf_token": token, **body})
                 if response.status_code not in (403, 404) or any(s in _page_text(response) for s in secret
-                                                                  - {b_ids[kind]}):
+                                                                  - {str(b_ids[kind])}):
                     failures.append((method, path, login, response.status_code))
     return failures
 

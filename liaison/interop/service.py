@@ -476,7 +476,7 @@ def rotate_callback_secret(session: Session, target_id: int) -> HandoffTarget:
     """A new signing secret for a target's status pushes (the old one stops working at once)."""
     target = session.get(HandoffTarget, target_id)
     if target is None:
-        raise Open311Error("hand-off target not found", kind=NOT_FOUND, code="not_found")
+        raise Open311Error("转办平台不存在", kind=NOT_FOUND, code="not_found")
     target.callback_secret = new_callback_secret()
     return target
 
@@ -485,7 +485,7 @@ def remove_target(session: Session, target_id: int) -> HandoffTarget:
     """Stop handing new cases to a target (links already filed keep being polled)."""
     target = session.get(HandoffTarget, target_id)
     if target is None:
-        raise Open311Error("hand-off target not found", kind=NOT_FOUND, code="not_found")
+        raise Open311Error("转办平台不存在", kind=NOT_FOUND, code="not_found")
     if target.removed_at is None:
         target.removed_at = utcnow()
     return target
