@@ -149,3 +149,25 @@ def test_a_target_set_again_keeps_its_secret_and_a_rotated_secret_stops_the_old_
     note = {"status": "open", "status_notes": "已派至街道"}
     assert _push(filed, note).status_code == 403
     assert _push(filed, note, secret=new_secret).status_code == 200
+
+
+def test_the_worker_files_with_the_callback_of_public_base_url(live_server, fake_wechat):
+    from jobs.interop_tasks import handoff_sweep
+    from tests.conftest import WorkerProcess, settings_env, wait_for
+
+    bridge = RecordingBridge()
+    with tenant.use(tenant.county(A)), db.session_scope() as session:
+        interop.set_target(session, "市12345", bridge.url, "bridge-key")
+        resident = Resident(oa_openid="o_callback_worker")
+        session.add(resident)
+        session.flush()
+        case = cases.open_case(session, resident, "公司拖欠工资三个月")
+        token = interop.hand_off(session, case, Actor("staff")).token
+    worker = WorkerProcess(settings_env(fake_wechat.base_url, PUBLIC_BASE_URL="https://liaison.example/")).start()
+    try:
+        handoff_sweep()
+        wait_for(lambda: bridge.forms, 60, message="the worker to file the hand-off")
+    finally:
+        worker.stop()
+        bridge.server.shutdown()
+    assert bridge.forms[0]["attribute[callback_url]"] == f"https://liaison.example/open311/v2/callbacks/{token}"
