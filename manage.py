@@ -357,6 +357,7 @@ def cmd_open311(args) -> int:
                                             service_code=args.service_code,
                                             jurisdiction_id=args.jurisdiction_id)
                 print(f"cases of {target.category or 'every category'} go to {target.name} at {target.endpoint}")
+                print(f"status callback secret (give it to {target.name}): {target.callback_secret}")
             elif args.what == "handoff":
                 from liaison.case import service as cases  # only this sub-command needs it
 

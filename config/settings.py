@@ -70,6 +70,10 @@ class Settings:
     media_s3_secret_key: str | None = None
     media_url_ttl_seconds: int = 300  # signed media URLs given to handlers
 
+    # This deployment's public base URL (https://host): a hand-off is filed with a signed status
+    # callback under it (attribute[callback_url]); unset: targets are only polled.
+    public_base_url: str | None = None
+
     # A unit of work that names no county runs in the default county (one county per deployment).
     # A multi-county deployment sets LIAISON_IMPLICIT_DEFAULT_COUNTY=false: such work then fails
     # loudly instead of landing in county 1. The embedded SQLite default is always single-county.
@@ -115,6 +119,11 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     if parsed.scheme.split("+")[0] not in schemes or not (parsed.netloc or parsed.path):
         raise SettingsError(f"{name} is malformed: expected a {'/'.join(schemes)} URL")
     return value
+
+
+def _public_base_url(env: Mapping[str, str]) -> str | None:
+    raw = _optional(env, "PUBLIC_BASE_URL")
+    return _check_url("PUBLIC_BASE_URL", raw.rstrip("/"), ("http", "https")) if raw else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -203,6 +212,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
         **_media_settings(env),
+        public_base_url=_public_base_url(env),
 
         implicit_default_county=(database_url.startswith("sqlite")
                                  or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),

@@ -9,7 +9,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from . import bulletin_views  # noqa: F401  (registers the 通报 and 整改 pages on the blueprint)
+from . import (
+    bulletin_views,  # noqa: F401  (registers the 通报 and 整改 pages on the blueprint)
+    interop_views,  # noqa: F401  (registers the 对接 page: partner keys, hand-off targets)
+)
 from .views import bp
 
 csrf = CSRFProtect()

@@ -58,3 +58,16 @@ class RespondForm(FlaskForm):
 
 class ReviewForm(FlaskForm):
     note = TextAreaField("核实意见", validators=[Optional(), Length(max=500)])
+
+
+class PartnerForm(FlaskForm):
+    name = StringField("对接方名称", validators=[DataRequired("请填写对接方名称"), Length(max=100)])
+
+
+class TargetForm(FlaskForm):
+    name = StringField("平台名称", validators=[DataRequired("请填写平台名称"), Length(max=100)])
+    category = SelectField("类别", validators=[Optional()], validate_choice=True)
+    endpoint = StringField("Open311 地址（以 /v2 结尾）", validators=[DataRequired("请填写地址"), Length(max=300)])
+    api_key = StringField("对方签发的 api_key", validators=[DataRequired("请填写 api_key"), Length(max=128)])
+    service_code = StringField("对方的服务代码（可不填）", validators=[Optional(), Length(max=64)])
+    jurisdiction_id = StringField("jurisdiction_id（可不填）", validators=[Optional(), Length(max=64)])

@@ -13,6 +13,12 @@ def _timeout() -> float:
     return float(runtime.current().settings.handoff_timeout_seconds)
 
 
+def _callback_base() -> str | None:
+    from liaison import runtime
+
+    return runtime.current().settings.public_base_url
+
+
 @in_row_county(ExternalLink)
 def run_link(link_id: int) -> str:
     """File a pending hand-off or poll a filed one (safe to repeat: the target dedups on the token)."""
@@ -24,7 +30,7 @@ def run_link(link_id: int) -> str:
         link = session.get(Link, link_id)
         state = link.state if link else None
     if state == service.PENDING:
-        return service.file_link(link_id, timeout=_timeout())
+        return service.file_link(link_id, timeout=_timeout(), callback_base=_callback_base())
     return service.poll_link(link_id, timeout=_timeout())
 
 

@@ -196,5 +196,17 @@ def token(token, fmt):
         fmt, [interop.token_lookup(s, p, token)], "service_requests", "request"))
 
 
+@bp.post("/callbacks/<token>")
+def status_callback(token):
+    """A hand-off target pushes a status change of the request we filed with it (signed)."""
+    body = request.get_data(cache=False)
+    with tenant.use(tenant.all_counties("status callback before its link is known")), \
+            db.session_scope() as session:
+        result = interop.receive_callback(session, token, body, request.headers.get("X-Open311-Timestamp"),
+                                          request.headers.get("X-Open311-Signature"))
+    log.info("open311 callback result=%s", result)
+    return answer("json", {"result": result}, "callback", None)
+
+
 def init_app(app) -> None:
     app.register_blueprint(bp)

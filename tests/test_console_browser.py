@@ -79,6 +79,21 @@ def _wait_css(browser, css: str):
     return wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, css), timeout=30, message=css)[0]
 
 
+def _wait_text(browser, css: str, expected: str) -> None:
+    """Wait until the element shows `expected`; a page that is still being replaced (the element
+    found on the old page, gone when read) is "not yet", whatever the machine's speed."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def shown():
+        try:
+            return any(expected in e.text for e in browser.find_elements(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(shown, timeout=30, message=f"{expected} in {css}")
+
+
 def test_a_staff_member_works_the_ledger_in_a_browser(browser, live_server, history):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -173,8 +188,7 @@ def test_a_staff_member_generates_and_publishes_a_bulletin_in_a_browser(browser,
     assert int(shown) == received > 0
     _shot(browser, "05-bulletin")
     _wait_css(browser, "#publish").click()
-    wait_for(lambda: "已发布" in browser.find_element(By.ID, "bulletin-state").text, timeout=30,
-             message="the published bulletin")
+    _wait_text(browser, "#bulletin-state", "已发布")
     _wait_css(browser, "#bulletin-items")
     browser.find_element(By.LINK_TEXT, "整改").click()
     _wait_css(browser, "#rectifications")

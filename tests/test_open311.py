@@ -288,6 +288,8 @@ def test_every_open311_route_is_swept_and_another_countys_key_sees_nothing(app, 
         ("POST", "/open311/v2/requests/<number>/rating.<fmt>"): (
             "POST", f"/requests/{world['number']}/rating.json", {"rating": "satisfied"}),
         ("GET", "/open311/v2/tokens/<token>.<fmt>"): ("GET", "/tokens/{token}.json", {}),
+        # signed by the hand-off target, not keyed (tests/test_handoff_callback.py); refused below
+        ("POST", "/open311/v2/callbacks/<token>"): None,
     }
     assert routes == set(sweep)
     token = _post(world, "/requests.json", {"service_code": "shudi", "description": "甲县井盖丢了",
@@ -303,6 +305,9 @@ def test_every_open311_route_is_swept_and_another_countys_key_sees_nothing(app, 
             assert world["number"] not in response.text and "甲县" not in response.text
             if key == "b_key" and path != "/requests.json":
                 assert response.status_code == 404
+    for key in ("key", "b_key", "revoked_key", None):  # a partner key is no signature
+        pushed = _post(world, f"/callbacks/{token}", {"status": "closed"}, key=key)
+        assert pushed.status_code == 403 and world["number"] not in pushed.text
     listed = _get(world, "/requests.json", key="b_key").json()
     assert [r["service_request_id"] for r in listed] == [world["b_case"]]
     # Writing with B's key files in B.

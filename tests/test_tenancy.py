@@ -109,7 +109,10 @@ def two_counties(app, fake_wechat, county_b):
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
            **_b_appraisal(county_b), **_b_bulletin(county_b)}
     assert all(ids.values()), ids
-    return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case}
+    # B's hand-off target is addressed by its serial id: kept out of `b_ids`, whose values the API
+    # sweep looks for in every answer (a small number would be found everywhere).
+    return {"http": http, "users": users, "b": county_b, "b_ids": ids, "b_case": b_case,
+            "b_target": _b_handoff_target(county_b)}
 
 
 def _b_shift_and_swap(b: int) -> tuple[str, str]:
@@ -133,6 +136,14 @@ def _b_shift_and_swap(b: int) -> tuple[str, str]:
         session.add(swap)
         session.flush()
         return shift.public_id, swap.public_id
+
+
+def _b_handoff_target(b: int) -> str:
+    """County B's 直通车 target (the console's 对接 page addresses it by its id)."""
+    from liaison.interop import service as interop
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        return str(interop.set_target(session, "乙县专属12345", "https://b.example/open311/v2", "b-key").id)
 
 
 def _b_activity(b: int) -> str:
@@ -366,10 +377,10 @@ CONSOLE_SWEEP = {
     ("GET", "/console/accounts"): None,
     ("POST", "/console/accounts/<public_id>/link"): "account",
     ("POST", "/console/accounts/<public_id>/disable"): "account",
-    # 通报 and 整改 (issue 16). Generating one names no id: it acts in the caller's own county
+    # 通报 and 整改 (issue 16). Generating one names no id: it writes in the caller's own county
     # (tests/test_console_bulletins.py); the sweep reads the lists and tries county B's ids.
     ("GET", "/console/bulletins"): None,
-    ("POST", "/console/bulletins"): "own",
+    ("POST", "/console/bulletins"): "create",
     ("GET", "/console/bulletins/<public_id>"): "bulletin",
     ("POST", "/console/bulletins/<public_id>/publish"): "bulletin",
     ("GET", "/console/bulletins/<public_id>/download.xlsx"): "bulletin",
@@ -377,6 +388,12 @@ CONSOLE_SWEEP = {
     ("GET", "/console/rectifications"): None,
     ("GET", "/console/rectifications/<public_id>"): "bulletin_rectification",
     ("POST", "/console/rectifications/<public_id>/<action>"): "bulletin_rectification",
+    ("GET", "/console/interop"): None,
+    ("POST", "/console/interop/partners"): "create",
+    ("POST", "/console/interop/partners/<public_id>/revoke"): "partner",
+    ("POST", "/console/interop/targets"): "create",
+    ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
+    ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
@@ -426,12 +443,12 @@ def _console_sweep(world, clients) -> list:
     """Every console route, every county-A console user, county B's ids: the failures."""
     from tests.console_fixtures import csrf_token
 
-    b_ids, b_case = world["b_ids"], world["b_case"]
+    b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
-              "楼道的路灯"}
+              "楼道的路灯", "乙县12345"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
-        if kind in ("public", "own"):
+        if kind in ("public", "create"):  # "create": writes in the user's own county (its own tests)
             continue
         for login, client in clients.items():
             token = csrf_token(client.get("/console/cases").get_data(as_text=True))
@@ -443,7 +460,7 @@ def _console_sweep(world, clients) -> list:
                     if response.status_code >= 500 or leaked:
                         failures.append((rule + query, login, response.status_code, leaked))
                 continue
-            target = rule.replace("<public_id>", b_ids[kind])
+            target = rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
             if "<action>" in target:
                 actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]
@@ -457,7 +474,7 @@ def _console_sweep(world, clients) -> list:
                 else:
                     response = client.post(path, data={"csrf_token": token, **body})
                 if response.status_code not in (403, 404) or any(s in _page_text(response) for s in secret
-                                                                  - {b_ids[kind]}):
+                                                                  - {str(b_ids[kind])}):
                     failures.append((method, path, login, response.status_code))
     return failures
 

@@ -44,6 +44,9 @@ class HandoffTarget(TenantOwned, Base):
     api_key: Mapped[str] = mapped_column(String(128))
     service_code: Mapped[str | None] = mapped_column(String(64))  # their code; None: ours
     jurisdiction_id: Mapped[str | None] = mapped_column(String(64))
+    # The HMAC-SHA256 key the target signs its status pushes with (POST /open311/v2/callbacks/<token>);
+    # kept in clear because checking a signature needs it. None: the target is only polled.
+    callback_secret: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -89,4 +92,18 @@ class PartnerCall(TenantOwned, Base):
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(200))
     status: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CallbackReceipt(TenantOwned, Base):
+    """A status push accepted from a hand-off target, kept by its signature so the same signed
+    call sent again (a replay) is refused; a fresh push with the same content is applied (a no-op)."""
+
+    __tablename__ = "handoff_callbacks"
+    __table_args__ = (UniqueConstraint("link_id", "signature"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("external_links.id"), index=True)
+    signature: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    result: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -13,6 +13,9 @@ dedups on it (this system does: `file_request`) files once however often a timed
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
+import json
 import logging
 import re
 import secrets
@@ -33,10 +36,10 @@ from liaison.case.lifecycle import FINAL_STATUSES, STATUS_LABELS, TRANSITIONS, S
 from liaison.case.models import Case, CaseEvent, Rating
 from liaison.core import db, tenant
 from liaison.core.clock import utcnow
-from liaison.core.errors import CONFLICT, INVALID, NOT_FOUND, DomainError
+from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, DomainError
 from liaison.core.types import Actor
 from liaison.interop import access
-from liaison.interop.models import ExternalLink, HandoffTarget, Partner, PartnerCall
+from liaison.interop.models import CallbackReceipt, ExternalLink, HandoffTarget, Partner, PartnerCall
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
 from liaison.tenancy.models import County
@@ -46,6 +49,10 @@ log = logging.getLogger(__name__)
 LOCAL_SERVICE = "shudi"  # 属地事项: the grid deputy handles it
 LOCAL_NAME = "属地事项"
 TOKEN_ATTRIBUTE = "handoff_token"
+CALLBACK_ATTRIBUTE = "callback_url"
+CALLBACK_PATH = "/open311/v2/callbacks/"
+CALLBACK_TOLERANCE = timedelta(minutes=5)  # a push signed longer ago (or ahead) than this is stale
+MAX_CALLBACK_BODY = 64 * 1024
 MAX_RESULTS = 1000
 DEFAULT_RANGE = timedelta(days=90)
 POLL_EVERY = timedelta(seconds=30)
@@ -455,8 +462,38 @@ def set_target(session: Session, name: str, endpoint: str, api_key: str, *, cate
         session.add(target)
     target.name, target.endpoint, target.api_key = name, endpoint.rstrip("/"), api_key
     target.service_code, target.jurisdiction_id, target.removed_at = service_code, jurisdiction_id, None
+    if target.callback_secret is None:
+        target.callback_secret = new_callback_secret()
     session.flush()
     return target
+
+
+def new_callback_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def rotate_callback_secret(session: Session, target_id: int) -> HandoffTarget:
+    """A new signing secret for a target's status pushes (the old one stops working at once)."""
+    target = session.get(HandoffTarget, target_id)
+    if target is None:
+        raise Open311Error("转办平台不存在", kind=NOT_FOUND, code="not_found")
+    target.callback_secret = new_callback_secret()
+    return target
+
+
+def remove_target(session: Session, target_id: int) -> HandoffTarget:
+    """Stop handing new cases to a target (links already filed keep being polled)."""
+    target = session.get(HandoffTarget, target_id)
+    if target is None:
+        raise Open311Error("转办平台不存在", kind=NOT_FOUND, code="not_found")
+    if target.removed_at is None:
+        target.removed_at = utcnow()
+    return target
+
+
+def targets(session: Session) -> list[HandoffTarget]:
+    return list(session.scalars(select(HandoffTarget).order_by(HandoffTarget.category.nulls_last(),
+                                                                HandoffTarget.id)))
 
 
 def target_for(session: Session, category: str | None) -> HandoffTarget | None:
@@ -488,7 +525,8 @@ def hand_off(session: Session, case: Case, actor: Actor, target: HandoffTarget |
     return link
 
 
-def _request_body(session: Session, case: Case, link: ExternalLink) -> dict[str, str]:
+def _request_body(session: Session, case: Case, link: ExternalLink,
+                  callback_base: str | None = None) -> dict[str, str]:
     target = link.target
     where = _location(session, case)
     body = {"api_key": target.api_key, "service_code": target.service_code or _service_of(case)["service_code"],
@@ -498,10 +536,16 @@ def _request_body(session: Session, case: Case, link: ExternalLink) -> dict[str,
         body["lat"], body["long"] = str(where["lat"]), str(where["long"])
     if target.jurisdiction_id:
         body["jurisdiction_id"] = target.jurisdiction_id
+    if callback_base and target.callback_secret:
+        body[f"attribute[{CALLBACK_ATTRIBUTE}]"] = callback_url(callback_base, link.token)
     return body
 
 
-def file_link(link_id: int, *, timeout: float) -> str:
+def callback_url(base: str, token: str) -> str:
+    return base.rstrip("/") + CALLBACK_PATH + token
+
+
+def file_link(link_id: int, *, timeout: float, callback_base: str | None = None) -> str:
     """Post one pending hand-off to its target (a worker job; safe to run again: same token).
 
     The attempt is counted and committed before the call; the answer is stored after it. A timeout
@@ -512,7 +556,7 @@ def file_link(link_id: int, *, timeout: float) -> str:
             return "nothing to do"
         link.attempts += 1
         link.next_poll_at = utcnow() + RETRY_AFTER
-        url, body = f"{link.target.endpoint}/requests.json", _request_body(session, link.case, link)
+        url, body = f"{link.target.endpoint}/requests.json", _request_body(session, link.case, link, callback_base)
     try:
         response = requests.post(url, data=body, timeout=timeout)
         answer = response.json() if response.status_code in (200, 201) else None
@@ -614,6 +658,71 @@ def _apply_remote(session: Session, link: ExternalLink, remote: dict[str, Any]) 
         link.state = CLOSED
         return "closed"
     return "polled"
+
+
+# ---------------------------------------------------------------------------------- status callbacks
+class CallbackRefused(Open311Error):
+    """A status push not taken: unsigned, badly signed, stale, replayed, or for no link we know."""
+
+
+def sign_callback(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature a target sends in `X-Open311-Signature`: hex HMAC-SHA256 over `timestamp.body`."""
+    return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def receive_callback(session: Session, token: str, body: bytes, timestamp: str | None,
+                     signature: str | None, now: datetime | None = None) -> str:
+    """A target pushes a status change of the request we filed under `token`. Checked in this order,
+    each refusal changing nothing: a link and its target's secret (else 403, the same answer as a bad
+    signature so tokens cannot be probed), the signature, the timestamp (within CALLBACK_TOLERANCE),
+    a replay of an accepted push (409), the body (400). The update is applied by `_apply_remote`,
+    exactly as a poll's answer is; a push with nothing new changes nothing."""
+    now = now or utcnow()
+    refused = CallbackRefused("the callback is not signed by the hand-off target", kind=FORBIDDEN,
+                              code="bad_signature")
+    if not token or len(token) > 64 or not timestamp or not signature or len(body) > MAX_CALLBACK_BODY:
+        raise refused
+    with tenant.widened(session, tenant.all_counties("find the hand-off a status callback names")):
+        link = session.scalar(select(ExternalLink).where(ExternalLink.token == token,
+                                                         ExternalLink.direction == OUTGOING))
+        secret = link.target.callback_secret if link is not None and link.target is not None else None
+    if link is None or not secret:
+        raise refused
+    tenant.switch(session, tenant.county(link.county_id))
+    signature = signature.strip().removeprefix("sha256=").lower()
+    if len(timestamp) > 20 or not hmac.compare_digest(sign_callback(secret, timestamp, body), signature):
+        raise refused
+    try:
+        signed_at = datetime.fromtimestamp(int(timestamp), tz=now.tzinfo)
+    except (ValueError, OverflowError, OSError):
+        raise refused from None
+    if abs(now - signed_at) > CALLBACK_TOLERANCE:
+        raise CallbackRefused("the callback's timestamp is stale", kind=FORBIDDEN, code="stale")
+    link = session.get(ExternalLink, link.id, with_for_update=True)
+    if session.scalar(select(CallbackReceipt.id).where(CallbackReceipt.link_id == link.id,
+                                                       CallbackReceipt.signature == signature)):
+        raise CallbackRefused("this callback was received already", kind=CONFLICT, code="replayed")
+    try:
+        remote = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid("the body is not JSON") from None
+    if isinstance(remote, list) and len(remote) == 1:
+        remote = remote[0]
+    if not isinstance(remote, dict) or remote.get("status") not in ("open", "closed"):
+        raise _invalid("the body is one service request with status open or closed", "status")
+    named = remote.get("service_request_id")
+    if named is not None and link.external_id is not None and str(named) != link.external_id:
+        raise _invalid("service_request_id is not the request filed under this token", "service_request_id")
+    if link.state == FILED:
+        result = _apply_remote(session, link, remote)
+    elif link.state in (CLOSED, RATED):  # closed there already: a repeated close changes nothing
+        result = "closed already"
+    else:  # not filed yet (our filing's answer was lost): the retry files it, then this applies
+        raise CallbackRefused("the hand-off is not filed yet; send it again later", kind=CONFLICT,
+                              code="not_filed")
+    session.add(CallbackReceipt(link_id=link.id, signature=signature, signed_at=signed_at, result=result))
+    session.flush()
+    return result
 
 
 # ------------------------------------------------------------------------------------------- sweeps
