@@ -43,6 +43,11 @@ from .model import DEFAULT_DATA_DIR, KEYWORDS_PATH, LABELS
 # content-word bigrams (2 seeds: 0.9274 / 0.8807, within fold-seed noise, and an extra join per token at
 # inference), NB-SVM log-count-ratio feature scaling (2 seeds: 0.9247 / 0.8733).  Features are already
 # sublinear tf x idf, L2-normalised per message.
+# Tried for short messages (trained on all of train.csv; dev.csv subject+text / subject, short_eval.csv,
+# short_holdout.csv subject+text), none kept, base 0.9223 / 0.8961, 0.964, 0.855: the first sentence of
+# each text as an extra example at cost 0.5 (0.9212 / 0.8954, 0.964, 0.836), the first two (0.9195 /
+# 0.8949, 0.950, 0.855), CLASSIFIER_VOCABULARY_WEIGHT=3 (0.9201 / 0.8951, 0.971, 0.872), that plus
+# --bias-offsets (0.9179 / 0.8955, 0.971, 0.881).
 SUBJECT_WEIGHT = 5      # subject tokens count this many times in subject+text input
 C = 0.5                 # SVM cost
 MIN_DF = 3              # a feature must occur in at least this many training examples
