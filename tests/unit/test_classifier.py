@@ -248,6 +248,26 @@ def test_dev_accuracy_floor(clf):
     assert res["subject"]["macro_f1"] > 0.84
 
 
+SHORT_DIR = os.path.join(REPO, "classifiers", "data")
+# The repository's own short chat-style sets (written by the team, no rows of the shared data):
+# short_eval.csv is the set the civic vocabulary was written against (target >= 0.92);
+# short_holdout.csv was written afterwards without looking at the classifier's errors, so it is
+# the honest figure.  It has not reached the 0.92 target yet: its floor guards against regressions.
+SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.85}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_FLOORS))
+def test_short_message_sets_stay_above_their_floors(clf, name):
+    with open(os.path.join(SHORT_DIR, name), encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 100
+    assert {r["label"] for r in rows} == set(LABELS)
+    assert all(r["subject"] == r["text"] for r in rows)  # one chat line: subject and text alike
+    res = evaluate_rows(clf, rows)
+    for mode in ("subject+text", "subject"):
+        assert res[mode]["macro_f1"] >= SHORT_FLOORS[name], (mode, res[mode]["macro_f1"])
+
+
 def test_model_table_is_readable_and_small():
     path = os.path.join(REPO, "classifiers", "data", "keywords.tsv")
     assert os.path.getsize(path) < 5_000_000
@@ -412,3 +432,23 @@ def test_out_of_fold_calibration_never_scores_a_group_it_trained_on():
     assert correct >= 60
     t = TR.fit_temperature(scores, golds)
     assert 0.03 <= t <= 10
+
+
+def test_bias_offsets_move_a_category_that_scores_too_high():
+    # synthetic out-of-fold scores: every message scores 交通运输 0.1 too high, so all go there;
+    # the fitted offsets restore the gold category of each (macro-F1 1.0) and stay within the limit
+    from classifiers import train as TR
+    scores, golds = [], []
+    for lab in LABELS:
+        for _ in range(5):
+            s = dict.fromkeys(LABELS, 0.0)
+            s[lab] += 0.05
+            s["交通运输"] += 0.1
+            scores.append(s)
+            golds.append(lab)
+    zero = dict.fromkeys(LABELS, 0.0)
+    assert TR._macro_f1(scores, golds, zero) < 0.1
+    off = TR.fit_bias_offsets(scores, golds)
+    assert TR._macro_f1(scores, golds, off) == 1.0
+    assert all(abs(v) <= TR.OFFSET_LIMIT for v in off.values())
+    assert TR.fit_bias_offsets([dict(zero, **{g: 1.0}) for g in golds], golds) == zero  # nothing to fix
