@@ -213,7 +213,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
         **_media_settings(env),
         public_base_url=_public_base_url(env),
-
         implicit_default_county=(database_url.startswith("sqlite")
                                  or _bool(env, "LIAISON_IMPLICIT_DEFAULT_COUNTY", True)),
     )
