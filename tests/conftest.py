@@ -288,3 +288,14 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture(autouse=True)
+def _no_tenant_scope_carried_between_tests():
+    """Each test starts outside any county scope, as each request and job does: a scope a test set in
+    its own thread's context (a domain call outside `tenant.use`) must not decide the next test's."""
+    from liaison.core import tenant
+
+    token = tenant._current.set(None)  # noqa: SLF001 - the harness resets the context it runs tests in
+    yield
+    tenant._current.reset(token)  # noqa: SLF001
