@@ -41,6 +41,7 @@ from bench.bench_webhook import (  # noqa: E402
     percentile,
     wait_port,
 )
+from bench.bench_webhook import run_load as webhook_load  # noqa: E402
 
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liaison_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
@@ -92,50 +93,8 @@ def build_requests(n: int, offset: int) -> list[tuple[str, bytes, str]]:
 
 
 def run_load(port: int, reqs: list[tuple[str, bytes]], concurrency: int) -> tuple[float, list[float], int]:
-    """bench_webhook's client, with a generous timeout (a busy shared machine) and failed requests
-    counted instead of ending their thread."""
-    import http.client
-    import threading
-
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    index = iter(range(len(reqs)))
-
-    def client():
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        mine, bad = [], 0
-        while True:
-            with lock:
-                i = next(index, None)
-            if i is None:
-                break
-            path, body = reqs[i]
-            started = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
-                response = conn.getresponse()
-                payload = response.read()
-                ok = response.status == 200 and b"<Encrypt>" in payload
-            except OSError:
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            mine.append(time.perf_counter() - started)
-            bad += not ok
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            errors += bad
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(reqs) / (time.perf_counter() - started), latencies, errors
+    """bench_webhook's client with a generous timeout (a busy shared machine)."""
+    return webhook_load(port, reqs, concurrency, timeout=120)
 
 
 def start(cmd: list[str], env: dict) -> subprocess.Popen:
