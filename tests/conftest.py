@@ -28,6 +28,32 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL",
                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+# Redis databases some tests take for themselves (tests/test_wechat_client.py): no xdist worker's.
+RESERVED_REDIS_DBS = {14, 15}
+
+
+def _per_worker(database_url: str, redis_url: str, worker: str | None) -> tuple[str, str]:
+    """Each pytest-xdist worker (`gw0`, `gw1`, ...) gets a database and a Redis DB of its own.
+
+    Worker gwN uses `<database>_gwN` and Redis DB `<base> + N`, so tests that truncate, flush or count
+    never see another worker's rows; without xdist the URLs are used as given.
+    """
+    if not worker:
+        return database_url, redis_url
+    from sqlalchemy.engine import make_url
+
+    index = int(worker.removeprefix("gw"))
+    url = make_url(database_url)
+    database_url = url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+    base, _, db = redis_url.rpartition("/")
+    redis_db = int(db or 0) + index
+    if redis_db in RESERVED_REDIS_DBS or redis_db > 13:
+        raise RuntimeError(f"xdist worker {worker} would use Redis DB {redis_db}: lower TEST_REDIS_URL's DB")
+    return database_url, f"{base}/{redis_db}"
+
+
+TEST_DATABASE_URL, TEST_REDIS_URL = _per_worker(TEST_DATABASE_URL, TEST_REDIS_URL,
+                                                os.environ.get("PYTEST_XDIST_WORKER"))
 TOKEN = "test-token"
 APP_ID = "wx_test_app"
 APP_SECRET = "s3cret"
@@ -53,8 +79,16 @@ def settings_env(fake_base_url: str, **overrides: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def migrated_database():
     """Recreate the public schema and apply every migration (tests the migrations on PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
     from liaison import schema
 
+    url = make_url(TEST_DATABASE_URL)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # an xdist worker's database may not exist yet
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": url.database}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
     engine = create_engine(TEST_DATABASE_URL)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -279,9 +313,17 @@ def rq_worker(spawn_worker):
     return spawn_worker()
 
 
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
-    """Poll until `predicate()` is truthy (for work done by another process); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
+# The least time any wait_for gives another process before the test fails. A passing test never waits
+# this long; it only bounds a broken one. Under load (two xdist processes, CPU burners, other work on
+# the machine) a worker's cold start alone has taken over 15 s, so a short limit made tests depend on
+# the machine's speed.
+WAIT_FLOOR_SECONDS = float(os.environ.get("TEST_WAIT_FLOOR_SECONDS", "120"))
+
+
+def wait_for(predicate, timeout: float = WAIT_FLOOR_SECONDS, interval: float = 0.05, message: str = "condition"):
+    """Poll until `predicate()` is truthy (for work done by another process); fail after `timeout`
+    (never less than WAIT_FLOOR_SECONDS)."""
+    deadline = time.monotonic() + max(timeout, WAIT_FLOOR_SECONDS)
     while time.monotonic() < deadline:
         value = predicate()
         if value:

@@ -285,6 +285,8 @@ def test_a_send_that_never_left_is_never_taken_for_maybe_delivered(people, fake_
     import socket
 
     import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from liaison.wechat.client import WeChatClient
     from liaison.wechat.tokens import RedisTokenStore
@@ -296,7 +298,10 @@ def test_a_send_that_never_left_is_never_taken_for_maybe_delivered(people, fake_
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    # No retries: redis-py retries a refused connection ten times with backoff (about 3 s a call),
+    # which only makes the test slow; the code under test sees the same ConnectionError.
+    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
+                           retry=Retry(NoBackoff(), 0))
     client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url,
                           token_store=RedisTokenStore(dead, APP_ID))
     broadcasts.send_chunk(b.id, 0, client=client)

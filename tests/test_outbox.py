@@ -187,6 +187,8 @@ def _unreachable_redis_client(base_url: str):
     import socket
 
     import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from liaison.wechat.client import WeChatClient
     from liaison.wechat.tokens import RedisTokenStore
@@ -195,7 +197,10 @@ def _unreachable_redis_client(base_url: str):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # free: closed again before the client connects
-    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    # No retries: redis-py retries a refused connection ten times with backoff (about 3 s a call),
+    # which only makes the test slow; the code under test sees the same ConnectionError.
+    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
+                           retry=Retry(NoBackoff(), 0))
     return WeChatClient(APP_ID, APP_SECRET, base_url=base_url, token_store=RedisTokenStore(dead, APP_ID))
 
 
