@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL",
                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-# Redis databases some tests take for themselves (tests/test_wechat_client.py): no xdist worker's.
-RESERVED_REDIS_DBS = {14, 15}
+# Redis DBs 14 and 15 are taken by tests/test_wechat_client.py for themselves: xdist workers stay below.
+FIRST_RESERVED_REDIS_DB = 14
 
 
 def _per_worker(database_url: str, redis_url: str, worker: str | None) -> tuple[str, str]:
@@ -47,7 +47,7 @@ def _per_worker(database_url: str, redis_url: str, worker: str | None) -> tuple[
     database_url = url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
     base, _, db = redis_url.rpartition("/")
     redis_db = int(db or 0) + index
-    if redis_db in RESERVED_REDIS_DBS or redis_db > 13:
+    if redis_db >= FIRST_RESERVED_REDIS_DB:
         raise RuntimeError(f"xdist worker {worker} would use Redis DB {redis_db}: lower TEST_REDIS_URL's DB")
     return database_url, f"{base}/{redis_db}"
 
@@ -311,6 +311,28 @@ def spawn_worker(settings, fake_wechat):
 @pytest.fixture
 def rq_worker(spawn_worker):
     return spawn_worker()
+
+
+def unreachable_token_store_client(base_url: str):
+    """A WeChat client whose access-token store's Redis is down (nothing listens on the port).
+
+    Built without retries: redis-py retries a refused connection ten times with backoff (about 3 s a
+    call), which only makes a test slow; the code under test sees the same ConnectionError.
+    """
+    import socket
+
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from liaison.wechat.client import WeChatClient
+    from liaison.wechat.tokens import RedisTokenStore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free: closed again before the client connects
+    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
+                           retry=Retry(NoBackoff(), 0))
+    return WeChatClient(APP_ID, APP_SECRET, base_url=base_url, token_store=RedisTokenStore(dead, APP_ID))
 
 
 # The least time any wait_for gives another process before the test fails. A passing test never waits

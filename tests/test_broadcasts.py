@@ -282,29 +282,12 @@ def test_a_send_that_never_left_is_never_taken_for_maybe_delivered(people, fake_
     """The access-token lookup fails after the claim (the token store's Redis is unreachable): no row
     becomes `unknown`, every credit, window slot and mass quota goes back, and all keep their
     mini-program copy."""
-    import socket
-
-    import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from liaison.wechat.client import WeChatClient
-    from liaison.wechat.tokens import RedisTokenStore
-    from tests.conftest import APP_ID, APP_SECRET
+    from tests.conftest import unreachable_token_store_client
 
     expected = seed_residents(8, prefix="o_n_")
     created = people["deputy"].post("/api/broadcasts", {"title": "停电通知", "text": "明日停电"}).json()
     b = broadcast_row(created["id"])
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # No retries: redis-py retries a refused connection ten times with backoff (about 3 s a call),
-    # which only makes the test slow; the code under test sees the same ConnectionError.
-    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
-                           retry=Retry(NoBackoff(), 0))
-    client = WeChatClient(APP_ID, APP_SECRET, base_url=fake_wechat.base_url,
-                          token_store=RedisTokenStore(dead, APP_ID))
-    broadcasts.send_chunk(b.id, 0, client=client)
+    broadcasts.send_chunk(b.id, 0, client=unreachable_token_store_client(fake_wechat.base_url))
     rows = rows_by_openid(b.id)
     assert {openid: rows[openid] for openid in expected} == {openid: [("miniprogram", "miniprogram")]
                                                              for openid in expected}

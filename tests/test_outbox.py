@@ -16,7 +16,7 @@ from liaison.core.clock import utcnow
 from liaison.messaging import delivery, outbox
 from liaison.messaging.models import DeliveryAttempt, OutboxMessage
 from liaison.people.models import Resident
-from tests.conftest import wait_for
+from tests.conftest import unreachable_token_store_client, wait_for
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
 
@@ -182,34 +182,12 @@ def test_worker_killed_before_claiming_loses_nothing(runtime, fake_wechat, redis
     assert len(fake_wechat.calls(CUSTOM_SEND)) == 1
 
 
-def _unreachable_redis_client(base_url: str):
-    """A WeChat client whose token store's Redis is down (nothing listens on the port)."""
-    import socket
-
-    import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from liaison.wechat.client import WeChatClient
-    from liaison.wechat.tokens import RedisTokenStore
-    from tests.conftest import APP_ID, APP_SECRET
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # free: closed again before the client connects
-    # No retries: redis-py retries a refused connection ten times with backoff (about 3 s a call),
-    # which only makes the test slow; the code under test sees the same ConnectionError.
-    dead = redis_lib.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
-                           retry=Retry(NoBackoff(), 0))
-    return WeChatClient(APP_ID, APP_SECRET, base_url=base_url, token_store=RedisTokenStore(dead, APP_ID))
-
-
 def test_a_send_that_never_left_is_retried_not_marked_unknown(runtime, fake_wechat):
     """The claim is committed, then the access-token lookup fails (Redis unreachable): nothing can
     have reached WeChat, so the row is released for a normal retry (never `unknown`), the window
     slot it took goes back, and the retry sends it once."""
     outbox_id = make_message()
-    assert delivery.deliver(outbox_id, client=_unreachable_redis_client(fake_wechat.base_url),
+    assert delivery.deliver(outbox_id, client=unreachable_token_store_client(fake_wechat.base_url),
                             mini_client=None) == "failed"
     failed = row(outbox_id)
     assert failed.status == "failed" and failed.next_attempt_at > utcnow()
