@@ -533,30 +533,59 @@ def publication(session: Session, principal: Principal, year: int) -> list[Stand
             for rank, (deputy, total, cats) in enumerate(rows, start=1)]
 
 
+def export_sheets(session: Session, principal: Principal, year: int
+                  ) -> list[tuple[str, list[str], Iterable[list[Any]]]]:
+    """The 公示 list and every ledger line as (sheet title, header, rows): one sheet each."""
+    standings = publication(session, principal, year)
+    standard = standard_for(session, year)
+    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
+    categories = list(dict.fromkeys(i["category"] for i in (standard.items if standard else []))) + ["调整"]
+    ids = {s.deputy.id: s.deputy for s in standings}
+
+    def ranked():
+        for s in standings:
+            yield [s.rank, s.deputy.code, s.deputy.name, s.station] + [
+                float(s.by_category.get(c, 0)) for c in categories] + [float(s.total), s.grade]
+
+    def lines():
+        for entry in session.scalars(select(PointsEntry).where(PointsEntry.year == year,
+                                                               PointsEntry.deputy_id.in_(list(ids)))
+                                     .order_by(PointsEntry.deputy_id, PointsEntry.occurred_at, PointsEntry.id)):
+            deputy = ids[entry.deputy_id]
+            yield [deputy.code, deputy.name, names.get(entry.item_code, entry.item_code), float(entry.points),
+                   source_label(entry.source_ref), entry.source_ref,
+                   entry.occurred_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")]
+
+    return [(f"{year}年度履职积分公示", ["排名", "代表编码", "姓名", "联络站", *categories, "积分", "等次"], ranked()),
+            ("积分明细", ["代表编码", "姓名", "项目", "积分", "来源", "来源编号", "时间"], lines())]
+
+
 def export_xlsx(session: Session, principal: Principal, year: int) -> bytes:
     """The 公示 list and every ledger line, as an XLSX workbook."""
     from openpyxl import Workbook  # heavy; only the export needs it
 
-    standings = publication(session, principal, year)
-    standard = standard_for(session, year)
-    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(f"{year}年度履职积分公示")
-    sheet.append(["排名", "代表编码", "姓名", "联络站", "积分", "等次"])
-    for s in standings:
-        sheet.append([s.rank, s.deputy.code, s.deputy.name, s.station, float(s.total), s.grade])
-    detail = book.create_sheet("积分明细")
-    detail.append(["代表编码", "姓名", "项目", "积分", "来源", "时间"])
-    ids = {s.deputy.id: s.deputy for s in standings}
-    for entry in session.scalars(select(PointsEntry).where(PointsEntry.year == year,
-                                                           PointsEntry.deputy_id.in_(list(ids)))
-                                 .order_by(PointsEntry.deputy_id, PointsEntry.occurred_at, PointsEntry.id)):
-        deputy = ids[entry.deputy_id]
-        detail.append([deputy.code, deputy.name, names.get(entry.item_code, entry.item_code), float(entry.points),
-                       entry.source_ref, entry.occurred_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
+    for title, header, rows in export_sheets(session, principal, year):
+        sheet = book.create_sheet(title)
+        sheet.append(header)
+        for row in rows:
+            sheet.append(row)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def standards_of(session: Session, year: int) -> list[PointsStandard]:
+    """Every version of the year's standard, newest first (the record of what applied when)."""
+    return list(session.scalars(select(PointsStandard).where(PointsStandard.year == year)
+                                .order_by(PointsStandard.version.desc())))
+
+
+def adjustments_for(session: Session, deputy: Deputy, year: int) -> list[PointsAdjustment]:
+    """A deputy's audited adjustments of the year, oldest first."""
+    return list(session.scalars(select(PointsAdjustment).where(PointsAdjustment.deputy_id == deputy.id,
+                                                               PointsAdjustment.year == year)
+                                .order_by(PointsAdjustment.id)))
 
 
 def source_label(ref: str) -> str:
