@@ -88,6 +88,8 @@ def points_page(session):
 @bp.get("/points/export.xlsx")
 @signed_in
 def points_export(session):
+    if g.principal.role != STAFF:
+        return render_template("console/error.html", title="无权访问", message="只有工委账号可以导出积分。"), 403
     try:
         year = _year()
         points.publication(session, g.principal, year)  # refuse before streaming starts

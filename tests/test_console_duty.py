@@ -372,6 +372,7 @@ def test_ledgers_adjustments_publication_and_export(app, people_):
     theirs = load_workbook(io.BytesIO(station2.get(f"/console/points/export.xlsx?year={year}").data))
     assert [r[1] for r in list(theirs.worksheets[0].iter_rows(values_only=True))[1:]] == ["D003"]
     assert county.get("/console/points/export.xlsx?year=x").status_code == 400
+    assert deputy.get("/console/points/export.xlsx").status_code == 403
 
 
 # ---------------------------------------------------------------------------------------------- browser
