@@ -6,6 +6,7 @@ import tempfile
 from typing import Any, Iterable, Iterator
 
 from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 
 from liaison.core.workcalendar import CHINA_TZ
 
@@ -34,14 +35,23 @@ def ledger_row(index: int, row: dict[str, Any]) -> list[Any]:
 
 def ledger_workbook(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """The workbook's bytes, chunk by chunk: exactly the given rows, numbered from 1."""
+    numbered = (ledger_row(index, row) for index, row in enumerate(rows, start=1))
+    yield from workbook_chunks([("诉求台账", COLUMNS, numbered)], widths=WIDTHS)
+
+
+def workbook_chunks(sheets: Iterable[tuple[str, list[str], Iterable[list[Any]]]],
+                    widths: list[int] | None = None) -> Iterator[bytes]:
+    """A write-only workbook of (title, header, rows) sheets, each with a frozen header row, as bytes
+    chunk by chunk (rows go to a temporary file as they come; memory stays flat)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("诉求台账")
-    for position, width in enumerate(WIDTHS):
-        sheet.column_dimensions[chr(ord("A") + position)].width = width
-    sheet.freeze_panes = "A2"
-    sheet.append(COLUMNS)
-    for index, row in enumerate(rows, start=1):
-        sheet.append(ledger_row(index, row))
+    for title, header, rows in sheets:
+        sheet = workbook.create_sheet(title[:31])
+        for position, width in enumerate(widths or [max(8, len(str(h)) * 2 + 2) for h in header]):
+            sheet.column_dimensions[get_column_letter(position + 1)].width = width
+        sheet.freeze_panes = "A2"
+        sheet.append(header)
+        for row in rows:
+            sheet.append(row)
     with tempfile.TemporaryFile() as spool:
         workbook.save(spool)
         spool.seek(0)

@@ -107,6 +107,7 @@ def two_counties(app, fake_wechat, county_b):
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
+           "duty_rule": _b_rule(county_b),
            **_b_appraisal(county_b), **_b_bulletin(county_b)}
     assert all(ids.values()), ids
     # B's hand-off target is addressed by its serial id: kept out of `b_ids`, whose values the API
@@ -131,11 +132,25 @@ def _b_shift_and_swap(b: int) -> tuple[str, str]:
         assignment = ShiftAssignment(shift_id=shift.id, deputy_id=deputies["D001"], status="on_duty")
         session.add(assignment)
         session.flush()
-        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="外出",
+        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="乙县换班外出",
                          status="requested")
         session.add(swap)
         session.flush()
         return shift.public_id, swap.public_id
+
+
+def _b_rule(b: int) -> str:
+    """A county-B duty rule at its own station (its title only B has)."""
+    from liaison.rota.models import DutyRule
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        station = session.scalar(select(Station).where(Station.code == "SB01"))
+        deputy = session.scalar(select(Deputy.id).where(Deputy.code == "DB01"))
+        rule = DutyRule(station_id=station.id, kind="reception", title="乙县专属值班", weekday=2, slots=1,
+                        deputy_ids=[deputy], account_ids=[], valid_from=clock.utcnow().date(), active=True)
+        session.add(rule)
+        session.flush()
+        return rule.public_id
 
 
 def _b_handoff_target(b: int) -> str:
@@ -394,6 +409,29 @@ CONSOLE_SWEEP = {
     ("POST", "/console/interop/targets"): "create",
     ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
     ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
+    # The duty rota and 履职积分 (issue 17; tests/test_console_duty.py). Adding a rule or a one-off
+    # shift names a station of the caller's own county, checked there.
+    ("GET", "/console/rota"): None,
+    ("POST", "/console/rota/shifts"): "create",
+    ("GET", "/console/rota/shifts/<public_id>"): "shift",
+    ("POST", "/console/rota/shifts/<public_id>/cancel"): "shift",
+    ("GET", "/console/rota/rules"): None,
+    ("POST", "/console/rota/rules"): "create",
+    ("GET", "/console/rota/rules/<public_id>"): "duty_rule",
+    ("POST", "/console/rota/rules/<public_id>"): "duty_rule",
+    ("GET", "/console/rota/swaps"): None,
+    ("POST", "/console/rota/swaps/<public_id>/approve"): "swap",
+    ("POST", "/console/rota/swaps/<public_id>/reject"): "swap",
+    ("GET", "/console/rota/attendance"): None,
+    ("GET", "/console/points"): None,
+    ("GET", "/console/points/export.xlsx"): None,
+    ("GET", "/console/points/standard"): None,
+    ("GET", "/console/points/deputies/<deputy_code>"): "deputy",
+    ("POST", "/console/points/deputies/<deputy_code>/adjust"): "deputy",
+    ("GET", "/console/points/activities"): None,
+    ("GET", "/console/points/activities/<public_id>"): "activity",
+    ("POST", "/console/points/activities/<public_id>/approve"): "activity",
+    ("POST", "/console/points/activities/<public_id>/reject"): "activity",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
@@ -445,7 +483,8 @@ def _console_sweep(world, clients) -> list:
 
     b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
-              "楼道的路灯", "乙县12345"}
+              "楼道的路灯", "乙县12345", b_ids["shift"], b_ids["swap"], b_ids["activity"], b_ids["duty_rule"],
+              "乙县会议", "乙县积分标准", "乙县换班"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
         if kind in ("public", "create"):  # "create": writes in the user's own county (its own tests)
@@ -460,7 +499,8 @@ def _console_sweep(world, clients) -> list:
                     if response.status_code >= 500 or leaked:
                         failures.append((rule + query, login, response.status_code, leaked))
                 continue
-            target = rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
+            target = (rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
+                      .replace("<deputy_code>", str(b_ids[kind])))
             if "<action>" in target:
                 actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]
