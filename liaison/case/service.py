@@ -411,12 +411,20 @@ def accept(session: Session, case: Case, actor: Actor) -> CaseEvent:
     return _transition(session, case, "accept", actor)
 
 
-def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
-    """答复: the handler's answer, delivered to the resident (and followers) by a worker."""
+def reply(session: Session, case: Case, actor: Actor, text: str, *, attachments: list[str] | None = None
+          ) -> CaseEvent:
+    """答复: the handler's answer, delivered to the resident (and followers) by a worker.
+
+    `attachments`: public ids of the handler's photos shown with it (`liaison.media` links them);
+    the resident's message then says photos are attached and where to see them."""
     if not text.strip():
         raise ValueError("reply text is empty")
-    entry = _transition(session, case, "reply", actor, text=text)
-    _notify_residents(session, case, entry, say("case_replied", number=case.number, text=text.strip()))
+    extra = {"attachments": list(attachments)} if attachments else {}
+    entry = _transition(session, case, "reply", actor, text=text, **extra)
+    message = say("case_replied", number=case.number, text=text.strip())
+    if attachments:
+        message += "\n" + say("photos_attached", count=len(attachments))
+    _notify_residents(session, case, entry, message)
     if case.handler_kind == "department":
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["reply"].format(
             department=handler_label(case), number=case.number, text=text.strip()[:60]))
@@ -485,20 +493,24 @@ def recategorize(session: Session, case: Case, actor: Actor, category: str,
                   category=category, reason=reason)
 
 
-def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent:
-    """办结 with a summary of what was done; asks the resident (and followers) for a rating."""
+def close(session: Session, case: Case, actor: Actor, summary: str, *, attachments: list[str] | None = None
+          ) -> CaseEvent:
+    """办结 with a summary of what was done; asks the resident (and followers) for a rating.
+    `attachments`: as for `reply` (the rating prompt then says photos are attached)."""
     if not summary.strip():
         raise ValueError("a closing summary is required")
     case.summary = summary.strip()
     case.closed_at = utcnow()
     case.rating_reminded = False
-    entry = _transition(session, case, "close", actor, summary=case.summary)
+    extra = {"attachments": list(attachments)} if attachments else {}
+    entry = _transition(session, case, "close", actor, summary=case.summary, **extra)
     if case.handler_kind == "department":
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["close"].format(
             department=handler_label(case), number=case.number, text=case.summary[:60]))
     for resident_id in _recipients(session, case):
         outbox.add(session, "rating_prompt", f"rate:{case.id}:{case.round}:resident:{resident_id}",
-                   {"case_number": case.number, "round": case.round, "summary": case.summary},
+                   {"case_number": case.number, "round": case.round, "summary": case.summary,
+                    "photos": len(attachments or ())},
                    case_id=case.id, resident_id=resident_id)
     return entry
 
