@@ -13,6 +13,7 @@ from sqlalchemy import select
 from liaison.case import access, referrals, stats
 from liaison.case.lifecycle import REFERRAL_LABELS, STATUS_LABELS
 from liaison.case.models import Case, CaseEvent, CaseReferral
+from liaison.console import ledger
 from liaison.core import tenant
 from liaison.people.models import Department, Deputy, Grid
 from liaison.tenancy import service as tenancy
@@ -204,3 +205,60 @@ def city_hand_down(ctx: Context, public_id: str):
     case = _handed_up(ctx, public_id)
     referrals.hand_down(ctx.session, case, ctx.principal.account.id, ctx.body.note)
     return _city_case_out(ctx, case)
+
+
+class CityLedgerQuery(s.Request):
+    county: str | None = Field(default=None, max_length=32, description="县编码；不填为全市")
+    status: str | None = Field(default=None, max_length=16, description="状态，或 open（未办结）、final（已结束）")
+    since: str | None = Field(default=None, max_length=10, description="受理日期自 YYYY-MM-DD")
+    until: str | None = Field(default=None, max_length=10)
+    category: str | None = Field(default=None, max_length=32)
+    source: str | None = Field(default=None, max_length=16)
+    overdue: str | None = Field(default=None, max_length=3)
+    round: str | None = Field(default=None, max_length=1)
+    rating: str | None = Field(default=None, max_length=24)
+    q: str | None = Field(default=None, max_length=100)
+    page: int = Field(default=1, ge=1, le=10_000)
+
+
+class CityLedgerRow(s.Out):
+    number: str
+    county: s.Ref
+    channel: str
+    resident: str = Field(description="诉求人（遮盖）")
+    text: str = Field(description="内容；所在县未授权个人信息时电话、证件号、门牌号已遮盖")
+    category: str
+    grid: str
+    deputy: str
+    handler: str
+    created_at: datetime
+    deadline: datetime | None
+    closed_at: datetime | None
+    on_time: bool | None
+    overdue: bool
+    rating: str
+    round: int
+    status: str
+
+
+class CityLedgerOut(s.Out):
+    items: list[CityLedgerRow]
+    page: int
+    total: int = Field(description="符合条件的诉求数（超过 1000 时为 1001）")
+
+
+@endpoint("GET", "/city/ledger", summary="市级台账：本市各县的诉求（个人信息仅限授权的县），可按县、状态等筛选",
+          roles=(CITY,), query=CityLedgerQuery, response=CityLedgerOut, tag="city")
+def city_ledger(ctx: Context):
+    city = _city(ctx)
+    counties = {c.id: c for c in tenancy.city_counties(ctx.session, city.id)}
+    params = ctx.query.model_dump(exclude_none=True, exclude={"page"})
+    # Every case of the city's counties, for this block alone; rows come masked from the domain.
+    with tenant.widened(ctx.session, tenancy.city_aggregate_scope(tenant.of(ctx.session))):
+        rows, total = ledger.city_page(
+            ctx.session, {cid: tenancy.grants_city_personal_data(c) for cid, c in counties.items()},
+            {k: str(v) for k, v in params.items()}, ctx.query.page)
+    return CityLedgerOut(page=ctx.query.page, total=total, items=[
+        CityLedgerRow(**{k: v for k, v in row.items() if k in CityLedgerRow.model_fields and k != "county"},
+                      county=s.Ref(code=counties[row["county_id"]].code, name=counties[row["county_id"]].name))
+        for row in rows])

@@ -232,6 +232,7 @@ SWEEP = {
     ("GET", "/api/city/figures"): (frozenset(), None, None),
     ("GET", "/api/city/cases/{public_id}"): (frozenset(), "case", None),
     ("GET", "/api/city/cases"): (frozenset(), None, None),
+    ("GET", "/api/city/ledger"): (frozenset(), None, None),
     ("POST", "/api/city/cases/{public_id}/answer"): (frozenset(), "case", lambda: {"text": "请两县会商"}),
     ("POST", "/api/city/cases/{public_id}/hand-down"): (frozenset(), "case", lambda: {"note": "已协调"}),
 }

@@ -23,6 +23,8 @@ from liaison.people.models import Account, Resident
 from liaison.tenancy import service as tenancy
 from tests.api_fixtures import FlaskHttp, bind_with_code
 
+PHONE = "13800001234"
+
 
 def _county(code: str, name: str, settings: dict | None = None) -> int:
     with tenant.use(tenant.all_counties("add a county")), db.session_scope() as session:
@@ -177,3 +179,23 @@ def test_add_a_city_and_its_staff_from_the_command_line(settings, demo_county, f
     with tenant.use(tenant.all_counties("check")), db.session_scope() as session:
         account = session.scalar(select(Account).where(Account.name == "市人大 王"))
         assert account.role == "city" and account.county_id == tenancy.by_code(session, "jiaxian").id
+
+
+def test_the_city_ledger_spans_its_counties_masked_unless_granted(city_world):
+    user, numbers = city_world["user"], city_world["numbers"]
+    everything = user.get("/api/city/ledger")
+    assert everything.status_code == 200, everything.text
+    data = everything.json()
+    assert data["total"] == 7 and {r["number"] for r in data["items"]} == set(numbers["jiaxian"] + numbers["yixian"])
+    by_number = {r["number"]: r for r in data["items"]}
+    assert all(PHONE in by_number[n]["text"] for n in numbers["jiaxian"])  # 甲县 grants personal data
+    assert all(PHONE not in by_number[n]["text"] and "138****1234" in by_number[n]["text"]
+               for n in numbers["yixian"])
+    assert "o_city_" not in everything.text  # the 诉求人 is masked everywhere
+    yi = user.get("/api/city/ledger?county=yixian").json()
+    assert yi["total"] == 2 and {r["county"]["code"] for r in yi["items"]} == {"yixian"}
+    rejected = user.get("/api/city/ledger?status=rejected").json()
+    assert [r["number"] for r in rejected["items"]] == [numbers["jiaxian"][4]]
+    assert user.get("/api/city/ledger?county=jiaxian&status=open").json()["total"] == 2
+    for bad in ("county=default", "status=bogus", "page=0", "grid=G001", "since=2026-13-01"):
+        assert user.get(f"/api/city/ledger?{bad}").status_code == 422, bad
