@@ -6,7 +6,7 @@ import logging
 from flask import current_app
 from sqlalchemy import func, select
 
-from liaison.case import access
+from liaison.case import access, referrals
 from liaison.case import handling as casework
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS
@@ -240,6 +240,15 @@ def dispatch_case(ctx: Context, public_id: str):
 def urge_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "urge")
     return _done(ctx, scope, case, casework.urge(ctx.session, case, ctx.principal.actor(), ctx.body.note))
+
+
+@endpoint("POST", "/cases/<public_id>/hand-up", summary="上报市级协调（三级联动，附理由）", roles=(STAFF,),
+          body=s.ReasonIn, response=s.ActionOut, visible=_sees_case, tag="handling")
+def hand_up_case(ctx: Context, public_id: str):
+    scope = _scope(ctx)
+    case = access.get_case(ctx.session, scope, public_id, lock=True)
+    return _done(ctx, scope, case, referrals.hand_up(ctx.session, case, ctx.principal.account.id,
+                                                     ctx.body.reason))
 
 
 @endpoint("POST", "/cases/<public_id>/close", summary="办结（附办理情况，可附本人上传的办理照片）", roles=HANDLERS, body=s.CloseIn,

@@ -64,6 +64,8 @@ SWEEP = {
     ("POST", "/api/cases/{public_id}/dispatch"): ({DEPUTY} | STAFF, "case",
                                                   lambda: {"department_code": "jiaotong"}),
     ("POST", "/api/cases/{public_id}/urge"): ({DEPUTY} | STAFF, "case", lambda: {"note": "请加快"}),
+    # 三级联动 (tests/test_city_referrals.py): county staff hand a case up to their city.
+    ("POST", "/api/cases/{public_id}/hand-up"): (STAFF, "case", lambda: {"reason": "需市级协调"}),
     ("POST", "/api/cases/{public_id}/close"): (HANDLERS, "case", lambda: {"summary": "已处理"}),
     ("POST", "/api/cases/{public_id}/category"): ({DEPUTY} | STAFF, "case",
                                                   lambda: {"category": "交通运输"}),
@@ -235,6 +237,10 @@ SWEEP = {
     # City staff only (tests/test_city.py): no county user may call them.
     ("GET", "/api/city/figures"): (frozenset(), None, None),
     ("GET", "/api/city/cases/{public_id}"): (frozenset(), "case", None),
+    ("GET", "/api/city/cases"): (frozenset(), None, None),
+    ("GET", "/api/city/ledger"): (frozenset(), None, None),
+    ("POST", "/api/city/cases/{public_id}/answer"): (frozenset(), "case", lambda: {"text": "请两县会商"}),
+    ("POST", "/api/city/cases/{public_id}/hand-down"): (frozenset(), "case", lambda: {"note": "已协调"}),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""

@@ -104,14 +104,23 @@ def grants_city_personal_data(county: County) -> bool:
 
 def scope_of(principal) -> tenant.Scope:
     """The scope of an authenticated API caller: the county of their account or resident row; for
-    city staff, every county of their city (read at each request: a county joining the city counts
-    at once), writing only in their account's own county."""
+    city staff, the city scope (`tenant.city`): of the city's counties (read at each request: a county
+    joining the city counts at once) only the cases handed up to the city; aggregate views widen to
+    `city_aggregate_scope` by name."""
     row = principal.account if principal.account is not None else principal.resident
     if principal.account is not None and principal.role == CITY_ROLE:
         session = object_session(row)
         ids = [c.id for c in city_counties(session, row.city_id)] if row.city_id is not None else []
-        return tenant.counties(ids, write_county=row.county_id, reason=f"city {row.city_id} staff")
+        if row.city_id is None:
+            return tenant.counties([], reason="city staff without a city")
+        return tenant.city(row.city_id, ids, write_county=row.county_id)
     return tenant.county(row.county_id)
+
+
+def city_aggregate_scope(scope: tenant.Scope) -> tenant.Scope:
+    """Every case of a city scope's counties, for aggregate views only (figures, the masked 台账):
+    what those views show is counts, or rows with personal data masked unless a county grants it."""
+    return tenant.counties(scope.city_counties, reason=f"city {scope.city_id} aggregate view")
 
 
 # ---------------------------------------------------------------------------------------------- workers
