@@ -139,6 +139,16 @@ def gunicorn(app_spec: str, port: int, env: dict, workers: int, threads: int) ->
     return proc
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a gunicorn (its workers may take a while to finish on a loaded machine)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def measure(name: str, spec: str, env: dict, args, offset: int, workers: int) -> tuple[float, float, float, int]:
     """One server under load: (messages/s, p50 ms, p99 ms, errors)."""
     port = free_port()
@@ -148,8 +158,7 @@ def measure(name: str, spec: str, env: dict, args, offset: int, workers: int) ->
         run_load(port, reqs[:args.warmup], args.concurrency)
         throughput, latencies, errors = run_load(port, reqs[args.warmup:], args.concurrency)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
     result = (throughput, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000, errors)
     print(f"{name:5s} -w {workers}: {throughput:8.1f} msg/s  p50 {result[1]:6.2f} ms  "
           f"p99 {result[2]:6.2f} ms  errors {errors}", flush=True)
