@@ -100,9 +100,9 @@ def main() -> int:
         from bench.bench_webhook import prepare_database
 
         prepare_database()
-    import redis
+        import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+        redis.Redis.from_url(REDIS_URL).flushdb()
     fake = FakeWeChatServer(appid=APP_ID, secret=SECRET).start()
     os.environ.update({"DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench",
                        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": SECRET,
