@@ -152,8 +152,10 @@ def main() -> int:
     print(f"  Redis round trips   {counters.redis / n:6.2f}   "
           + ", ".join(f"{k} {v / n:.2f}" for k, v in counters.redis_commands.most_common()))
     if profiler:
+        profiler.dump_stats(os.environ.get("PROFILE_OUT", "/tmp/profile_webhook.prof"))
         stats = pstats.Stats(profiler)
-        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("tottime").print_stats(30)
     return 0
 
 
