@@ -29,7 +29,7 @@ from liaison.messaging import outbox
 from liaison.messaging.texts import day, say
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
-from liaison.tenancy.models import County
+from liaison.tenancy import service as tenancy
 
 DEADLINES_FILE = Path(__file__).parent.parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -72,7 +72,7 @@ def county_deadlines(session: Session, county_id: int | None = None) -> dict[str
     if county_id is None:
         county_id = tenant.of(session).write_county
     with session.no_autoflush:  # a case being opened has no deadline yet: do not flush it for this read
-        county = session.get(County, county_id) if county_id is not None else None
+        county = tenancy.county_row(session, county_id) if county_id is not None else None
     return merged_deadlines((county.settings or {}).get("deadlines") if county is not None else None)
 
 
@@ -242,7 +242,8 @@ HANDOVER_NOTICES = {
 def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
     """Work landed on a handler (代表接单/部门办单 start here): tell them at once, in the mini-program
     and by a push, instead of leaving it to the digest or the acceptance-overdue reminder."""
-    if entry.id is None:
+    fresh = entry.id is None  # written by this transaction: a key naming it cannot exist yet
+    if fresh:
         session.flush()  # the entry's id keys the notice
     detail = entry.detail or {}
     text = HANDOVER_NOTICES[entry.action].format(
@@ -250,7 +251,8 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
         accept_by=timers.local_day(case.accept_deadline), deadline=timers.local_day(case.deadline),
         department=detail.get("department") or "承办部门",
         reason=detail.get("reason") or "")
-    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
+    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}",
+                           new_key=fresh)
 
 
 def _route(session: Session, case: Case, text: str) -> None:
@@ -294,7 +296,7 @@ CASE_FLOWS = (DEPUTY_FIRST, DIRECT_DISPATCH)
 def county_setting(session: Session, case: Case, name: str, default: Any) -> Any:
     """A setting of the case's county (`counties.settings`), else `default`."""
     county_id = case.county_id or tenant.of(session).write_county or tenant.DEFAULT_COUNTY_ID
-    county = session.get(County, county_id)
+    county = tenancy.county_row(session, county_id)
     return (county.settings or {}).get(name, default) if county is not None else default
 
 
@@ -320,10 +322,12 @@ def tell_deputy(session: Session, case: Case, entry: CaseEvent, text: str) -> No
         return
     if entry.actor_kind == "deputy" and entry.actor_id == case.deputy_id:
         return
-    if entry.id is None:
+    fresh = entry.id is None  # written by this transaction: a key naming it cannot exist yet
+    if fresh:
         session.flush()  # the entry's id keys the notice
     notices.notify(session, case, f"supervise:{case.id}:{entry.id}", text, deputy_id=case.deputy_id,
-                   kind="supervise", detail={"event_id": entry.id, "action": entry.action})
+                   kind="supervise", detail={"event_id": entry.id, "action": entry.action},
+                   new_key=fresh)
 
 
 def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",

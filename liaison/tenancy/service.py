@@ -56,6 +56,29 @@ def all_counties(session: Session) -> list[County]:
     return list(session.scalars(select(County).order_by(County.id)))
 
 
+_ROWS_KEY = "liaison.county_rows"
+
+
+def county_row(session: Session, county_id: int) -> County | None:
+    """The `counties` row `county_id`, read once per transaction of `session`.
+
+    The session's identity map holds unmodified rows only weakly, so `session.get` on a row nobody
+    keeps reads it again each time; a case being opened asks for its county's settings three times.
+    The rows are kept in `session.info` for the current transaction only: the next one reads afresh.
+    """
+    held = session.info.get(_ROWS_KEY)
+    transaction = session.get_transaction()
+    if transaction is not None and held is not None and held[0] is transaction and county_id in held[1]:
+        return held[1][county_id]
+    with session.no_autoflush:  # a row being written (a case being opened) waits for its own flush
+        row = session.get(County, county_id)
+    transaction = session.get_transaction()  # the read may have begun it
+    if held is None or held[0] is not transaction:
+        held = session.info[_ROWS_KEY] = (transaction, {})
+    held[1][county_id] = row
+    return row
+
+
 def setting(county: County, name: str, default: Any = None) -> Any:
     """A county's own setting (deadlines, flows, points standards), else the deployment's `default`."""
     return (county.settings or {}).get(name, default)
