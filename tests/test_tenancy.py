@@ -21,14 +21,14 @@ from liaison.case.models import Case, CaseEvent, Notice
 from liaison.core import clock, db, tenant
 from liaison.messaging import outbox
 from liaison.messaging.models import DeliveryAttempt, OutboxMessage
-from liaison.people.models import Deputy, Grid, Resident, Station
+from liaison.people.models import Deputy, Enterprise, Grid, Resident, Station
 from liaison.schema import metadata
 from liaison.tenancy import roles
 from liaison.tenancy import service as tenancy
 from tests import suggestion_fixtures
 from tests import test_api_authz as authz
 from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, settings_env
 
 A = tenant.DEFAULT_COUNTY_ID
 TENANT_TABLES = [t.name for t in metadata.sorted_tables if "county_id" in t.c]
@@ -53,6 +53,14 @@ def _staff_of(county_id, http, fake_wechat, openid) -> ApiUser:
 
 
 @pytest.fixture
+def settings(clean_db, redis_client, fake_wechat, tmp_path):
+    """The test settings, with media kept in the test's own folder (county B's photo is stored)."""
+    from config.settings import load_settings
+
+    return load_settings(settings_env(fake_wechat.base_url, MEDIA_LOCAL_DIR=str(tmp_path / "media")))
+
+
+@pytest.fixture
 def county_b(app):
     """County B with the demo registry under the demo's codes, and a station, grid and deputy only B has."""
     with tenant.use(tenant.all_counties("add a county")), db.session_scope() as session:
@@ -63,6 +71,8 @@ def county_b(app):
         session.add(station)
         grid = Grid(code="GB01", name="乙县专属网格", aliases=[], station=station)
         session.add_all([grid, Deputy(code="DB01", name="乙县代表", level="county", station=station)])
+        enterprise_grid = session.scalar(select(Grid).where(Grid.code == "G004"))
+        session.add(Enterprise(code="EB01", name="乙县专属企业", grid=enterprise_grid, contact_name="乙县联系人"))
     return b
 
 
@@ -108,6 +118,7 @@ def two_counties(app, fake_wechat, county_b):
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
            "duty_rule": _b_rule(county_b),
+           "enterprise": "EB01", "media": _b_media(county_b, b_case["id"]),
            **_b_appraisal(county_b), **_b_bulletin(county_b)}
     assert all(ids.values()), ids
     # B's hand-off target is addressed by its serial id: kept out of `b_ids`, whose values the API
@@ -151,6 +162,22 @@ def _b_rule(b: int) -> str:
         session.add(rule)
         session.flush()
         return rule.public_id
+
+
+def _b_media(b: int, case_public_id: str) -> str:
+    """A stored photo of county B's case (the console's media route addresses it by its id)."""
+    from liaison.media import storage as media_storage
+    from liaison.media.models import STORED, MediaFile
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        case = session.scalar(select(Case).where(Case.public_id == case_public_id))
+        row = MediaFile(case_id=case.id, resident_id=case.resident_id, kind="image", wechat_media_id="m_b",
+                        state=STORED, attempts=1, content_type="image/png", size=4)
+        session.add(row)
+        session.flush()
+        row.storage_key = f"{b}/{case.id}/{row.public_id}.png"
+        media_storage.current().put(row.storage_key, b"\x89PNG", "image/png")  # a leak would serve it
+        return row.public_id
 
 
 def _b_handoff_target(b: int) -> str:
@@ -388,6 +415,7 @@ CONSOLE_SWEEP = {
     ("GET", "/console/cases/export.xlsx"): None,
     ("GET", "/console/cases/<public_id>"): "case",
     ("POST", "/console/cases/<public_id>/<action>"): "case",
+    ("GET", "/console/cases/<public_id>/media/<media_id>"): "case",  # with county B's photo of it
     ("GET", "/console/stats"): None,
     ("GET", "/console/accounts"): None,
     ("POST", "/console/accounts/<public_id>/link"): "account",
@@ -500,7 +528,7 @@ def _console_sweep(world, clients) -> list:
                         failures.append((rule + query, login, response.status_code, leaked))
                 continue
             target = (rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
-                      .replace("<deputy_code>", str(b_ids[kind])))
+                      .replace("<deputy_code>", str(b_ids[kind])).replace("<media_id>", b_ids["media"]))
             if "<action>" in target:
                 actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]

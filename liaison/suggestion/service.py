@@ -386,10 +386,14 @@ def assign(session: Session, principal: Principal, suggestion: Suggestion, *, le
 
 
 def set_nature(session: Session, principal: Principal, suggestion: Suggestion, nature: str) -> SuggestionEvent:
+    """County staff mark an active suggestion 个性 (closed within the year) or 共性 (tracked across
+    years); the timeline keeps the earlier nature."""
     access.check(session, principal, "set_nature", suggestion)
     if nature not in NATURES:
         raise _invalid("建议性质应为 个性 或 共性", "nature")
-    entry = record(session, suggestion, _actor(principal), "set_nature", nature=nature, before=suggestion.nature)
+    # `previous`, not `before`: `before` is `_event`'s positional from-status (a TypeError once).
+    entry = record(session, suggestion, _actor(principal), "set_nature", nature=nature,
+                   nature_label=NATURES[nature], previous=suggestion.nature)
     suggestion.nature = nature
     return entry
 

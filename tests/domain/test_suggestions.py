@@ -300,3 +300,26 @@ def test_illegal_steps_change_nothing(db_session, people, at):
     with pytest.raises(lifecycle.IllegalTransition):
         suggestions.review(s, people["county"], suggestion, "pass")
     assert suggestion.status == Status.ASSIGNED
+
+
+def test_staff_mark_an_active_suggestion_common_and_it_is_carried(db_session, people, at):
+    """set_nature once raised a TypeError (its detail named `before`, `_event`'s own parameter)."""
+    s = db_session
+    suggestion = _assigned(s, people, title="关于全县路灯统一管护的建议")
+    entry = suggestions.set_nature(s, people["county"], suggestion, "common")
+    assert suggestion.nature == "common"
+    assert entry.from_status == entry.to_status == Status.ASSIGNED
+    assert entry.detail["previous"] == "individual" and entry.detail["nature"] == "common"
+    with pytest.raises(access.Forbidden):
+        suggestions.set_nature(s, people["station"], suggestion, "individual")
+    with pytest.raises(suggestions.DomainError):
+        suggestions.set_nature(s, people["county"], suggestion, "neither")
+    assert suggestion.nature == "common"
+    suggestions.answer(s, people["jiaotong"], suggestion, "A", "已修复")
+    suggestions.rate(s, people["lead"], suggestion, "satisfied")
+    suggestions.rate(s, people["county"], suggestion, "satisfied")
+    assert suggestion in ledger.ledger(s, people["county"], 2027).carried
+    draft = suggestions.draft(s, people["lead"], title="草稿", problems="问题", proposals="建议")
+    with pytest.raises(lifecycle.IllegalTransition):
+        suggestions.set_nature(s, people["county"], draft, "common")
+    assert draft.nature == "individual"
