@@ -402,6 +402,11 @@ def main(argv=None) -> int:
                       "text_view": TEXT_VIEW, "seed_terms_kept": True},
             "features": {"tokenizer": "jieba HMM=False (classifiers.tokenize.cut)", "char_bigrams": "raw text"},
             "trained_on": {"examples": len(examples), "corrections": bool(args.corrections)}}
+    if args.oof_folds >= 2:
+        # the table before calibration (temperature 1; argmax and macro-F1 do not depend on it),
+        # so that a long calibration run can be checked, or interrupted, without losing the table
+        write_table(args.out + ".uncalibrated", table, bias, {**meta, "calibration": "pending"})
+        log(f"wrote {args.out}.uncalibrated (before calibration) at {time.time() - t0:.0f}s")
     # calibration: the softmax temperature minimising the log-loss of out-of-fold predictions on
     # train.csv (subject+text and subject-only inputs together); dev.csv is not used for training
     if args.oof_folds >= 2:

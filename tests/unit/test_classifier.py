@@ -456,6 +456,20 @@ def test_bias_offsets_move_a_category_that_scores_too_high():
     assert TR.fit_bias_offsets([dict(zero, **{g: 1.0}) for g in golds], golds) == zero  # nothing to fix
 
 
+def test_training_keeps_seed_terms_whatever_their_frequency():
+    from classifiers import tokenize as T
+    from classifiers import train as TR
+    examples = []
+    for lab, w in (("劳动和社会保障", "工资"), ("卫生计生", "医院"), ("交通运输", "公交")):
+        for i in range(6):
+            examples.append((T.feature_counts(f"{w}问题{'一二三四五六'[i]}"), lab, 1.0))
+    examples.append((T.feature_counts("欠薪"), "劳动和社会保障", 1.0))  # a seed term seen once (< MIN_DF)
+    table, _ = TR.train(examples, log=lambda m: None)
+    assert "欠薪" not in table
+    table, _ = TR.train(examples, log=lambda m: None, keep={"欠薪"})
+    assert "欠薪" in table
+
+
 def test_evaluate_skips_comment_header(tmp_path):
     f = tmp_path / "c.csv"
     f.write_text("# written before the classifier saw it\n# second comment\nsubject,text,label\n"
