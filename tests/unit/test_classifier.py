@@ -252,11 +252,13 @@ SHORT_DIR = os.path.join(REPO, "classifiers", "data")
 # The repository's own short chat-style sets (written by the team, no rows of the shared data):
 # short_eval.csv is the set the civic vocabulary was written against (target >= 0.92);
 # short_holdout.csv was written afterwards without looking at the classifier's errors, so it is
-# the honest figure.  It has not reached the 0.92 target yet: its floor guards against regressions.
+# the honest figure.
 # short_dev.csv (tuning set of the colloquial synonyms) and short_holdout2.csv (a second held-out set)
 # were both written before the classifier was run on them (their # header says so).
-SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.85, "short_dev.csv": 0.92,
-                "short_holdout2.csv": 0.80}
+# With the colloquial synonyms: 0.964, 0.879, 0.932, 0.859 (subject+text); the held-out sets have not
+# reached the 0.92 target yet, their floors guard against regressions.
+SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.87, "short_dev.csv": 0.92,
+                "short_holdout2.csv": 0.85}
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_FLOORS))
