@@ -252,11 +252,13 @@ SHORT_DIR = os.path.join(REPO, "classifiers", "data")
 # The repository's own short chat-style sets (written by the team, no rows of the shared data):
 # short_eval.csv is the set the civic vocabulary was written against (target >= 0.92);
 # short_holdout.csv was written afterwards without looking at the classifier's errors, so it is
-# the honest figure.  It has not reached the 0.92 target yet: its floor guards against regressions.
+# the honest figure.
 # short_dev.csv (tuning set of the colloquial synonyms) and short_holdout2.csv (a second held-out set)
 # were both written before the classifier was run on them (their # header says so).
-SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.85, "short_dev.csv": 0.92,
-                "short_holdout2.csv": 0.80}
+# With the colloquial synonyms: 0.964, 0.879, 0.932, 0.859 (subject+text); the held-out sets have not
+# reached the 0.92 target yet, their floors guard against regressions.
+SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.87, "short_dev.csv": 0.92,
+                "short_holdout2.csv": 0.85}
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_FLOORS))
@@ -454,6 +456,20 @@ def test_bias_offsets_move_a_category_that_scores_too_high():
     assert TR._macro_f1(scores, golds, off) == 1.0
     assert all(abs(v) <= TR.OFFSET_LIMIT for v in off.values())
     assert TR.fit_bias_offsets([dict(zero, **{g: 1.0}) for g in golds], golds) == zero  # nothing to fix
+
+
+def test_training_keeps_seed_terms_whatever_their_frequency():
+    from classifiers import tokenize as T
+    from classifiers import train as TR
+    examples = []
+    for lab, w in (("劳动和社会保障", "工资"), ("卫生计生", "医院"), ("交通运输", "公交")):
+        for i in range(6):
+            examples.append((T.feature_counts(f"{w}问题{'一二三四五六'[i]}"), lab, 1.0))
+    examples.append((T.feature_counts("欠薪"), "劳动和社会保障", 1.0))  # a seed term seen once (< MIN_DF)
+    table, _ = TR.train(examples, log=lambda m: None)
+    assert "欠薪" not in table
+    table, _ = TR.train(examples, log=lambda m: None, keep={"欠薪"})
+    assert "欠薪" in table
 
 
 def test_evaluate_skips_comment_header(tmp_path):
