@@ -392,9 +392,7 @@ def _render_case(session, case: Case, *, status: int = 200, error: str | None = 
     forms_now.update({k: v for k, v in (action_forms or {}).items() if k in forms_now})
     extensions = session.scalars(select(ExtensionRequest).where(ExtensionRequest.case_id == case.id)
                                  .order_by(ExtensionRequest.id)).all()
-    accepted, rating = session.execute(select(figures.accepted_at(), figures.latest_rating())
-                                       .select_from(Case).where(Case.id == case.id)).one()
-    row = next(ledger.rows_of(session, [(case, accepted, rating)]))
+    row = ledger.row_of_case(session, case)
     _case, media_rows = media.of_case(session, g.scope, case.public_id)
     return render_template(
         "console/case.html", case=case, row=row, timeline=_timeline(session, case), media=media_rows,

@@ -112,6 +112,16 @@ def purge_idempotency_keys() -> int:
         return accounts.purge_idempotency_keys(session)
 
 
+@per_county  # a county's statistics are its own
+def recount_console_summary() -> int:
+    """Recount the statistics' daily summary for the days whose cases changed since the last run."""
+    from liaison.console import service as figures
+    from liaison.core import db
+
+    with db.session_scope() as session:
+        return figures.recount_summary(session)
+
+
 def replay_spool() -> int:
     """Store the webhook deliveries spooled while the database was down, oldest first."""
     from datetime import timedelta
@@ -140,4 +150,6 @@ PERIODIC = [
     ("purge_idempotency_keys", 3600, purge_idempotency_keys),
     ("handoffs", 10, handoff_sweep),  # 直通车: file pending hand-offs, poll the filed ones
     ("media", 30, media_sweep),  # chat photos and voice whose fetch did not happen at once
+    # The statistics count days still marked stale live, so this bounds their work, not their truth.
+    ("recount_console_summary", 60, recount_console_summary),
 ]

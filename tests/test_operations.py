@@ -232,3 +232,34 @@ def test_scheduler_forgets_stale_idempotency_keys(settings):
     assert tasks.purge_idempotency_keys() == 1
     with db.session_scope() as session:
         assert session.scalars(select(IdempotencyKey.key)).all() == ["fresh"]
+
+
+def test_scheduler_recounts_the_statistics_summary(demo_db):
+    """A committed case marks its day stale; the scheduler's recount replaces the day's counters and
+    drops the mark; the statistics then read the summary and still count what the cases say."""
+    from jobs import tasks
+    from liaison.case import access
+    from liaison.case import service as cases
+    from liaison.console import ledger, summary
+    from liaison.console import service as figures
+    from liaison.console.models import DailyFigures
+    from liaison.people import service as people
+
+    assert "recount_console_summary" in [name for name, _, _ in tasks.PERIODIC]
+    with db.session_scope() as session:
+        resident = Resident(oa_openid="o_ops_summary")
+        session.add(resident)
+        session.flush()
+        cases.open_case(session, resident, "幸福里小区的路灯坏了")
+    with db.session_scope() as session:
+        assert summary.stale_days(session)
+    assert tasks.recount_console_summary() >= 1
+    with db.session_scope() as session:
+        assert summary.stale_days(session) == set()
+        assert session.scalar(select(func.sum(DailyFigures.received_n))) == 1
+        account, _ = people.create_account(session, people.STAFF, "县人大工委")
+        scope = access.scope_of(session, people.Principal(people.STAFF, account=account))
+        where = ledger.conditions(session, scope, {})
+        assert figures.tally_summary(session, where, None)["all"].values() == \
+            figures.tally_rows(session, where, None)["all"].values()
+    assert tasks.recount_console_summary() == 0  # nothing changed since

@@ -37,6 +37,8 @@ class Case(TenantOwned, Base):
         Index("ix_cases_created_id", "created_at", "id"),  # the 台账's order (newest first)
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_grid_status", "grid_id", "status"),
+        # The 台账 of one grid in its order; with the status, its capped count reads the index alone.
+        Index("ix_cases_grid_created", "grid_id", "created_at", "id", postgresql_include=["status"]),
         Index("ix_cases_signature", "signature", postgresql_using="gin"),
         Index("ix_cases_next_action_at", "next_action_at",
               postgresql_where=sql_text("next_action_at IS NOT NULL")),
@@ -73,6 +75,14 @@ class Case(TenantOwned, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Facts of the timeline kept on the row, in the same transaction as the entry they repeat (by
+    # liaison.case.service), so the 台账 and the statistics read one row per case: the first `accept`
+    # entry's time (受理时间), the resident's rating of the latest rated round (评价), and the channel
+    # of the `submit` entry (来源); and the resident's masked tag (诉求人, `resident_tag`).
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rating: Mapped[str | None] = mapped_column(String(24))
+    source: Mapped[str | None] = mapped_column(String(24))
+    resident_tag: Mapped[str | None] = mapped_column(String(10))
     resident: Mapped[Resident] = relationship()
     deputy: Mapped[Deputy | None] = relationship()
     department: Mapped[Department | None] = relationship()

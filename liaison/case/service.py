@@ -23,13 +23,14 @@ from liaison.core import tenant
 from liaison.core.clock import utcnow
 from liaison.core.db import get_engine
 from liaison.core.errors import NOT_FOUND, DomainError
-from liaison.core.types import Actor
+from liaison.core.types import Actor, new_public_id
 from liaison.core.workcalendar import add_working_days
 from liaison.messaging import outbox
 from liaison.messaging.texts import day, say
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
 from liaison.tenancy import service as tenancy
+from liaison.wechat.privacy import mask
 
 DEADLINES_FILE = Path(__file__).parent.parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -196,6 +197,8 @@ def _event(session: Session, case: Case, actor: Actor, action: str, from_status:
     entry = CaseEvent(case=case, actor_kind=actor.kind, actor_id=actor.id, action=action,
                       from_status=from_status, to_status=to_status, detail=detail, at=utcnow())
     session.add(entry)
+    if action == "accept" and (case.accepted_at is None or entry.at < case.accepted_at):
+        case.accepted_at = entry.at  # 受理时间: the first accept (Case.accepted_at)
     return entry
 
 
@@ -330,14 +333,23 @@ def tell_deputy(session: Session, case: Case, entry: CaseEvent, text: str) -> No
                    new_key=fresh)
 
 
+def resident_tag(resident: Resident) -> str:
+    """诉求人 as the 台账 shows them: a short non-reversible tag of their WeChat identity (kept on the
+    case row as `Case.resident_tag`; never the openid itself)."""
+    return mask(resident.oa_openid or resident.mp_openid or resident.public_id)[4:10]
+
+
 def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",
               now: datetime | None = None, grid: Grid | None = None) -> Case:
     """A resident's message becomes a routed case (status `assigned`) with a deadline."""
     now = now or utcnow()
     grid_id = grid.id if grid is not None else (
         resident.grid_id or directory.get(session).grid_in_text(text))
+    if resident.public_id is None:
+        resident.public_id = new_public_id()  # before its flush: the case's resident tag is made of it
     case = Case(number=next_case_number(session, now), resident=resident, text=text,
-                status=Status.SUBMITTED, grid_id=grid_id, created_at=now, last_message_at=now, round=1)
+                status=Status.SUBMITTED, grid_id=grid_id, created_at=now, last_message_at=now, round=1,
+                source=channel, resident_tag=resident_tag(resident))
     session.add(case)
     _event(session, case, Actor("resident", resident.id), "submit", None, Status.SUBMITTED,
            channel=channel, text=text)
@@ -552,6 +564,8 @@ def record_rating(session: Session, case: Case, resident_id: int, value: str, *,
         raise IllegalTransition("rate", case.status, "this round is already rated")
     session.add(Rating(case_id=case.id, round=case.round, resident_id=resident_id, value=value,
                        comment=comment, channel=channel))
+    if resident_id == case.resident_id:
+        case.rating = value  # the latest rated round is this one (Case.rating)
     if resident_id != case.resident_id:
         return _event(session, case, actor, "follower_rating", case.status, case.status,
                       rating=value, comment=comment)

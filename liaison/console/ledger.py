@@ -5,6 +5,13 @@ Each filter is one `FilterField` in `FILTER_FIELDS`: a name (the query parameter
 widget, its choices, and the SQL condition it adds. A new dimension (grid kind, channel, 回访) is one
 more entry; the page, the export and the statistics drill-down pick it up without other changes.
 The caller's scope (`liaison.case.access.case_condition`) is always AND-ed in: no filter widens it.
+A filter the statistics' daily summary can apply too has its `summary` condition beside its own, on
+`DailyFigures` (`conditions` returns both; the statistics read the summary only when every filter
+has one).
+
+A page is one indexed SELECT: the facts the 台账 shows are on the case row (受理时间, 评价, 来源 —
+`Case.accepted_at`, `Case.rating`, `Case.source`), the names come by primary key, and the capped
+count rides along as a subquery.
 """
 from __future__ import annotations
 
@@ -12,20 +19,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from liaison.case import access, lifecycle, referrals
 from liaison.case.lifecycle import STATUS_LABELS
-from liaison.case.models import Case, CaseEvent, Rating
+from liaison.case.models import Case, Rating
 from liaison.case.service import RATING_VALUES, NotFound
 from liaison.console import service as figures
+from liaison.console.models import DailyFigures
 from liaison.core.clock import utcnow
 from liaison.core.errors import INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
-from liaison.people.models import GRID_KINDS, Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.people.models import GRID_KINDS, Department, Deputy, DeputyGrid, Grid, Station
+from liaison.people.service import DEPARTMENT, DEPUTY, STAFF
 from liaison.tenancy.models import County
-from liaison.wechat.privacy import mask
 
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
 PAGE_SIZE = 50
@@ -51,6 +59,8 @@ class FilterField:
     widget: str  # date | select | text
     condition: Callable[[Session, str], ColumnElement[bool]]
     choices: Callable[[Session, access.Scope], list[tuple[str, str]]] | None = None
+    # The same selection on the daily summary's rows (None: the summary cannot apply this filter).
+    summary: Callable[[Session, str], ColumnElement[bool]] | None = None
 
 
 def _day(value: str, name: str) -> date:
@@ -76,23 +86,26 @@ def _by_code(model, column):
     return condition
 
 
-def _grid_kind(_session: Session, value: str) -> ColumnElement[bool]:
-    """社区 / 企业 / 产业链 (issue 15: statistics split by grid kind)."""
-    if value == NONE_VALUE:
-        return Case.grid_id.is_(None)
-    if value not in GRID_KINDS:
-        raise BadFilter("筛选条件无效", field="grid_kind")
-    return Case.grid_id.in_(select(Grid.id).where(Grid.kind == value))
+def _grid_kind(grid_id):
+    def condition(_session: Session, value: str) -> ColumnElement[bool]:
+        """社区 / 企业 / 产业链 (issue 15: statistics split by grid kind)."""
+        if value == NONE_VALUE:
+            return grid_id.is_(None)
+        if value not in GRID_KINDS:
+            raise BadFilter("筛选条件无效", field="grid_kind")
+        return grid_id.in_(select(Grid.id).where(Grid.kind == value))
+    return condition
 
 
-def _station(session: Session, value: str) -> ColumnElement[bool]:
-    if value == NONE_VALUE:
-        return or_(Case.grid_id.is_(None),
-                   Case.grid_id.in_(select(Grid.id).where(Grid.station_id.is_(None))))
-    station_id = session.scalar(select(Station.id).where(Station.code == value))
-    if station_id is None:
-        raise BadFilter("筛选条件无效", field="station")
-    return Case.grid_id.in_(select(Grid.id).where(Grid.station_id == station_id))
+def _station(grid_id):
+    def condition(session: Session, value: str) -> ColumnElement[bool]:
+        if value == NONE_VALUE:
+            return or_(grid_id.is_(None), grid_id.in_(select(Grid.id).where(Grid.station_id.is_(None))))
+        station_id = session.scalar(select(Station.id).where(Station.code == value))
+        if station_id is None:
+            raise BadFilter("筛选条件无效", field="station")
+        return grid_id.in_(select(Grid.id).where(Grid.station_id == station_id))
+    return condition
 
 
 def _status(_session: Session, value: str) -> ColumnElement[bool]:
@@ -186,10 +199,12 @@ def _department_choices(session: Session, _scope: access.Scope) -> list[tuple[st
     return [(d.code, d.name) for d in session.scalars(select(Department).order_by(Department.code))]
 
 
-def _source(_session: Session, value: str) -> ColumnElement[bool]:
-    if value not in CHANNEL_LABELS:
-        raise BadFilter("筛选条件无效", field="source")
-    return figures.source_of() == value
+def _source(column):
+    def condition(_session: Session, value: str) -> ColumnElement[bool]:
+        if value not in CHANNEL_LABELS:
+            raise BadFilter("筛选条件无效", field="source")
+        return column == value
+    return condition
 
 
 def _category_choices(session: Session, _scope: access.Scope) -> list[tuple[str, str]]:
@@ -200,17 +215,25 @@ def _category_choices(session: Session, _scope: access.Scope) -> list[tuple[str,
 
 FILTER_FIELDS: list[FilterField] = [
     FilterField("since", "受理日期自", "date",
-                lambda _s, v: Case.created_at >= local_day_start(_day(v, "since"))),
+                lambda _s, v: Case.created_at >= local_day_start(_day(v, "since")),
+                summary=lambda _s, v: DailyFigures.day >= _day(v, "since")),
     FilterField("until", "至", "date",
-                lambda _s, v: Case.created_at < local_day_start(_day(v, "until") + timedelta(days=1))),
-    FilterField("station", "联络站", "select", _station, _station_choices),
-    FilterField("grid", "网格", "select", _by_code(Grid, Case.grid_id), _grid_choices),
-    FilterField("grid_kind", "网格类型", "select", _grid_kind, lambda _s, _c: list(GRID_KINDS.items())),
-    FilterField("deputy", "代表", "select", _by_code(Deputy, Case.deputy_id), _deputy_choices),
+                lambda _s, v: Case.created_at < local_day_start(_day(v, "until") + timedelta(days=1)),
+                summary=lambda _s, v: DailyFigures.day <= _day(v, "until")),
+    FilterField("station", "联络站", "select", _station(Case.grid_id), _station_choices,
+                summary=_station(DailyFigures.grid_id)),
+    FilterField("grid", "网格", "select", _by_code(Grid, Case.grid_id), _grid_choices,
+                summary=_by_code(Grid, DailyFigures.grid_id)),
+    FilterField("grid_kind", "网格类型", "select", _grid_kind(Case.grid_id), lambda _s, _c: list(GRID_KINDS.items()),
+                summary=_grid_kind(DailyFigures.grid_id)),
+    FilterField("deputy", "代表", "select", _by_code(Deputy, Case.deputy_id), _deputy_choices,
+                summary=_by_code(Deputy, DailyFigures.deputy_id)),
     FilterField("department", "承办单位", "select", _by_code(Department, Case.department_id),
-                _department_choices),
-    FilterField("category", "类别", "select", lambda _s, v: Case.category == v, _category_choices),
-    FilterField("source", "来源", "select", _source, lambda _s, _c: list(CHANNEL_LABELS.items())),
+                _department_choices, summary=_by_code(Department, DailyFigures.department_id)),
+    FilterField("category", "类别", "select", lambda _s, v: Case.category == v, _category_choices,
+                summary=lambda _s, v: DailyFigures.category == v),
+    FilterField("source", "来源", "select", _source(Case.source), lambda _s, _c: list(CHANNEL_LABELS.items()),
+                summary=_source(DailyFigures.source)),
     FilterField("status", "状态", "select", _status,
                 lambda _s, _c: [("open", "未办结（全部）"), ("final", "已结束（全部）"),
                                 *STATUS_LABELS.items()]),
@@ -227,16 +250,38 @@ FILTER_FIELDS: list[FilterField] = [
 FIELDS_BY_NAME = {f.name: f for f in FILTER_FIELDS}
 
 
-def conditions(session: Session, scope: access.Scope, params: Mapping[str, str]) -> list[ColumnElement[bool]]:
-    """The scope plus one condition per filled-in filter (unknown parameters are ignored)."""
+def summary_scope(scope: access.Scope) -> ColumnElement[bool] | None:
+    """`access.case_condition` on the daily summary's rows (None for a resident: not a console scope)."""
+    principal = scope.principal
+    if principal.role == DEPUTY:
+        found = [DailyFigures.deputy_id == principal.account.deputy_id]
+        if scope.grid_ids:
+            found.append(DailyFigures.grid_id.in_(scope.grid_ids))
+        return or_(*found)
+    if principal.role == DEPARTMENT:
+        return DailyFigures.department_id == principal.account.department_id
+    if principal.role == STAFF:
+        if scope.grid_ids is None:
+            return true()
+        return DailyFigures.grid_id.in_(scope.grid_ids) if scope.grid_ids else false()
+    return None
+
+
+def conditions(session: Session, scope: access.Scope, params: Mapping[str, str]) -> figures.Where:
+    """The scope plus one condition per filled-in filter (unknown parameters are ignored), and the
+    same on the daily summary when every filled-in filter has a summary form."""
     found = [access.case_condition(scope)]
+    on_summary = summary_scope(scope)
+    summary = [on_summary] if on_summary is not None else None
     for field in FILTER_FIELDS:
         value = (params.get(field.name) or "").strip()
         if value:
             if "\x00" in value:
                 raise BadFilter("筛选条件包含非法字符", field=field.name)
             found.append(field.condition(session, value))
-    return found
+            if summary is not None:
+                summary = None if field.summary is None else [*summary, field.summary(session, value)]
+    return figures.Where(found, summary)
 
 
 def active_filters(params: Mapping[str, str]) -> dict[str, str]:
@@ -248,16 +293,20 @@ def page(session: Session, scope: access.Scope, params: Mapping[str, str], numbe
          size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
     """One page of ledger rows (newest first) and the number of rows matching, counted up to
     COUNT_CAP + 1 (more is shown as "COUNT_CAP+": counting a million rows to print one number would
-    cost more than the page; the statistics and the export count everything)."""
+    cost more than the page; the statistics and the export count everything). One statement: the
+    count is a subquery of the page's."""
     return _page(session, conditions(session, scope, params), number, size)
 
 
 def _page(session: Session, where: list[ColumnElement[bool]], number: int,
           size: int) -> tuple[list[dict[str, Any]], int]:
     matching = select(Case.id).where(*where).limit(COUNT_CAP + 1).subquery()
-    total = session.scalar(select(func.count()).select_from(matching)) or 0
-    query = _row_query(where).offset((max(number, 1) - 1) * size).limit(size)
-    return list(rows_of(session, session.execute(query).all())), total
+    total = select(func.count()).select_from(matching).scalar_subquery().label("matching")
+    query = _row_query(where, total).offset((max(number, 1) - 1) * size).limit(size)
+    found = session.execute(query).all()
+    if found:
+        return list(rows_of(found)), found[0].matching
+    return [], session.scalar(select(func.count()).select_from(matching)) or 0
 
 
 # ---------------------------------------------------------------------------------------------- city
@@ -303,59 +352,57 @@ def all_rows(session: Session, scope: access.Scope, params: Mapping[str, str],
     where = conditions(session, scope, params)
     result = session.execute(_row_query(where).execution_options(yield_per=batch))
     for chunk in result.partitions(batch):
-        yield from rows_of(session, chunk)
+        yield from rows_of(chunk)
 
 
-def _row_query(where: list[ColumnElement[bool]]) -> Select:
-    return (select(Case, figures.accepted_at().label("accepted_at"),
-                   figures.latest_rating().label("rating"))
+def row_of_case(session: Session, case: Case) -> dict[str, Any]:
+    """The ledger row of one case (the case page shows it)."""
+    return next(rows_of(session.execute(_row_query([Case.id == case.id])).all()))
+
+
+def _row_query(where: list[ColumnElement[bool]], *extra: ColumnElement) -> Select:
+    """The ledger's columns: the case row's own (诉求人 is its masked `resident_tag`), and the names of
+    its grid, deputy and department by primary key."""
+    return (select(Case.id, Case.public_id, Case.number, Case.county_id, Case.source, Case.text, Case.category,
+                   Case.handler_kind, Case.created_at, Case.accepted_at, Case.deadline, Case.closed_at,
+                   Case.status, Case.round, Case.rating, Grid.name.label("grid_name"),
+                   Deputy.name.label("deputy_name"), Department.name.label("department_name"),
+                   Case.resident_tag, *extra)
+            .select_from(Case)
+            .outerjoin(Grid, Grid.id == Case.grid_id).outerjoin(Deputy, Deputy.id == Case.deputy_id)
+            .outerjoin(Department, Department.id == Case.department_id)
             .where(*where).order_by(Case.created_at.desc(), Case.id.desc()))
 
 
-def _names(session: Session, model, ids: set[int]) -> dict[int, Any]:
-    ids = {i for i in ids if i is not None}
-    return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
+def resident_label(tag: str | None) -> str:
+    """诉求人, masked: residents are known only by a tag of their WeChat identity, never in clear
+    (`liaison.case.service.resident_tag`)."""
+    return f"群众（{tag}）" if tag else "群众"
 
 
-def resident_label(resident: Resident | None) -> str:
-    """诉求人, masked: residents are known only by their WeChat identity, never shown in clear."""
-    if resident is None:
-        return "群众"
-    tag = mask(resident.oa_openid or resident.mp_openid or resident.public_id)
-    return f"群众（{tag[4:10]}）"
-
-
-def rows_of(session: Session, chunk) -> Iterator[dict[str, Any]]:
-    """Ledger rows (dicts of display values) for (case, accepted_at, rating) tuples."""
+def rows_of(chunk) -> Iterator[dict[str, Any]]:
+    """Ledger rows (dicts of display values) for rows of `_row_query`."""
     now = utcnow()
-    cases = [row[0] for row in chunk]
-    grids = _names(session, Grid, {c.grid_id for c in cases})
-    deputies = _names(session, Deputy, {c.deputy_id for c in cases})
-    departments = _names(session, Department, {c.department_id for c in cases})
-    residents = _names(session, Resident, {c.resident_id for c in cases})
-    channels = dict(session.execute(select(CaseEvent.case_id, CaseEvent.detail).where(
-        CaseEvent.case_id.in_([c.id for c in cases]), CaseEvent.action == "submit")).all()) if cases else {}
-    for case, accepted, rating in chunk:
-        grid = grids.get(case.grid_id)
-        department = departments.get(case.department_id)
-        deputy = deputies.get(case.deputy_id)
-        done = case.status in figures.DONE_STATUSES
+    working = lifecycle.WORKING_STATUSES
+    for row in chunk:
+        done = row.status in figures.DONE_STATUSES
         yield {
-            "public_id": case.public_id, "number": case.number, "county_id": case.county_id,
-            "channel": CHANNEL_LABELS.get((channels.get(case.id) or {}).get("channel"), "—"),
-            "resident": resident_label(residents.get(case.resident_id)),
-            "text": case.text, "category": case.category or "—",
-            "grid": grid.name if grid else "—", "deputy": deputy.name if deputy else "—",
-            "handler": (department.name if case.handler_kind == "department" and department
-                        else deputy.name if case.handler_kind == "deputy" and deputy else "联络工作室"),
-            "created_at": case.created_at, "accepted_at": accepted, "deadline": case.deadline,
-            "closed_at": case.closed_at if done else None,
-            "on_time": (None if not done or case.deadline is None or case.closed_at is None
-                        else case.closed_at <= case.deadline),
-            "overdue": access.is_overdue(case, now),
-            "rating": ("未评价" if case.status == lifecycle.Status.UNRATED
-                       else RATING_LABELS.get(rating, "—") if rating else "—"),
-            "round": case.round, "status": STATUS_LABELS.get(case.status, case.status),
+            "public_id": row.public_id, "number": row.number, "county_id": row.county_id,
+            "channel": CHANNEL_LABELS.get(row.source, "—"),
+            "resident": resident_label(row.resident_tag),
+            "text": row.text, "category": row.category or "—",
+            "grid": row.grid_name or "—", "deputy": row.deputy_name or "—",
+            "handler": (row.department_name if row.handler_kind == "department" and row.department_name
+                        else row.deputy_name if row.handler_kind == "deputy" and row.deputy_name
+                        else "联络工作室"),
+            "created_at": row.created_at, "accepted_at": row.accepted_at, "deadline": row.deadline,
+            "closed_at": row.closed_at if done else None,
+            "on_time": (None if not done or row.deadline is None or row.closed_at is None
+                        else row.closed_at <= row.deadline),
+            "overdue": row.deadline is not None and row.deadline < now and row.status in working,
+            "rating": ("未评价" if row.status == lifecycle.Status.UNRATED
+                       else RATING_LABELS.get(row.rating, "—") if row.rating else "—"),
+            "round": row.round, "status": STATUS_LABELS.get(row.status, row.status),
         }
 
 

@@ -1,4 +1,5 @@
-"""Console tables: a staff member's password, the one-time links that set it, and console sessions.
+"""Console tables: a staff member's password, the one-time links that set it, console sessions, and
+the statistics' daily summary with its marks of days to recount.
 
 Kept beside `people.models.Account` rather than on it: an account works cases in the mini-program
 without ever signing in to the desk console, and a console session must be revocable row by row.
@@ -7,9 +8,9 @@ sign-in names stay unique across counties, so a name alone finds its account.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.core.clock import utcnow
@@ -56,3 +57,52 @@ class ConsoleSession(TenantOwned, Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     account: Mapped[Account] = relationship()
+
+
+class DailyFigures(TenantOwned, Base):
+    """The statistics' counters of one county's cases received on one day (China time), per value of
+    the dimensions a case row carries (grid, deputy, department, category, source) and, for cases
+    still being worked, their deadline's day (`due_day`: 超期 is counted at read time against today).
+
+    Per figure of `liaison.console.service.FIGURES`: `<name>_n` the numerator's count, `<name>_d` the
+    denominator's, `<name>_days` a duration's sum of working days; `overdue_n` counts the cases being
+    worked that have a deadline. Written only by the recount (`liaison.console.summary`), read by the
+    statistics for days not marked stale in `StaleDay`.
+    """
+
+    __tablename__ = "console_daily_figures"
+    __table_args__ = (Index("ix_console_daily_figures_day", "county_id", "day"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    grid_id: Mapped[int | None] = mapped_column(Integer)
+    deputy_id: Mapped[int | None] = mapped_column(Integer)
+    department_id: Mapped[int | None] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(24))
+    due_day: Mapped[date | None] = mapped_column(Date)
+    received_n: Mapped[int] = mapped_column(Integer, default=0)
+    closed_rate_n: Mapped[int] = mapped_column(Integer, default=0)
+    closed_rate_d: Mapped[int] = mapped_column(Integer, default=0)
+    on_time_rate_n: Mapped[int] = mapped_column(Integer, default=0)
+    on_time_rate_d: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction_rate_n: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction_rate_d: Mapped[int] = mapped_column(Integer, default=0)
+    unrated_n: Mapped[int] = mapped_column(Integer, default=0)
+    second_round_rate_n: Mapped[int] = mapped_column(Integer, default=0)
+    second_round_rate_d: Mapped[int] = mapped_column(Integer, default=0)
+    response_days_d: Mapped[int] = mapped_column(Integer, default=0)
+    response_days_days: Mapped[int] = mapped_column(Integer, default=0)
+    closing_days_d: Mapped[int] = mapped_column(Integer, default=0)
+    closing_days_days: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StaleDay(TenantOwned, Base):
+    """A (county, day) whose cases changed since `DailyFigures` counted it. On PostgreSQL a trigger on
+    `cases` (migration 0018) adds one row per writing statement and day, in the writer's transaction;
+    the recount deletes the rows it saw, in the transaction that replaces the day's counters. Rows are
+    never unique: a writer never waits for another writer's mark."""
+
+    __tablename__ = "console_stale_days"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)

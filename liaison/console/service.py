@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
@@ -25,6 +25,7 @@ from liaison.case import access, lifecycle
 from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseEvent, Rating
 from liaison.case.stats import RATED_VALUES, SATISFIED_VALUES, satisfaction_rate
+from liaison.console import summary
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ, working_days_between
 from liaison.people.models import GRID_KINDS, Department, Deputy, Grid, Station
@@ -36,30 +37,38 @@ DONE_STATUSES = (Status.CLOSED, Status.ARCHIVED, Status.UNRATED, Status.RULING, 
 NOT_HANDLED_STATUSES = (Status.MERGED, Status.REJECTED, Status.WITHDRAWN)
 
 
-# Inside `_tally_in_sql` the two per-case facts below come from joined, pre-grouped subqueries (one
-# hash join over the whole table) instead of one correlated lookup per case and condition: the
-# figures' conditions are the same, they read these columns instead.
-_joined_facts: contextvars.ContextVar[tuple[ColumnElement, ColumnElement] | None] = \
-    contextvars.ContextVar("console_joined_facts", default=None)
-
-
 def accepted_at() -> ColumnElement:
-    """When the case was first accepted (受理): the earliest `accept` on its timeline."""
-    joined = _joined_facts.get()
-    if joined is not None:
-        return joined[0]
-    return (select(func.min(CaseEvent.at)).where(CaseEvent.case_id == Case.id, CaseEvent.action == "accept")
-            .correlate(Case).scalar_subquery())
+    """When the case was first accepted (受理): the earliest `accept` on its timeline, kept on the row
+    (`Case.accepted_at`, written with the entry; `timeline_facts` reads it from the timeline)."""
+    return Case.accepted_at
 
 
 def latest_rating() -> ColumnElement:
-    """The case's 评价: its resident's rating of the latest rated round (followers' do not decide)."""
-    joined = _joined_facts.get()
-    if joined is not None:
-        return joined[1]
-    return (select(Rating.value).where(Rating.case_id == Case.id, Rating.resident_id == Case.resident_id,
-                                       Rating.value.in_(RATED_VALUES))
-            .order_by(Rating.round.desc(), Rating.id.desc()).limit(1).correlate(Case).scalar_subquery())
+    """The case's 评价: its resident's rating of the latest rated round (followers' do not decide),
+    kept on the row (`Case.rating`, written with the rating)."""
+    return Case.rating
+
+
+def source_of() -> ColumnElement:
+    """The case's source: the channel of its `submit` entry, kept on the row (`Case.source`)."""
+    return Case.source
+
+
+def timeline_facts() -> list[ColumnElement]:
+    """The three row facts above as the timeline and the ratings define them (correlated subqueries):
+    what `Case.accepted_at`, `Case.rating` and `Case.source` must equal (tests and the back-fill
+    of migration 0018 read them so)."""
+    return [
+        select(func.min(CaseEvent.at)).where(CaseEvent.case_id == Case.id, CaseEvent.action == "accept")
+        .correlate(Case).scalar_subquery().label("accepted_at"),
+        select(Rating.value).where(Rating.case_id == Case.id, Rating.resident_id == Case.resident_id,
+                                   Rating.value.in_(RATED_VALUES))
+        .order_by(Rating.round.desc(), Rating.id.desc()).limit(1).correlate(Case).scalar_subquery()
+        .label("rating"),
+        select(CaseEvent.detail["channel"].as_string())
+        .where(CaseEvent.case_id == Case.id, CaseEvent.action == "submit")
+        .order_by(CaseEvent.id).limit(1).correlate(Case).scalar_subquery().label("source"),
+    ]
 
 
 def overdue_condition(now: datetime) -> ColumnElement[bool]:
@@ -109,8 +118,14 @@ def _accepted():
     return accepted_at().is_not(None)
 
 
+# The moment 超期 is judged at (None: now). The summary's recount counts "being worked, with a
+# deadline" by judging at the end of time, and keeps the deadline's day to judge at read time.
+_overdue_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("console_overdue_at", default=None)
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
 def _overdue():
-    return overdue_condition(utcnow())
+    return overdue_condition(_overdue_at.get() or utcnow())
 
 
 @dataclass(frozen=True)
@@ -153,13 +168,6 @@ DIMENSIONS = {"station": "联络站", "grid": "网格", "grid_kind": "网格类�
 # Where a case came from: the channel of its first timeline entry (随手拍 and Open311 are their own).
 SOURCE_LABELS = {"wechat": "公众号", "miniprogram": "小程序", "deputy_snapshot": "代表直通车（随手拍）",
                  "open311": "外平台转入"}
-
-
-def source_of() -> ColumnElement:
-    """The case's source (a correlated subquery on its submit entry)."""
-    return (select(CaseEvent.detail["channel"].as_string())
-            .where(CaseEvent.case_id == Case.id, CaseEvent.action == "submit")
-            .order_by(CaseEvent.id).limit(1).scalar_subquery())
 
 
 @lru_cache(maxsize=65536)
@@ -243,21 +251,51 @@ def _key(row, dimension: str | None) -> Any:
             "source": row.source}[dimension]
 
 
+class Where(list):
+    """The ledger's conditions on `Case` (a list, AND-ed), with what the daily summary needs to apply
+    the same selection to its rows: `summary` holds conditions on `DailyFigures` equal to them, or
+    None when a filter (status, rating, text …) is not one the summary can apply."""
+
+    def __init__(self, conditions: Iterable[ColumnElement[bool]], summary: list[ColumnElement[bool]] | None):
+        super().__init__(conditions)
+        self.summary = summary
+
+    # A condition added afterwards is one the summary does not know: the selection counts live.
+    def append(self, condition) -> None:
+        self.summary = None
+        super().append(condition)
+
+    def extend(self, conditions) -> None:
+        self.summary = None
+        super().extend(conditions)
+
+    def __iadd__(self, conditions):
+        self.summary = None
+        return super().__iadd__(conditions)
+
+
 def tally(session: Session, where: list[ColumnElement[bool]], dimension: str | None = None) -> dict[Any, Tally]:
     """Count every figure over the cases matching `where`, per value of `dimension` (None: one group).
 
-    On PostgreSQL the counting is done by the database (`tally_in_sql`: one GROUP BY, plus one per
-    duration over distinct day pairs); elsewhere (the embedded SQLite) row by row (`tally_rows`).
-    Both read the same `FIGURES` conditions; a test checks they agree."""
+    On PostgreSQL, for a selection the daily summary can apply (`Where.summary`), from the summary
+    plus a live count of the days marked stale (`tally_summary`); otherwise by the database
+    (`tally_in_sql`: one GROUP BY over the cases); on the embedded SQLite row by row (`tally_rows`).
+    All read the same `FIGURES` conditions; tests check they agree."""
     return {key[0]: t for key, t in tally_by(session, where, (dimension,)).items()}
 
 
 def tally_by(session: Session, where: list[ColumnElement[bool]],
              dimensions: tuple[str | None, ...]) -> dict[tuple, Tally]:
     """`tally` per combination of several dimensions' values (keys are tuples in their order)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _tally_in_sql(session, where, dimensions)
-    return _tally_rows(session, where, dimensions)
+    if session.get_bind().dialect.name != "postgresql":
+        return _tally_rows(session, where, dimensions)
+    if isinstance(where, Where) and where.summary is not None:
+        return _tally_summary(session, where, dimensions)
+    return _tally_in_sql(session, where, dimensions)
+
+
+def _local_date(column: ColumnElement) -> ColumnElement:
+    return cast(func.timezone(LOCAL_ZONE, column), Date)
 
 
 def _sql_key(dimension: str | None) -> ColumnElement:
@@ -265,17 +303,24 @@ def _sql_key(dimension: str | None) -> ColumnElement:
         return literal("all")
     if dimension == "month":
         return func.to_char(func.timezone(LOCAL_ZONE, Case.created_at), "YYYY-MM")
+    if dimension == "day":  # the summary's: the day received (China time)
+        return _local_date(Case.created_at)
+    if dimension == "due_day":  # the summary's: the deadline's day of a case being worked
+        return case((and_(Case.deadline.is_not(None), Case.status.in_(sorted(lifecycle.WORKING_STATUSES))),
+                     _local_date(Case.deadline)), else_=None)
     return {"station": Grid.station_id, "grid": Case.grid_id, "grid_kind": Grid.kind, "deputy": Case.deputy_id,
             "department": Case.department_id, "category": Case.category, "source": source_of()}[dimension]
 
 
-def _local_date(column: ColumnElement) -> ColumnElement:
-    return cast(func.timezone(LOCAL_ZONE, column), Date)
-
-
 def tally_in_sql(session: Session, where: list[ColumnElement[bool]],
                  dimension: str | None = None) -> dict[Any, Tally]:
+    """`tally` by one GROUP BY over the cases (PostgreSQL)."""
     return {key[0]: t for key, t in _tally_in_sql(session, where, (dimension,)).items()}
+
+
+def tally_summary(session: Session, where: Where, dimension: str | None = None) -> dict[Any, Tally]:
+    """`tally` from the daily summary and a live count of its stale days (PostgreSQL)."""
+    return {key[0]: t for key, t in _tally_summary(session, where, (dimension,)).items()}
 
 
 def tally_rows(session: Session, where: list[ColumnElement[bool]], dimension: str | None = None) -> dict[Any, Tally]:
@@ -285,36 +330,11 @@ def tally_rows(session: Session, where: list[ColumnElement[bool]], dimension: st
 
 def _tally_in_sql(session: Session, where: list[ColumnElement[bool]],
                   dimensions: tuple[str | None, ...]) -> dict[tuple, Tally]:
-    """The aggregation in PostgreSQL: SUM(CASE …) per figure's condition, GROUP BY the dimensions;
-    a duration's working days are summed per distinct (start day, end day) pair, each pair counted
-    by the calendar once."""
-    first_accept = (select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
-                    .where(CaseEvent.action == "accept").group_by(CaseEvent.case_id).subquery("first_accept"))
-    last_rating = (select(Rating.case_id, Rating.resident_id, Rating.value)
-                   .where(Rating.value.in_(RATED_VALUES))
-                   .distinct(Rating.case_id, Rating.resident_id)
-                   .order_by(Rating.case_id, Rating.resident_id, Rating.round.desc(), Rating.id.desc())
-                   .subquery("last_rating"))
-
-    def joined(query):
-        return (query.outerjoin(Grid, Grid.id == Case.grid_id)
-                .outerjoin(first_accept, first_accept.c.case_id == Case.id)
-                .outerjoin(last_rating, and_(last_rating.c.case_id == Case.id,
-                                             last_rating.c.resident_id == Case.resident_id)))
-
-    token = _joined_facts.set((first_accept.c.at, last_rating.c.value))
-    try:
-        return _grouped(session, where, dimensions, joined)
-    finally:
-        _joined_facts.reset(token)
-
-
-def _grouped(session: Session, where, dimensions, joined) -> dict[tuple, Tally]:
     """One scan: GROUP BY the dimensions and the days a duration needs (received, first accepted,
     closed, China time), SUM(CASE …) per figure's condition; the groups are folded in Python, each
     distinct pair of days counted by the calendar once."""
     # For this one transaction: compiling this many expressions costs more than it saves, and the
-    # grouping and the joined facts sort in memory rather than spilling to disk.
+    # grouping sorts in memory rather than spilling to disk.
     session.execute(text("SET LOCAL jit = off"))
     session.execute(text("SET LOCAL work_mem = '64MB'"))
     keys = [_sql_key(d).label(f"key{i}") for i, d in enumerate(dimensions)]
@@ -332,7 +352,8 @@ def _grouped(session: Session, where, dimensions, joined) -> dict[tuple, Tally]:
     for figure in durations:
         counted = and_(figure.denominator(), ends[figure.end]().is_not(None))
         columns.append(func.sum(case((counted, 1), else_=0)))
-    query = joined(select(*columns).select_from(Case)).where(*where).group_by(*keys, *days.values())
+    query = (select(*columns).select_from(Case).outerjoin(Grid, Grid.id == Case.grid_id)
+             .where(*where).group_by(*keys, *days.values()))
     width, day_names = len(keys), list(days)
     groups: dict[tuple, Tally] = defaultdict(Tally)
     for row in session.execute(query):
@@ -344,6 +365,91 @@ def _grouped(session: Session, where, dimensions, joined) -> dict[tuple, Tally]:
         for figure, value in zip(durations, values[len(flags):]):
             if value:
                 t.day_sums[figure.name] += _working_days(moments["created_at"], moments[figure.end]) * int(value)
+    return groups
+
+
+# ------------------------------------------------------------------------------------ the daily summary
+SUMMARY_KEYS = ("day", "grid", "deputy", "department", "category", "source", "due_day")
+SUMMARY_KEY_COLUMNS = ("day", "grid_id", "deputy_id", "department_id", "category", "source", "due_day")
+
+
+def summary_counters() -> list[tuple[str, str, str]]:
+    """(figure, part, column of `DailyFigures`) for every counter a `Tally` keeps: part n (numerator),
+    d (denominator) or days (a duration's working days)."""
+    found = []
+    for figure in FIGURES.values():
+        if figure.numerator is not None:
+            found.append((figure.name, "n", f"{figure.name}_n"))
+        if figure.denominator is not None:
+            found.append((figure.name, "d", f"{figure.name}_d"))
+        if figure.kind == "duration":
+            found.append((figure.name, "days", f"{figure.name}_days"))
+    return found
+
+
+def _counter(t: Tally, part: str) -> dict[str, int]:
+    return {"n": t.numerators, "d": t.denominators, "days": t.day_sums}[part]
+
+
+def recount_summary(session: Session) -> int:
+    """Recount, from the cases, every day marked stale in the counties of the session's scope and
+    replace its `DailyFigures` rows; returns the number of days recounted.
+
+    The marks read first are deleted with the new rows in this transaction: a write committed before
+    that read is visible to the recount, a later one left its own mark for the next recount. One
+    recount per county at a time (a transaction-level advisory lock). Nothing on SQLite: no marks,
+    and the statistics count there row by row."""
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    total = 0
+    for county_id in summary.counties_with_marks(session):
+        summary.lock_county(session, county_id)
+        marks = summary.marks(session, county_id)  # read under the lock
+        days = sorted({day for _mark, day in marks})
+        if not days:
+            continue
+        where = [Case.county_id == county_id, summary.received_on(Case.created_at, days)]
+        token = _overdue_at.set(END_OF_TIME)  # "being worked, with a deadline"; judged at read time
+        try:
+            groups = _tally_in_sql(session, where, SUMMARY_KEYS)
+        finally:
+            _overdue_at.reset(token)
+        rows = []
+        for key, t in groups.items():
+            row = dict(zip(SUMMARY_KEY_COLUMNS, key))
+            for name, part, column in summary_counters():
+                row[column] = _counter(t, part)[name]
+            rows.append(row)
+        summary.replace(session, county_id, days, rows, [mark for mark, _day in marks])
+        total += len(days)
+    return total
+
+
+def _tally_summary(session: Session, where: Where, dimensions: tuple[str | None, ...]) -> dict[tuple, Tally]:
+    """The summary's counters for the days not marked stale, plus a live count of the stale days'
+    cases; 超期 of the summary's cases judged now: their deadline's day before today, plus a live
+    count of the few whose deadline falls today and has passed."""
+    now = utcnow()
+    today = now.astimezone(CHINA_TZ).date()
+    stale = summary.stale_days(session)
+    counters = summary_counters()
+    groups: dict[tuple, Tally] = defaultdict(Tally)
+    width = len(dimensions)
+    for row in summary.read(session, where.summary, dimensions, [c for _n, _p, c in counters], stale, today):
+        t = groups[tuple(row[:width])]
+        for (name, part, _column), value in zip(counters, row[width:]):
+            _counter(t, part)[name] += int(value or 0)  # overdue_n: judged today by `summary.read`
+    if stale:
+        for key, t in _tally_in_sql(session, [*where, summary.received_on(Case.created_at, stale)],
+                                    dimensions).items():
+            groups[key].add(t)
+    due_today = [*where, Case.status.in_(sorted(lifecycle.WORKING_STATUSES)),
+                 Case.deadline >= summary.day_start(today), Case.deadline < now]
+    if stale:
+        due_today.append(~summary.received_on(Case.created_at, stale))
+    for key, t in _tally_in_sql(session, due_today, dimensions).items():
+        if t.numerators["overdue"]:
+            groups[key].numerators["overdue"] += t.numerators["overdue"]
     return groups
 
 

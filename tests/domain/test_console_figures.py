@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from liaison.case import access
 from liaison.case import service as cases
@@ -13,9 +13,11 @@ from liaison.console import ledger
 from liaison.console import service as figures
 from liaison.core import clock
 from liaison.core.types import Actor
+from liaison.core.workcalendar import CHINA_TZ
 from liaison.intake import service as intake
 from liaison.people import service as people
 from liaison.people.models import Department, Grid, Resident, Station
+from liaison.wechat.privacy import mask
 
 # Monday 2026-03-02, 09:00 China time; the week of 2026-03-02 has no holiday.
 MONDAY = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
@@ -176,3 +178,103 @@ def test_the_statistics_page_rolls_up_one_count(db_session, county, history):
     total, groups, months = figures.overview(db_session, county, where, "grid")
     assert (total, groups) == figures.statistics(db_session, county, where, "grid")
     assert months == figures.statistics(db_session, county, where, "month")[1]
+
+
+def test_the_case_row_repeats_its_timeline(db_session, history):
+    """受理时间, 评价 and 来源 on the case row equal what the timeline and the ratings say."""
+    rows = db_session.execute(select(Case.number, Case.accepted_at, Case.rating, Case.source,
+                                     *figures.timeline_facts())).all()
+    assert len(rows) == 5
+    for number, accepted, rating, source, t_accepted, t_rating, t_source in rows:
+        assert (accepted, rating, source) == (t_accepted, t_rating, t_source), number
+    assert {r.rating for r in rows} == {"satisfied", "basically_satisfied", "unsatisfied", None}
+    for case in history.values():
+        assert case.resident_tag == mask(case.resident.oa_openid)[4:10]
+        assert ledger.row_of_case(db_session, case)["resident"] == f"群众（{case.resident_tag}）"
+
+
+def _agree(db_session, where, dimension):
+    by_summary = figures.tally_summary(db_session, where, dimension)
+    by_rows = figures.tally_rows(db_session, where, dimension)
+    assert {k: t.values() for k, t in by_summary.items()} == {k: t.values() for k, t in by_rows.items()}
+    return by_summary
+
+
+@pytest.mark.parametrize("dimension", [None, *figures.DIMENSIONS])
+def test_the_daily_summary_and_the_row_by_row_counting_agree(db_session, county, history, dimension):
+    """Before the recount (every day stale: counted live), after it (from the summary, 超期 judged
+    today), after a write (its day stale again) and after the next recount."""
+    from liaison.console import summary
+    from liaison.console.models import DailyFigures
+
+    where = ledger.conditions(db_session, county, {})
+    assert where.summary is not None
+    assert summary.stale_days(db_session)  # the trigger marked the cases' day
+    _agree(db_session, where, dimension)
+    assert figures.recount_summary(db_session) >= 1
+    assert summary.stale_days(db_session) == set()
+    assert db_session.scalar(select(func.count()).select_from(DailyFigures)) > 0
+    counted = _agree(db_session, where, dimension)
+    # "open" and "unhappy" (its second round) are past their deadlines, judged against today.
+    assert sum(t.numerators["overdue"] for t in counted.values()) == 2
+
+    open_case = history["open"]
+    cases.close(db_session, open_case, Actor("deputy", open_case.deputy_id), "修好了")
+    db_session.flush()
+    assert summary.stale_days(db_session) == {MONDAY.astimezone(CHINA_TZ).date()}
+    after_write = _agree(db_session, where, dimension)
+    assert sum(t.numerators["overdue"] for t in after_write.values()) == 1
+    assert sum(t.numerators["closed_rate"] for t in after_write.values()) == 4
+    figures.recount_summary(db_session)
+    assert summary.stale_days(db_session) == set()
+    assert sum(t.numerators["closed_rate"] for t in _agree(db_session, where, dimension).values()) == 4
+
+
+def test_the_summary_judges_overdue_today(db_session, county, history):
+    """A case being worked whose deadline fell earlier today is 超期 now; one due later is not."""
+    from liaison.console import summary
+
+    now = clock.utcnow()
+    today_start = summary.day_start(now.astimezone(CHINA_TZ).date())
+    history["unhappy"].deadline = now + timedelta(days=2)
+    history["open"].deadline = today_start if today_start < now else now - timedelta(seconds=1)
+    db_session.flush()
+    figures.recount_summary(db_session)
+    where = ledger.conditions(db_session, county, {})
+    assert sum(t.numerators["overdue"] for t in _agree(db_session, where, None).values()) == 1
+    history["open"].deadline = now + timedelta(days=2)
+    db_session.flush()
+    figures.recount_summary(db_session)
+    assert sum(t.numerators["overdue"] for t in _agree(db_session, where, None).values()) == 0
+
+
+@pytest.mark.parametrize("params", [
+    {"grid": "G001"}, {"grid": "G003", "since": "2026-03-01"}, {"since": "2026-03-03"},
+    {"until": "2026-03-02"}, {"station": "S002"}, {"grid_kind": "community"}, {"category": "城乡建设"},
+    {"department": "zhujian"}, {"source": "wechat"}, {"grid": ledger.NONE_VALUE},
+])
+def test_the_summary_applies_each_filter_as_the_ledger_does(db_session, county, history, params):
+    figures.recount_summary(db_session)
+    where = ledger.conditions(db_session, county, params)
+    assert where.summary is not None
+    for dimension in (None, "grid", "month"):
+        _agree(db_session, where, dimension)
+
+
+def test_a_station_reads_only_its_grids_from_the_summary(db_session, history):
+    station = db_session.scalar(select(Station).where(Station.code == "S002"))
+    account, _ = people.create_account(db_session, people.STAFF, "青山乡", station=station)
+    scope = access.scope_of(db_session, people.Principal(people.STAFF, account=account))
+    figures.recount_summary(db_session)
+    counted = _agree(db_session, ledger.conditions(db_session, scope, {}), None)
+    assert counted["all"].numerators["received"] == 1
+
+
+@pytest.mark.parametrize("params", [{"status": "open"}, {"rating": "satisfied"}, {"q": "路灯"}, {"round": "2"},
+                                    {"overdue": "yes"}, {"figure": "on_time_rate.numerator"}])
+def test_filters_the_summary_cannot_apply_count_live(db_session, county, history, params):
+    where = ledger.conditions(db_session, county, params)
+    assert where.summary is None
+    total, _groups = figures.statistics(db_session, county, where, None)
+    by_rows = figures.tally_rows(db_session, where, None)
+    assert total.figures == by_rows["all"].values()
