@@ -23,7 +23,7 @@ from liaison.core.types import Actor
 from liaison.core.workcalendar import add_working_days
 from liaison.people.models import Resident
 from liaison.tenancy import service as tenancy
-from tests.conftest import APP_ID, WorkerProcess, wait_for
+from tests.conftest import APP_ID, SIMULATOR_TIMEOUT, WorkerProcess, wait_for
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
 
@@ -70,7 +70,8 @@ def _simulator(live_server, code: str, spec: dict, **overrides):
 
     return WeChatSimulator(url=f"{live_server.url}/wechat/{code}", token=overrides.get("token", spec["token"]),
                            appid=overrides.get("appid", spec["app_id"]),
-                           encoding_aes_key=overrides.get("aes_key", spec["aes_key"]), mode="safe")
+                           encoding_aes_key=overrides.get("aes_key", spec["aes_key"]), mode="safe",
+                           timeout=SIMULATOR_TIMEOUT)
 
 
 def _case_of(county_id: int, openid: str) -> Case | None:
@@ -156,7 +157,8 @@ def test_a_county_added_while_the_app_runs_is_served_at_once(app, live_server, f
                                        wechat_encoding_aes_key=key).id
     with tenant.use(tenant.county(county_id)), db.session_scope() as session:
         demo.seed_demo(session)
-    sim = WeChatSimulator(url=url, token="bing-token", appid="wx_bing", encoding_aes_key=key, mode="safe")
+    sim = WeChatSimulator(url=url, token="bing-token", appid="wx_bing", encoding_aes_key=key, mode="safe",
+                          timeout=SIMULATOR_TIMEOUT)
     reply = sim.send_text("o_bing_resident", "幸福里小区路灯坏了")
     assert reply.ok and CASE_NUMBER.search(reply.content or "")
     assert _case_of(county_id, "o_bing_resident") is not None
@@ -228,7 +230,7 @@ def test_without_an_implicit_county_every_path_names_its_county(counties, strict
         reply = _simulator(server, code, spec).send_text(openids[code], "幸福里小区路灯坏了，晚上很黑")
         assert reply.ok and CASE_NUMBER.search(reply.content or ""), reply
     default = WeChatSimulator(url=f"{server.url}/wechat", token=TOKEN, appid=APP_ID, encoding_aes_key=AES_KEY,
-                              mode="safe").send_text("o_strict_default", "幸福里小区路灯坏了")
+                              mode="safe", timeout=SIMULATOR_TIMEOUT).send_text("o_strict_default", "幸福里小区路灯坏了")
     assert default.ok and CASE_NUMBER.search(default.content or "")
     for code, spec in counties.items():
         case = _case_of(spec["id"], openids[code])

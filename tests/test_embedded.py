@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import select
 
-from tests.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, LiveServer, wait_for
+from tests.conftest import AES_KEY, APP_ID, APP_SECRET, SIMULATOR_TIMEOUT, TOKEN, LiveServer, wait_for
 
 
 def test_embedded_mode_runs_the_loop_without_postgres_or_redis(tmp_path, fake_wechat):
@@ -30,7 +30,7 @@ def test_embedded_mode_runs_the_loop_without_postgres_or_redis(tmp_path, fake_we
     app = create_app(settings, start_background=False)
     with LiveServer(app) as server:
         sim = WeChatSimulator(url=server.url + "/wechat", token=TOKEN, appid=APP_ID,
-                              encoding_aes_key=AES_KEY, mode="safe")
+                              encoding_aes_key=AES_KEY, mode="safe", timeout=SIMULATOR_TIMEOUT)
         replies = sim.deliveries(sim.build_text("o_embedded", "幸福里小区的路灯坏了"), n=3, concurrent=True)
         assert len({r.content for r in replies}) == 1
         number = re.search(r"\d{4}-\d{6}", replies[0].content).group(0)

@@ -13,7 +13,7 @@ from liaison.case.models import Case, CaseEvent
 from liaison.core import db
 from liaison.messaging.models import InboundMessage
 from liaison.people.models import Resident
-from tests.conftest import AES_KEY, APP_ID, TOKEN, LiveServer
+from tests.conftest import AES_KEY, APP_ID, SIMULATOR_TIMEOUT, TOKEN, LiveServer
 
 CASE_NUMBER = re.compile(r"\d{4}-\d{6}")
 
@@ -31,7 +31,7 @@ def make_sim(live_server, mode):
     from wechat_fake.simulator import WeChatSimulator
 
     return WeChatSimulator(url=live_server.url + "/wechat", token=TOKEN, appid=APP_ID,
-                           encoding_aes_key=AES_KEY, mode=mode)
+                           encoding_aes_key=AES_KEY, mode=mode, timeout=SIMULATOR_TIMEOUT)
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_compatible_mode_believes_the_encrypted_part_only(simulator):
     from wechat_fake.simulator import WeChatSimulator
 
     compat = WeChatSimulator(url=simulator.url, token=TOKEN, appid=APP_ID, encoding_aes_key=AES_KEY,
-                             mode="compatible")
+                             mode="compatible", timeout=SIMULATOR_TIMEOUT)
     query, body = compat.envelope(compat.build_text("o_sender", "东关街的下水道堵了"))
     forged = body.replace("o_sender", "o_victim", 1).replace("东关街的下水道堵了", "撤销我的所有诉求", 1)
     response = requests.post(simulator.url, params=query, data=forged.encode())
