@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     settings = settings or load_settings()
     rt = runtime.configure(settings)
     _warn_about_webhook_mode(settings)
-    queues.install(settings, rt.redis, background_hand_over=True)  # no request waits for RQ
+    queues.install(settings, rt.redis)
     if settings.embedded and start_background:
         _start_embedded_scheduler()
     if start_background:
