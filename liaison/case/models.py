@@ -37,8 +37,8 @@ class Case(TenantOwned, Base):
         Index("ix_cases_created_id", "created_at", "id"),  # the 台账's order (newest first)
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_grid_status", "grid_id", "status"),
-        # The 台账 of one grid in its order; with the status, its capped count reads the index alone.
-        Index("ix_cases_grid_created", "grid_id", "created_at", "id", postgresql_include=["status"]),
+        # The 台账 of one grid in its order; with the status and county, its capped count reads the index alone.
+        Index("ix_cases_grid_created", "grid_id", "created_at", "id", postgresql_include=["status", "county_id"]),
         Index("ix_cases_signature", "signature", postgresql_using="gin"),
         Index("ix_cases_next_action_at", "next_action_at",
               postgresql_where=sql_text("next_action_at IS NOT NULL")),

@@ -75,11 +75,21 @@ def local_day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=CHINA_TZ)
 
 
+def _id_by_code(session: Session, model, code: str) -> int | None:
+    """The id of a grid, deputy or department by code, looked up once per session (a filter's case
+    condition and its summary condition name the same row)."""
+    known = session.info.setdefault("ledger_ids_by_code", {})
+    key = (model.__tablename__, code)
+    if known.get(key) is None:
+        known[key] = session.scalar(select(model.id).where(model.code == code))
+    return known[key]
+
+
 def _by_code(model, column):
     def condition(session: Session, value: str) -> ColumnElement[bool]:
         if value == NONE_VALUE:
             return column.is_(None)
-        row_id = session.scalar(select(model.id).where(model.code == value))
+        row_id = _id_by_code(session, model, value)
         if row_id is None:
             raise BadFilter("筛选条件无效", field=model.__tablename__)
         return column == row_id

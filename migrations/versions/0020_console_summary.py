@@ -113,7 +113,7 @@ def upgrade() -> None:
     op.add_column("cases", sa.Column("rating", sa.String(24), nullable=True))
     op.add_column("cases", sa.Column("source", sa.String(24), nullable=True))
     op.add_column("cases", sa.Column("resident_tag", sa.String(10), nullable=True))
-    op.create_index("ix_cases_grid_created", "cases", ["grid_id", "created_at", "id"], postgresql_include=["status"])
+    op.create_index("ix_cases_grid_created", "cases", ["grid_id", "created_at", "id"], postgresql_include=["status", "county_id"])
     _county_owned(
         "console_daily_figures",
         sa.Column("day", sa.Date(), nullable=False),
