@@ -238,7 +238,7 @@ class CaseReferral(TenantOwned, Base):
     case: Mapped[Case] = relationship()
 
 
-# --- What city staff see (liaison.core.tenant.CITY_RULES; migration 0018 says the same in SQL): the
+# --- What city staff see (liaison.core.tenant.CITY_RULES; migration 0019 says the same in SQL): the
 # cases handed up to their city, those cases' timelines, residents, notices and outbox rows (their
 # answers and hand-downs write these), and the registry's names.
 def _handed_up(city_id: int):

@@ -8,7 +8,7 @@ reminders and the resident's flow go on. The hand-up's status moves through
 through the outbox in the same transaction.
 
 City staff work in `tenant.city(...)`: they see a case only while a hand-up of it to their city
-exists (the domain's `CITY_RULES` and PostgreSQL's `city_access` policies, migration 0018). What they
+exists (the domain's `CITY_RULES` and PostgreSQL's `city_access` policies, migration 0019). What they
 see of the resident's personal data (phone numbers, addresses, the WeChat identity) is masked unless
 the case's county grants it (`tenancy.grants_city_personal_data`).
 """

@@ -99,7 +99,7 @@ class DailyFigures(TenantOwned, Base):
 
 class StaleDay(TenantOwned, Base):
     """A (county, day) whose cases changed since `DailyFigures` counted it. On PostgreSQL a trigger on
-    `cases` (migration 0018) adds one row per writing statement and day, in the writer's transaction;
+    `cases` (migration 0020) adds one row per writing statement and day, in the writer's transaction;
     the recount deletes the rows it saw, in the transaction that replaces the day's counters. Rows are
     never unique: a writer never waits for another writer's mark."""
 

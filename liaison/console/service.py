@@ -57,7 +57,7 @@ def source_of() -> ColumnElement:
 def timeline_facts() -> list[ColumnElement]:
     """The three row facts above as the timeline and the ratings define them (correlated subqueries):
     what `Case.accepted_at`, `Case.rating` and `Case.source` must equal (tests and the back-fill
-    of migration 0018 read them so)."""
+    of migration 0020 read them so)."""
     return [
         select(func.min(CaseEvent.at)).where(CaseEvent.case_id == Case.id, CaseEvent.action == "accept")
         .correlate(Case).scalar_subquery().label("accepted_at"),

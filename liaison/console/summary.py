@@ -2,7 +2,7 @@
 
 What the counters mean, and how a day is recounted from the cases, is `liaison.console.service`'s
 (one definition per figure); this module only stores and sums them. A day is exact when no
-`StaleDay` mark names it: on PostgreSQL a statement trigger on `cases` (migration 0018) marks the
+`StaleDay` mark names it: on PostgreSQL a statement trigger on `cases` (migration 0020) marks the
 day of every case a statement writes, in the writer's transaction, and the recount job
 (`jobs.tasks.recount_console_summary`) replaces marked days and deletes the marks it saw. The
 statistics read the summary for unmarked days and count marked days live, so a figure is never

@@ -188,7 +188,7 @@ class TenantOwned:
 # ---------------------------------------------------------------------------------------------- hooks
 # What city staff may see of each county-owned class, by class: a function of the city's id giving a
 # condition on the class (its counties' ids are checked besides). Registered next to the models
-# (`city_rule`); a class not registered shows city staff nothing. Migration 0018's `city_access`
+# (`city_rule`); a class not registered shows city staff nothing. Migration 0019's `city_access`
 # policies say the same in PostgreSQL.
 CITY_RULES: dict[type, object] = {}
 
