@@ -113,6 +113,12 @@ def signed_in(view: Callable) -> Callable:
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
+            if principal.role == tenancy.CITY_ROLE and not getattr(view, "city_page", False):
+                # City staff have the 县（区） page of their city, nothing of a county's console.
+                if request.method == "GET":
+                    return redirect(url_for("console.counties_page"))
+                abort(403)
+            session.flush()  # the session's idle clock, written in its own county before narrowing
             g.county_scope = tenancy.scope_of(principal)
             tenant.switch(session, g.county_scope)  # from here on: the account's county only
             g.principal = principal
@@ -132,6 +138,8 @@ def _scope_label(principal: Principal, session) -> str:
         return station.name if station else "本站"
     if principal.role == DEPUTY:
         return "所联系网格（只读）"
+    if principal.role == tenancy.CITY_ROLE:
+        return "全市"
     return ""
 
 

@@ -394,6 +394,9 @@ CONSOLE_SWEEP = {
     ("POST", "/console/interop/targets"): "create",
     ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
     ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
+    # City staff's 县（区） page (tests/test_console_counties.py): county users get 403.
+    ("GET", "/console/counties"): None,
+    ("POST", "/console/counties"): "create",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
