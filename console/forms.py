@@ -33,6 +33,10 @@ class RejectForm(FlaskForm):
     reason = TextAreaField("不予受理理由（将告知群众）", validators=[DataRequired("请填写理由"), Length(max=500)])
 
 
+class HandUpForm(FlaskForm):
+    reason = TextAreaField("上报市级协调的理由", validators=[DataRequired("请填写理由"), Length(max=2000)])
+
+
 class MergeForm(FlaskForm):
     into = StringField("并入诉求编号", validators=[DataRequired("请填写编号"), Length(max=20)])
     reason = TextAreaField("并单理由", validators=[DataRequired("请填写理由"), Length(max=500)])
