@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from . import (
     bulletin_views,  # noqa: F401  (registers the 通报 and 整改 pages on the blueprint)
+    city_views,  # noqa: F401  (registers the 县（区） page of city staff)
     interop_views,  # noqa: F401  (registers the 对接 page: partner keys, hand-off targets)
     points_views,  # noqa: F401  (registers the 履职积分 pages: 公示, standard, ledgers, reviews)
     rota_views,  # noqa: F401  (registers the duty rota pages: shifts, rules, swaps, attendance)

@@ -33,6 +33,10 @@ class RejectForm(FlaskForm):
     reason = TextAreaField("不予受理理由（将告知群众）", validators=[DataRequired("请填写理由"), Length(max=500)])
 
 
+class HandUpForm(FlaskForm):
+    reason = TextAreaField("上报市级协调的理由", validators=[DataRequired("请填写理由"), Length(max=2000)])
+
+
 class MergeForm(FlaskForm):
     into = StringField("并入诉求编号", validators=[DataRequired("请填写编号"), Length(max=20)])
     reason = TextAreaField("并单理由", validators=[DataRequired("请填写理由"), Length(max=500)])
@@ -71,3 +75,15 @@ class TargetForm(FlaskForm):
     api_key = StringField("对方签发的 api_key", validators=[DataRequired("请填写 api_key"), Length(max=128)])
     service_code = StringField("对方的服务代码（可不填）", validators=[Optional(), Length(max=64)])
     jurisdiction_id = StringField("jurisdiction_id（可不填）", validators=[Optional(), Length(max=64)])
+
+
+class CountyForm(FlaskForm):
+    """A county added by city staff (its own official account optional: all four fields or none)."""
+
+    code = StringField("县编码", validators=[DataRequired("请填写县编码"), Length(max=32)])
+    name = StringField("县名称", validators=[DataRequired("请填写县名称"), Length(max=100)])
+    wechat_app_id = StringField("公众号 AppID", validators=[Optional(), Length(max=64)])
+    wechat_app_secret = StringField("AppSecret", validators=[Optional(), Length(max=128)])
+    wechat_token = StringField("Token", validators=[Optional(), Length(max=64)])
+    wechat_encoding_aes_key = StringField("EncodingAESKey", validators=[
+        Optional(), Length(min=43, max=43, message="EncodingAESKey 应为 43 位")])

@@ -27,7 +27,7 @@ from flask import session as cookie
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
-from liaison.case import access
+from liaison.case import access, lifecycle, referrals
 from liaison.case import handling as casework
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS, TRANSITIONS, IllegalTransition
@@ -55,12 +55,14 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 TOKEN_KEY = "console_token"
 # The console's staff actions. Each is an action of `liaison.case.access` under its own name: who
 # may attempt it is `access.ACTION_ROLES`, from which statuses the lifecycle table says.
-CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge")
-ACTION_DONE = {"reassign": "已改派", "urge": "已督办", "reject": "已作不予受理处理", "merge": "已并单"}
+CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge", "hand_up")
+ACTION_DONE = {"reassign": "已改派", "urge": "已督办", "reject": "已作不予受理处理", "merge": "已并单",
+               "hand_up": "已上报市级协调"}
 EVENT_LABELS = {
     "media_lost": "图片或语音已过期，未能保存",
     "submit": "提交诉求", "attach": "上传图片", "add_information": "补充信息", "follow": "附议（并单）",
     "merged_in": "并入诉求", "reroute": "重新分派", "request_information": "请群众补充信息",
+    "hand_up": "上报市级协调", "city_answer": "市级答复/批示", "hand_down": "市级交回县级办理",
     "urge": "督办", "extension_requested": "申请延期", "extension_approved": "延期获批",
     "extension_rejected": "延期未获批准", "follower_rating": "附议人评价", "recategorize": "更正分类",
     "escalate": "升级督办", "remind": "到期提醒",
@@ -116,6 +118,12 @@ def signed_in(view: Callable) -> Callable:
                 if request.method == "GET":
                     return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
                 abort(401)
+            if principal.role == tenancy.CITY_ROLE and not getattr(view, "city_page", False):
+                # City staff have the 县（区） page of their city, nothing of a county's console.
+                if request.method == "GET":
+                    return redirect(url_for("console.counties_page"))
+                abort(403)
+            session.flush()  # the session's idle clock, written in its own county before narrowing
             g.county_scope = tenancy.scope_of(principal)
             tenant.switch(session, g.county_scope)  # from here on: the account's county only
             g.principal = principal
@@ -135,6 +143,8 @@ def _scope_label(principal: Principal, session) -> str:
         return station.name if station else "本站"
     if principal.role == DEPUTY:
         return "所联系网格（只读）"
+    if principal.role == tenancy.CITY_ROLE:
+        return "全市"
     return ""
 
 
@@ -383,7 +393,15 @@ def _action_forms(session, case: Case) -> dict[str, Any]:
         found["reject"] = forms.RejectForm(prefix="reject")
     if "merge" in allowed:
         found["merge"] = forms.MergeForm(prefix="merge")
+    if _may_hand_up(session, case):
+        found["hand_up"] = forms.HandUpForm(prefix="hand_up")
     return found
+
+
+def _may_hand_up(session, case: Case) -> bool:
+    """三级联动: offered while the case is worked, its county is in a city and it is not with the city."""
+    return (lifecycle.allows("hand_up", case.status) and referrals.city_of(session, case) is not None
+            and referrals.open_referral(session, case) is None)
 
 
 def _render_case(session, case: Case, *, status: int = 200, error: str | None = None,
@@ -441,7 +459,7 @@ def case_action(session, public_id: str, action: str):
     if g.principal.role != STAFF:
         return _render_case(session, case, status=403, error="代表账号在办公台只能查看，请在小程序中办理。")
     form_class = {"reassign": forms.ReassignForm, "urge": forms.UrgeForm, "reject": forms.RejectForm,
-                  "merge": forms.MergeForm}[action]
+                  "merge": forms.MergeForm, "hand_up": forms.HandUpForm}[action]
     form = form_class(prefix=action)
     if action == "reassign":
         form.deputy.choices = [("", "")] + [(d.code, d.name) for d in session.scalars(select(Deputy))]
@@ -452,7 +470,8 @@ def case_action(session, public_id: str, action: str):
     actor = g.principal.actor()
     try:
         with session.begin_nested():  # a refusal leaves the case as it was
-            access.check(g.scope, action, case)
+            if action != "hand_up":  # staff hand up any case in their scope (the service checks the rest)
+                access.check(g.scope, action, case)
             _perform(session, action, case, actor, form)
     except (DomainError, cases.NotFound, access.Forbidden, IllegalTransition, ValueError) as error:
         session.refresh(case)
@@ -479,6 +498,8 @@ def _perform(session, action: str, case: Case, actor, form) -> None:
     elif action == "merge":
         target = ledger.visible_case_by_number(session, g.scope, form.into.data)
         cases.merge(session, case, target, actor, form.reason.data.strip())
+    elif action == "hand_up":
+        referrals.hand_up(session, case, g.principal.account.id, form.reason.data)
 
 
 # ---------------------------------------------------------------------------------------------- statistics

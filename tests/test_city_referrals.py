@@ -275,3 +275,30 @@ def test_domain_rules_and_policies_name_the_same_tables(world):
                       .scalars())
     engine.dispose()
     assert policed == ruled
+
+
+def test_county_staff_hand_up_from_the_console(world):
+    from tests.console_fixtures import csrf_token, sign_in
+    from tests.console_fixtures import make_account as console_account
+
+    with tenant.use(tenant.county(world["jia"])):
+        console_account("staff", "甲县工委", login="jia_console")
+    client = world["http"].client.application.test_client()
+    assert sign_in(client, "jia_console").status_code == 303
+    page = client.get(f"/console/cases/{world['case']}").get_data(as_text=True)
+    assert 'id="form-hand_up"' in page
+    token = csrf_token(page)
+    path = f"/console/cases/{world['case']}/hand_up"
+    assert client.post(path, data={"csrf_token": token, "hand_up-reason": ""}).status_code == 422
+    done = client.post(path, data={"csrf_token": token, "hand_up-reason": "涉及两县，需市级协调"})
+    assert done.status_code == 303
+    assert [c["id"] for c in world["city"].get("/api/city/cases").json()["items"]] == [world["case"]]
+    page = client.get(f"/console/cases/{world['case']}").get_data(as_text=True)
+    assert 'id="form-hand_up"' not in page and "上报市级协调" in page  # on the timeline, not offered again
+    assert client.post(path, data={"csrf_token": token, "hand_up-reason": "再报"}).status_code == 409
+    # The default county is in no city: the console does not offer it there.
+    with tenant.use(tenant.county(tenant.DEFAULT_COUNTY_ID)):
+        console_account("staff", "默认县工委", login="a_console")
+    other = world["http"].client.application.test_client()
+    assert sign_in(other, "a_console").status_code == 303
+    assert 'id="form-hand_up"' not in other.get(f"/console/cases/{world['a_case']}").get_data(as_text=True)

@@ -460,10 +460,14 @@ CONSOLE_SWEEP = {
     ("GET", "/console/points/activities/<public_id>"): "activity",
     ("POST", "/console/points/activities/<public_id>/approve"): "activity",
     ("POST", "/console/points/activities/<public_id>/reject"): "activity",
+    # City staff's 县（区） page (tests/test_console_counties.py): county users get 403.
+    ("GET", "/console/counties"): None,
+    ("POST", "/console/counties"): "create",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
-                   "merge": {"merge-into": "2026-000001", "merge-reason": "同一处"}}
+                   "merge": {"merge-into": "2026-000001", "merge-reason": "同一处"},
+                   "hand_up": {"hand_up-reason": "需市级协调"}}
 RECTIFICATION_ACTIONS = {"respond": {"respond-response": "已整改"}, "verify": {"verify-note": "属实"},
                          "send_back": {"send_back-note": "不属实"}}
 # List pages, also filtered by county B's own codes and searched for its text.

@@ -26,6 +26,8 @@ from liaison.people.models import Account
 from liaison.people.service import DEPUTY, STAFF, Principal
 
 CONSOLE_ROLES = (STAFF, DEPUTY)
+# Who may sign in: county staff and deputies, and city staff (the 县（区） page of their city only).
+SIGN_IN_ROLES = (*CONSOLE_ROLES, "city")
 LINK_LIFETIME = timedelta(days=3)
 SESSION_MAX_AGE = timedelta(hours=12)   # signed in at most a working day, then again
 SESSION_IDLE = timedelta(minutes=30)    # a desk PC left alone
@@ -69,7 +71,7 @@ def issue_password_link(session: Session, account: Account, *, login: str | None
     credential and the token to put in the link; only the token's hash is stored.
     """
     now = now or utcnow()
-    if account.role not in CONSOLE_ROLES:
+    if account.role not in SIGN_IN_ROLES:
         raise ConsoleAuthError("只有工委和代表账号可以使用办公台", code="role_not_allowed", kind=FORBIDDEN)
     if not account.active:
         raise ConsoleAuthError("账号已停用", code="account_disabled", kind=CONFLICT)
@@ -182,7 +184,7 @@ def _check_and_start(session: Session, name: str, password: str, now: datetime) 
     if stored is None:
         raise refusal
     account = credential.account
-    if not account.active or account.role not in CONSOLE_ROLES:
+    if not account.active or account.role not in SIGN_IN_ROLES:
         raise refusal
     if _hasher.check_needs_rehash(stored):  # parameters raised since it was set
         credential.password_hash = _hasher.hash(password)
@@ -207,7 +209,7 @@ def principal_for(session: Session, token: str | None, *, now: datetime | None =
         row.ended_at = now
         return None
     account = row.account
-    if not account.active or account.role not in CONSOLE_ROLES:
+    if not account.active or account.role not in SIGN_IN_ROLES:
         return None
     if now - row.last_seen_at >= SEEN_GRANULARITY:
         row.last_seen_at = now

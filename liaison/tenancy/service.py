@@ -43,6 +43,31 @@ def add_county(session: Session, code: str, name: str, *, settings: dict[str, An
     return county
 
 
+def add_city_county(session: Session, city_id: int, code: str, name: str, *, personal_data: bool = False,
+                    **wechat: str | None) -> County:
+    """A county added by its city's staff (the console's 县（区） page): in the city at once, its own
+    official account optional but complete (all four WeChat fields or none), `personal_data` its
+    `city_personal_data` setting. Its webhook `/wechat/<code>` answers at once (no restart)."""
+    wechat = {k: (v or "").strip() or None for k, v in wechat.items()}
+    given = [k for k in WECHAT_FIELDS if wechat.get(k)]
+    if given and len(given) != len(WECHAT_FIELDS):
+        raise DomainError("公众号的 AppID、AppSecret、Token 和 EncodingAESKey 须全部填写，或全部留空（使用全市公众号）",
+                          kind=INVALID, field="wechat")
+    key = wechat.get("wechat_encoding_aes_key")
+    if key is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", key):
+        raise DomainError("EncodingAESKey 应为 43 位（字母、数字、+ 或 /）", kind=INVALID, field="wechat_encoding_aes_key")
+    app_id = wechat.get("wechat_app_id")
+    if app_id is not None and session.scalar(select(County.id).where(County.wechat_app_id == app_id)) is not None:
+        raise DomainError("该公众号 AppID 已被其他县使用", kind=CONFLICT, code="app_id_taken", field="wechat_app_id")
+    city = session.get(City, city_id)
+    if city is None:
+        raise DomainError("账号未关联到市", kind=INVALID, field="city")
+    county = add_county(session, code, name, settings={CITY_PERSONAL_DATA: bool(personal_data)}, **wechat)
+    county.city_id = city.id
+    session.flush()
+    return county
+
+
 def by_code(session: Session, code: str) -> County | None:
     return session.scalar(select(County).where(County.code == code))
 
