@@ -24,6 +24,15 @@ def _day(moment) -> str:
     return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d") if moment else ""
 
 
+def _column_letter(position: int) -> str:
+    letters = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
 def ledger_row(index: int, row: dict[str, Any]) -> list[Any]:
     """One ledger row in the column order of COLUMNS."""
     on_time = {True: "是", False: "否", None: ""}[row["on_time"]]
@@ -34,14 +43,24 @@ def ledger_row(index: int, row: dict[str, Any]) -> list[Any]:
 
 def ledger_workbook(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """The workbook's bytes, chunk by chunk: exactly the given rows, numbered from 1."""
+    return stream_workbook("诉求台账", COLUMNS, (ledger_row(i, row) for i, row in enumerate(rows, start=1)),
+                           widths=WIDTHS)
+
+
+def stream_workbook(sheet_title: str, columns: Iterable[Any], rows: Iterable[Iterable[Any]], *,
+                    widths: Iterable[int] = (), title: str | None = None) -> Iterator[bytes]:
+    """Any 台账 as one write-only sheet, streamed in chunks: an optional title row, the header row
+    (frozen), then `rows` as they come (each already in the column order)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("诉求台账")
-    for position, width in enumerate(WIDTHS):
-        sheet.column_dimensions[chr(ord("A") + position)].width = width
-    sheet.freeze_panes = "A2"
-    sheet.append(COLUMNS)
-    for index, row in enumerate(rows, start=1):
-        sheet.append(ledger_row(index, row))
+    sheet = workbook.create_sheet(sheet_title)
+    for position, width in enumerate(widths):
+        sheet.column_dimensions[_column_letter(position)].width = width
+    sheet.freeze_panes = "A3" if title else "A2"
+    if title:
+        sheet.append([title])
+    sheet.append(list(columns))
+    for row in rows:
+        sheet.append(list(row))
     with tempfile.TemporaryFile() as spool:
         workbook.save(spool)
         spool.seek(0)

@@ -394,12 +394,29 @@ CONSOLE_SWEEP = {
     ("POST", "/console/interop/targets"): "create",
     ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
     ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
+    # 代表建议 (issue 19): the 台账 and its export, a suggestion and its actions, the 问题清单.
+    ("GET", "/console/suggestions"): None,
+    ("GET", "/console/suggestions/export.xlsx"): None,
+    ("GET", "/console/suggestions/<public_id>"): "suggestion",
+    ("POST", "/console/suggestions/<public_id>/<action>"): "suggestion",
+    ("GET", "/console/problems"): None,
+    ("POST", "/console/problems"): "create",
+    ("GET", "/console/problems/<public_id>"): "problem_entry",
+    ("POST", "/console/problems/<public_id>/draft"): "problem_entry",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
                    "merge": {"merge-into": "2026-000001", "merge-reason": "同一处"}}
 RECTIFICATION_ACTIONS = {"respond": {"respond-response": "已整改"}, "verify": {"verify-note": "属实"},
                          "send_back": {"send_back-note": "不属实"}}
+SUGGESTION_ACTIONS = {"submit": {}, "withdraw": {}, "review": {"review-decision": "pass"},
+                      "assign": {"assign-lead": "zhujian", "assign-nature": "individual"},
+                      "set_nature": {"set_nature-nature": "common"},
+                      "supervise": {"supervise-kind": "letter", "supervise-note": "督办"},
+                      "extend": {"extend-months": "1", "extend-reason": "延期"},
+                      "answer": {"answer-category": "A", "answer-text": "已解决"},
+                      "rate": {"rate-value": "satisfied"}, "complete_plan": {"complete_plan-note": "已落实"}}
+ROUTE_ACTIONS = {"bulletin_rectification": RECTIFICATION_ACTIONS, "suggestion": SUGGESTION_ACTIONS}
 # List pages, also filtered by county B's own codes and searched for its text.
 CONSOLE_QUERIES = ("", "?grid=GB01", "?station=SB01", "?deputy=DB01", "?q=乙县", "?q=楼道")
 
@@ -412,14 +429,17 @@ def test_every_console_route_is_in_the_tenancy_sweep(app):
 
 @pytest.fixture
 def console_users(two_counties):
-    """County A's console users: county staff, station staff, a deputy (read-only)."""
+    """County A's console users: county staff, station staff, a deputy (read-only), a department
+    handler (the 代表建议 and 民生实事 desk only)."""
     from tests.console_fixtures import make_account as console_account
+    from tests.console_fixtures import make_department_account as console_department
     from tests.console_fixtures import sign_in
 
     with tenant.use(tenant.county(A)):
         made = {"county": console_account("staff", "甲县工委", login="a_county"),
                 "station": console_account("staff", "甲县站", station="S002", login="a_station"),
                 "deputy": console_account("deputy", "甲县代表", deputy="D001", login="a_deputy")}
+        made["department"] = console_department("甲县住建", "zhujian", login="a_department")
     clients = {}
     for login in made:
         client = two_counties["http"].client.application.test_client()
@@ -445,13 +465,13 @@ def _console_sweep(world, clients) -> list:
 
     b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
-              "楼道的路灯", "乙县12345"}
+              "楼道的路灯", "乙县12345", b_ids["suggestion"], b_ids["problem_entry"]}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
         if kind in ("public", "create"):  # "create": writes in the user's own county (its own tests)
             continue
         for login, client in clients.items():
-            token = csrf_token(client.get("/console/cases").get_data(as_text=True))
+            token = csrf_token(client.get("/console/cases", follow_redirects=True).get_data(as_text=True))
             if kind is None:
                 for query in CONSOLE_QUERIES:
                     response = client.get(rule + query, follow_redirects=True)
@@ -462,7 +482,7 @@ def _console_sweep(world, clients) -> list:
                 continue
             target = rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
             if "<action>" in target:
-                actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
+                actions = ROUTE_ACTIONS.get(kind, CONSOLE_ACTIONS)
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]
             elif method == "POST":
                 calls = [(target, {})]
