@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from . import (
     bulletin_views,  # noqa: F401  (registers the 通报 and 整改 pages on the blueprint)
     interop_views,  # noqa: F401  (registers the 对接 page: partner keys, hand-off targets)
+    project_views,  # noqa: F401  (registers the 民生实事 pages: 台账, 征集, 票决, a project)
     suggestion_views,  # noqa: F401  (registers the 代表建议 pages: 台账, a suggestion, 问题清单)
 )
 from .views import bp

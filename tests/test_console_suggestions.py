@@ -237,3 +237,169 @@ def test_a_department_handler_sees_only_its_desk(app, users):
     # County staff give department handlers their console password links.
     county = client_of(app, "county")
     assert "住建局 李科长" in county.get("/console/accounts").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------------------------------------- 民生实事
+def _resident_proposal(title: str) -> str:
+    from liaison.people.models import Resident
+    from liaison.people.service import Principal
+    from liaison.project import service as projects
+
+    with db.session_scope() as session:
+        resident = Resident(oa_openid=f"o_proposal_{abs(hash(title)) % 10**8}")
+        session.add(resident)
+        session.flush()
+        return projects.propose(session, Principal("resident", resident=resident), title, "小区老人吃饭难").public_id
+
+
+def _ballots(vote_public_id: str, choose: dict[str, int]) -> int:
+    """County deputies vote: `choose` maps a candidate code to how many deputies pick it."""
+    from liaison.engagement import votes
+    from liaison.people.models import Account, Deputy
+    from liaison.people.service import Principal
+
+    with db.session_scope() as session:
+        vote = votes.by_public_id(session, vote_public_id)
+        deputies = iter(session.scalars(select(Deputy).where(Deputy.level == "county").order_by(Deputy.id)))
+        cast = 0
+        for code, count in choose.items():
+            for _ in range(count):
+                deputy = next(deputies)
+                account = Account(role="deputy", name=deputy.name, deputy_id=deputy.id)
+                session.add(account)
+                session.flush()
+                votes.cast(session, Principal("deputy", account=account), vote, [code])
+                cast += 1
+        return cast
+
+
+def _electorate() -> int:
+    from liaison.people.models import Deputy
+
+    with db.session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Deputy).where(Deputy.level == "county"))
+
+
+def _rate_project(public_id: str, values: list[str]) -> None:
+    from liaison.people.models import Resident
+    from liaison.people.service import Principal
+    from liaison.project import access as project_access
+    from liaison.project import service as projects
+
+    with db.session_scope() as session:
+        for i, value in enumerate(values):
+            resident = Resident(oa_openid=f"o_project_rater_{i}")
+            session.add(resident)
+            session.flush()
+            principal = Principal("resident", resident=resident)
+            projects.rate(session, principal, project_access.get(session, principal, public_id), value)
+
+
+def _proposal_state(public_id: str) -> tuple:
+    from liaison.project.models import ProjectProposal
+
+    with db.session_scope() as session:
+        row = session.scalar(select(ProjectProposal).where(ProjectProposal.public_id == public_id))
+        return row.status, row.candidate_id
+
+
+def test_livelihood_projects_from_proposals_through_the_vote_to_completion(app, users):
+    from datetime import timedelta
+
+    from liaison.engagement.models import ProjectVote
+
+    county, station1, deputy = client_of(app, "county"), client_of(app, "station1"), client_of(app, "deputy1")
+    canteen, declined = _resident_proposal("幸福里社区老年食堂"), _resident_proposal("修建高尔夫球场")
+    page = county.get("/console/projects").get_data(as_text=True)
+    assert "幸福里社区老年食堂" in page and "待筛选" in page and "o_proposal_" not in page
+    screen = f"/console/project-proposals/{declined}/screen"
+    assert post(county, screen, "/console/projects", screen__decision="decline").status_code == 422  # no reason
+    assert post(station1, screen, "/console/projects", screen__decision="accept").status_code == 403
+    assert _proposal_state(declined) == ("submitted", None)
+    assert post(county, screen, "/console/projects", screen__decision="decline", screen__note="不属于民生实事").status_code == 303
+    assert post(county, f"/console/project-proposals/{canteen}/screen", "/console/projects",
+                screen__decision="accept").status_code == 303
+    assert post(county, f"/console/project-proposals/{canteen}/screen", "/console/projects",
+                screen__decision="accept").status_code == 409  # screened once
+
+    # A 票决 among the accepted proposal and one staff add; the proposal links to its candidate.
+    opened = post(county, "/console/project-votes", "/console/projects", vote__title="2026年民生实事票决",
+                  vote__level="county", vote__proposals=[canteen], vote__others="青山村道路硬化\n",
+                  vote__max_choices="1")
+    assert opened.status_code == 303, opened.get_data(as_text=True)[:300]
+    vote = opened.headers["Location"].rsplit("/", 1)[1]
+    assert _proposal_state(canteen)[1] is not None
+    assert "2026年民生实事票决 · P1" in county.get("/console/projects").get_data(as_text=True)
+    again = post(county, "/console/project-votes", "/console/projects", vote__title="再次票决", vote__level="county",
+                 vote__proposals=[canteen], vote__others="其他项目", vote__max_choices="1")
+    assert again.status_code == 422  # the proposal is a candidate already: no longer offered
+    page = county.get(f"/console/project-votes/{vote}").get_data(as_text=True)
+    assert "征集（群众提出）" in page and "工委列入" in page and "未达到" in page
+    assert deputy.get(f"/console/project-votes/{vote}").status_code == 403
+
+    # Without a quorum it stays open; with it, P2 below the majority is not chosen.
+    electorate = _electorate()
+    assert post(county, f"/console/project-votes/{vote}/close", f"/console/project-votes/{vote}").status_code == 409
+    with db.session_scope() as session:
+        assert session.scalar(select(ProjectVote.status).where(ProjectVote.public_id == vote)) == "open"
+    majority = electorate // 2 + 1
+    _ballots(vote, {"P1": majority, "P2": electorate - majority})
+    assert post(station1, f"/console/project-votes/{vote}/close", f"/console/project-votes/{vote}").status_code == 403
+    assert post(county, f"/console/project-votes/{vote}/close", f"/console/project-votes/{vote}").status_code == 303
+    page = county.get(f"/console/project-votes/{vote}").get_data(as_text=True)
+    assert "已公布结果" in page and "入选" in page and "未入选" in page
+    create = f"/console/project-votes/{vote}/projects"
+    if electorate - majority > 0:
+        assert post(county, create, f"/console/project-votes/{vote}", project__candidate="P2",
+                    project__lead="jiaotong").status_code == 409  # not chosen
+    made = post(county, create, f"/console/project-votes/{vote}", project__candidate="P1", project__lead="zhujian")
+    assert made.status_code == 303
+    project = made.headers["Location"].rsplit("/", 1)[1]
+    assert post(county, create, f"/console/project-votes/{vote}", project__candidate="P1",
+                project__lead="zhujian").status_code == 409
+
+    # Milestones in 三色: due within the warning days is yellow, past due red.
+    path, zhujian = f"/console/projects/{project}", client_of(app, "zhujian")
+    assert post(county, f"{path}/start", path).status_code == 409  # no milestones yet
+    from liaison.core.clock import utcnow
+    from liaison.core.workcalendar import CHINA_TZ
+
+    today = utcnow().astimezone(CHINA_TZ).date()
+    assert post(county, f"{path}/add_milestone", path, add_milestone__title="选址", add_milestone__due="明天").status_code == 422
+    for title, due in (("选址", today + timedelta(days=60)), ("装修", today + timedelta(days=5))):
+        assert post(zhujian, f"{path}/add_milestone", path, add_milestone__title=title,
+                    add_milestone__due=due.isoformat()).status_code == 303
+    page = county.get(path).get_data(as_text=True)
+    assert "黄灯" in page and 'class="milestone yellow"' in page and 'class="milestone green"' in page
+    assert post(county, f"{path}/add_milestone", path, add_milestone__title="开餐",
+                add_milestone__due=(today - timedelta(days=1)).isoformat()).status_code == 303
+    assert "红灯（节点逾期未完成）" in county.get(path).get_data(as_text=True)
+    assert post(county, f"{path}/start", path).status_code == 303
+    assert 'id="form-report_progress"' not in county.get(path).get_data(as_text=True)
+    assert post(county, f"{path}/report_progress", path, report_progress__milestone="x").status_code == 422
+    page = zhujian.get(path).get_data(as_text=True)
+    assert 'id="form-report_progress"' in page
+    milestone = page.split('name="report_progress-milestone"')[1].split('value="')[1].split('"')[0]
+    assert post(county, f"{path}/report_progress", path, report_progress__milestone=milestone).status_code == 403
+    assert post(zhujian, f"{path}/report_progress", path, report_progress__milestone=milestone,
+                report_progress__note="已完成").status_code == 303
+    assert client_of(app, "jiaotong").get(path).status_code == 404  # not its project
+    assert post(zhujian, f"{path}/complete", path, complete__note="已开餐").status_code == 303
+    assert post(zhujian, f"{path}/complete", path).status_code == 409
+    _rate_project(project, ["satisfied", "basically_satisfied", "unsatisfied", "satisfied"])
+    page = county.get(path).get_data(as_text=True)
+    assert "已完成" in page and "测评 4 人次" in page and "75.0%" in page
+    listed = county.get("/console/projects").get_data(as_text=True)
+    assert "幸福里社区老年食堂" in listed and 'id="fig-completed">1<' in listed
+    xlsx = county.get("/console/projects/export.xlsx")
+    assert xlsx.status_code == 200
+    rows = [list(r) for r in load_workbook(io.BytesIO(xlsx.data)).active.iter_rows(values_only=True)]
+    assert rows[1][:2] == ["序号", "项目名称"] and rows[2][1] == "幸福里社区老年食堂" and rows[2][-1] == "75.0%"
+    assert county.get("/console/projects?year=abc").status_code == 400
+    assert county.get("/console/projects/export.xlsx?year=1").status_code == 400
+    # No CSRF token, unknown actions and ids.
+    assert county.post(f"{path}/add_milestone", data={"add_milestone-title": "x"}).status_code == 400
+    assert county.post(f"/console/project-votes/{vote}/close").status_code == 400
+    assert post(county, f"{path}/demolish", path).status_code == 404
+    assert county.get("/console/projects/nonexistent0000000000000").status_code == 404
+    assert county.get("/console/project-votes/nonexistent0000000000000").status_code == 404

@@ -403,6 +403,16 @@ CONSOLE_SWEEP = {
     ("POST", "/console/problems"): "create",
     ("GET", "/console/problems/<public_id>"): "problem_entry",
     ("POST", "/console/problems/<public_id>/draft"): "problem_entry",
+    # 民生实事: the 台账 and its export, 征集 screening, 票决, a project and its actions.
+    ("GET", "/console/projects"): None,
+    ("GET", "/console/projects/export.xlsx"): None,
+    ("GET", "/console/projects/<public_id>"): "project",
+    ("POST", "/console/projects/<public_id>/<action>"): "project",
+    ("POST", "/console/project-proposals/<public_id>/screen"): "project_proposal",
+    ("POST", "/console/project-votes"): "create",
+    ("GET", "/console/project-votes/<public_id>"): "project_vote",
+    ("POST", "/console/project-votes/<public_id>/close"): "project_vote",
+    ("POST", "/console/project-votes/<public_id>/projects"): "project_vote",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
@@ -416,7 +426,10 @@ SUGGESTION_ACTIONS = {"submit": {}, "withdraw": {}, "review": {"review-decision"
                       "extend": {"extend-months": "1", "extend-reason": "延期"},
                       "answer": {"answer-category": "A", "answer-text": "已解决"},
                       "rate": {"rate-value": "satisfied"}, "complete_plan": {"complete_plan-note": "已落实"}}
-ROUTE_ACTIONS = {"bulletin_rectification": RECTIFICATION_ACTIONS, "suggestion": SUGGESTION_ACTIONS}
+PROJECT_ACTIONS = {"add_milestone": {"add_milestone-title": "节点", "add_milestone-due": "2026-12-31"},
+                   "start": {}, "report_progress": {"report_progress-milestone": "x"}, "complete": {}}
+ROUTE_ACTIONS = {"bulletin_rectification": RECTIFICATION_ACTIONS, "suggestion": SUGGESTION_ACTIONS,
+                 "project": PROJECT_ACTIONS}
 # List pages, also filtered by county B's own codes and searched for its text.
 CONSOLE_QUERIES = ("", "?grid=GB01", "?station=SB01", "?deputy=DB01", "?q=乙县", "?q=楼道")
 
@@ -465,7 +478,8 @@ def _console_sweep(world, clients) -> list:
 
     b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
-              "楼道的路灯", "乙县12345", b_ids["suggestion"], b_ids["problem_entry"]}
+              "楼道的路灯", "乙县12345", b_ids["suggestion"], b_ids["problem_entry"], b_ids["project"],
+              b_ids["project_proposal"], b_ids["project_vote"], "授权测试项目", "建社区食堂", "乙县民生实事"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
         if kind in ("public", "create"):  # "create": writes in the user's own county (its own tests)
