@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from typing import Callable
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "liaison:webhook:nonce:"
@@ -32,17 +33,33 @@ class NonceRegistry:
 
     def claim(self, timestamp: str, nonce: str, body: bytes) -> bool:
         """True when this pair is new, or was first used with this very body; False for a replay."""
+        return self.claim_along(timestamp, nonce, body)[0]
+
+    def claim_along(self, timestamp: str, nonce: str, body: bytes,
+                    also: Callable[[object], None] | None = None) -> tuple[bool, list | None]:
+        """`claim`, with the commands `also(pipeline)` queues sent in the same Redis round trip:
+        (claimed, their results), the results None when Redis could not be asked (or there is none).
+
+        `also`'s commands are sent whatever the claim's outcome (it cannot depend on it); they are
+        expected to be reads the caller needs next (the webhook asks whether the spool holds the
+        resident's earlier deliveries).
+        """
         key = f"{KEY_PREFIX}{timestamp}:{nonce}"
         digest = hashlib.sha256(body).hexdigest()
         if self.redis is not None:
             try:
-                if self.redis.set(key, digest, nx=True, ex=self.ttl):
-                    return True
+                pipeline = self.redis.pipeline(transaction=False)
+                pipeline.set(key, digest, nx=True, ex=self.ttl)
+                if also is not None:
+                    also(pipeline)
+                first, *results = pipeline.execute()
+                if first:
+                    return True, results
                 stored = self.redis.get(key)
-                return stored is None or stored.decode() == digest
+                return stored is None or stored.decode() == digest, results
             except Exception as error:  # Redis down: a process-local record still stops most replays
                 log.warning("nonce registry falls back to memory: %s", type(error).__name__)
-        return self._claim_in_memory(key, digest)
+        return self._claim_in_memory(key, digest), None
 
     def _claim_in_memory(self, key: str, digest: str) -> bool:
         now = time.monotonic()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -287,14 +287,29 @@ def _spool() -> spooling.Spool | None:
     return current_app.extensions["liaison.webhook_spool"]
 
 
-def _process(incoming: inbox.Incoming, county_id: int = tenant.DEFAULT_COUNTY_ID) -> str | None:
+def _claim(account: Account, timestamp: str, nonce: str, body: bytes,
+           incoming: inbox.Incoming) -> tuple[bool, bool | None]:
+    """Claim the signed (timestamp, nonce) pair for this body and, in the same Redis round trip, ask
+    whether the spool holds this resident's earlier deliveries: (claimed, held), held None when the
+    spool was not asked (no spool, or another Redis than the registry's)."""
+    registry, spool = _nonces(), _spool()
+    shared = spool is not None and spool.redis is registry.redis
+    claimed, results = registry.claim_along(
+        account.nonce_namespace + timestamp, nonce, body,
+        (lambda pipeline: spool.queue_holds(pipeline, incoming.openid)) if shared else None)
+    return claimed, (bool(results[0]) if shared and results is not None else None)
+
+
+def _process(incoming: inbox.Incoming, county_id: int = tenant.DEFAULT_COUNTY_ID,
+             held: bool | None = None) -> str | None:
     """Store the delivery and return its passive reply; spool it while the database is unavailable.
 
     A resident with deliveries waiting in the spool has this one spooled behind them, so their
     messages are stored in the order they were sent; a retry of a spooled delivery finds it there.
+    `held`: the spool's answer already fetched along with the nonce claim (None: ask it here).
     """
     spool = _spool()
-    if spool is not None and spool.holds(incoming.openid):
+    if spool is not None and (held if held is not None else spool.holds(incoming.openid)):
         return _spooled(spool, incoming, county_id)
     try:
         return _store(incoming)
@@ -317,9 +332,11 @@ def _store(incoming: inbox.Incoming) -> str | None:
     """Run the domain exactly once per dedup key; a repeated delivery gets the stored reply.
 
     Another unique violation (two first messages of one new resident racing to create them) is a
-    lost race, not an error: the work is retried on a fresh transaction.
+    lost race, not an error: the work is retried on a fresh transaction. So is a connection found
+    dead (once): nothing was committed on it.
     """
     join_window = timedelta(seconds=_settings().message_join_window_seconds)
+    reconnected = False
     for attempt in range(3):
         try:
             with db.session_scope() as session:
@@ -329,6 +346,12 @@ def _store(incoming: inbox.Incoming) -> str | None:
                 break
             if attempt == 2:
                 raise
+        except DBAPIError as error:
+            # A pooled connection the server closed (restart) since its last use: the pool has
+            # dropped its connections; one more try on a fresh one, then the spool takes it.
+            if not error.connection_invalidated or reconnected:
+                raise
+            reconnected = True
     with db.session_scope() as session:
         found, reply = inbox.stored_reply(session, incoming.dedup_key)
     if not found:  # pragma: no cover - the unique violation means the row exists
@@ -400,7 +423,8 @@ def _receive(account: Account):
         if msg is None or not isinstance(getattr(msg, "_data", None), dict):
             raise BadRequest(400, "malformed XML")
         incoming = _incoming(msg)
-        if not _nonces().claim(account.nonce_namespace + timestamp, nonce, body):
+        claimed, held = _claim(account, timestamp, nonce, body, incoming)
+        if not claimed:
             raise BadRequest(403, "nonce already used with another message")
     except UnicodeDecodeError:
         return _plain("body is not UTF-8", 400)
@@ -410,7 +434,7 @@ def _receive(account: Account):
 
     # Each official account belongs to one county: its residents, cases and replies are that county's.
     with tenant.use(tenant.county(account.county_id)):
-        reply_text = _process(incoming, account.county_id)
+        reply_text = _process(incoming, account.county_id, held)
     if reply_text is None:
         return _plain("success")
     reply_xml = create_reply(reply_text, msg, render=True)

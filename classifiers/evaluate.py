@@ -2,6 +2,8 @@
 
     python -m classifiers.evaluate FILE.csv [--json] [--model classifiers/data/keywords.tsv]
 
+Lines of FILE.csv starting with ``#`` (before the header row) are comments.
+
 Prints macro-F1, accuracy, per-class precision/recall, the confusion matrix and messages/s,
 for subject+text input and for subject alone.  ``--json`` prints exactly one JSON object:
 {"subject+text": {"macro_f1", "accuracy", "msgs_per_s", ...}, "subject": {...}}.
@@ -40,6 +42,14 @@ def metrics(golds: list[str], preds: list[str | None], labels) -> dict:
     acc = sum(1 for g, p in zip(golds, preds) if g == p) / n if n else 0.0
     return {"macro_f1": sum(f1s) / len(f1s) if f1s else 0.0, "accuracy": acc, "n": n,
             "per_class": per, "confusion": {g: {str(p): c for p, c in row.items()} for g, row in conf.items()}}
+
+
+def read_rows(path: str) -> list[dict]:
+    """The labelled rows of a CSV (columns subject, text, label); leading lines starting with ``#``
+    are a comment header (the repository's short-message sets say there how they were written)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        lines = [line for line in fh if not line.startswith("#")]
+    return [r for r in csv.DictReader(lines) if (r.get("label") or "").strip()]
 
 
 def evaluate_rows(clf: Classifier, rows: list[dict]) -> dict:
@@ -81,8 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--model", default=None, help="keywords.tsv to load (default: the packaged model)")
     args = ap.parse_args(argv)
-    with open(args.file, encoding="utf-8-sig", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if (r.get("label") or "").strip()]
+    rows = read_rows(args.file)
     clf = Classifier.load(args.model) if args.model else get_classifier()
     res = evaluate_rows(clf, rows)
     if args.json:

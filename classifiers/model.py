@@ -94,6 +94,13 @@ class Classifier:
                 row[ci[lab]] = float(w) * idf
             row[nlab] = idf
             rows[f] = tuple(row)
+        # colloquial synonyms (data/colloquial.tsv): a colloquial term without a row of its own
+        # reads as its standard term -- same row, so the table's readable meaning carries over
+        self.aliases: dict[str, str] = {}
+        for term, std in T.colloquial().items():
+            if term not in rows and std in rows:
+                rows[term] = rows[std]
+                self.aliases[term] = std
         self._rows = rows
         self._bias = [float(bias.get(lab, 0.0)) for lab in self.labels]
         self.temperature = float(meta.get("temperature") or 1.0)

@@ -25,11 +25,13 @@ import jieba
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 USERDICT_PATH = os.path.join(DATA_DIR, "userdict.txt")
 STOPWORDS_PATH = os.path.join(DATA_DIR, "stopwords.txt")
+COLLOQUIAL_PATH = os.path.join(DATA_DIR, "colloquial.tsv")
 
 _lock = threading.Lock()
 _tokenizer: jieba.Tokenizer | None = None
 _stop: frozenset[str] | None = None
 _user_words: tuple[str, ...] = ()
+_colloquial: dict[str, str] | None = None
 
 # Tokens that never carry meaning: punctuation, whitespace, digits-only codes such as
 # "A3" / "A市" place pseudonyms, single ASCII letters.  ("12345" is kept: hotline.)
@@ -54,6 +56,27 @@ def user_words() -> tuple[str, ...]:
     return _user_words
 
 
+def read_colloquial(path: str = COLLOQUIAL_PATH) -> dict[str, str]:
+    """The colloquial synonyms of ``data/colloquial.tsv``: colloquial term -> standard term (first
+    line wins when a term is listed twice)."""
+    out: dict[str, str] = {}
+    if not os.path.exists(path):
+        return out
+    for line in _read_lines(path):
+        term, _, std = line.partition("\t")
+        term, std = term.strip(), std.strip()
+        if term and std and term != std:
+            out.setdefault(term, std)
+    return out
+
+
+def colloquial() -> dict[str, str]:
+    """The process-wide colloquial synonyms (colloquial term -> standard term)."""
+    get_tokenizer()
+    assert _colloquial is not None
+    return _colloquial
+
+
 def _build_stop() -> frozenset[str]:
     words = set(_read_lines(STOPWORDS_PATH))
     return frozenset(words)
@@ -61,7 +84,7 @@ def _build_stop() -> frozenset[str]:
 
 def get_tokenizer() -> jieba.Tokenizer:
     """The process-wide private jieba tokenizer (created on first use)."""
-    global _tokenizer, _stop, _user_words
+    global _tokenizer, _stop, _user_words, _colloquial
     tk = _tokenizer
     if tk is not None:
         return tk
@@ -79,6 +102,12 @@ def get_tokenizer() -> jieba.Tokenizer:
             tk.add_word(word, freq)
             words.append(word)
         _user_words = tuple(words)
+        _colloquial = read_colloquial()
+        for word in _colloquial:
+            # a colloquial phrase of 3+ characters becomes one token (two-character ones are
+            # features anyway, as character bigrams)
+            if len(word) > 2 and not tk.FREQ.get(word):
+                tk.add_word(word)
         _stop = _build_stop()
         _tokenizer = tk
         return tk

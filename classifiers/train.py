@@ -148,11 +148,19 @@ _NON_CJK = re.compile(r"[^\u4e00-\u9fff]")
 _PLACE = re.compile(r"[A-Z]\d*[市区县]")
 
 
-def build_examples(data_dir: str, corrections: str | None, log=print, views: list | None = None):
+def build_examples(data_dir: str, corrections: str | None, log=print, views: list | None = None,
+                   keep: set | None = None, limit: int | None = None):
     """Training examples (counts, label, relative cost).  When ``views`` is a list, it receives one
     (group, view) per example: the train.csv row's :func:`group_key` and "full" / "subject" / "text",
-    or (None, "seed") / (None, "correction") for examples that are not train.csv rows."""
+    or (None, "seed") / (None, "correction") for examples that are not train.csv rows.  When ``keep``
+    is a set, it receives the seed terms (taxonomy, civic vocabulary, the standard terms of the
+    colloquial synonyms), which :func:`train` keeps in the vocabulary whatever their frequency.
+    ``limit`` uses only the first rows of train.csv (quick experiments)."""
     rows = read_csv(os.path.join(data_dir, "train.csv"))
+    if limit:
+        rows = rows[:limit]
+    if keep is None:
+        keep = set()
     ex = []  # (counts, label, relative cost)
     tags = []
     for r in rows:
@@ -184,6 +192,7 @@ def build_examples(data_dir: str, corrections: str | None, log=print, views: lis
                 if counts:
                     ex.append((counts, next(iter(labs)), SEED_WEIGHT))
                     tags.append((None, "seed"))
+                    keep.add(term)
                     n += 1
         log(f"taxonomy.csv: {n} seed terms")
     if VOCABULARY_PATH and os.path.exists(VOCABULARY_PATH):
@@ -193,8 +202,11 @@ def build_examples(data_dir: str, corrections: str | None, log=print, views: lis
             if counts:
                 ex.append((counts, lab, VOCABULARY_WEIGHT))
                 tags.append((None, "seed"))
+                keep.add(term)
                 n += 1
         log(f"civic vocabulary: {n} seed terms")
+    # the standard terms the colloquial synonyms stand for must have rows of their own
+    keep.update(T.colloquial().values())
     if corrections:
         n = 0
         for r in read_csv(corrections):
@@ -227,14 +239,16 @@ def _fit(examples, X, vocab, log):
     return weights, bias
 
 
-def train(examples, log=print):
+def train(examples, log=print, keep=frozenset()):
+    """(table, bias) of the two-pass model; the features in ``keep`` (seed terms) stay in the
+    vocabulary whatever their document frequency and pass-1 weight."""
     # vocabulary and idf (smooth idf: ln((1+N)/(1+df)) + 1)
     df: dict[str, int] = {}
     for counts, _, _ in examples:
         for f in counts:
             df[f] = df.get(f, 0) + 1
     ndoc = len(examples)
-    vocab = sorted(f for f, n in df.items() if n >= MIN_DF and T.is_feature(f))
+    vocab = sorted(f for f, n in df.items() if (n >= MIN_DF or f in keep) and T.is_feature(f))
     log(f"pass 1: {len(vocab)} features (min_df={MIN_DF})")
     index = {f: i for i, f in enumerate(vocab)}
     idf = [math.log((1 + ndoc) / (1 + df[f])) + 1.0 for f in vocab]
@@ -242,8 +256,8 @@ def train(examples, log=print):
     weights, _ = _fit(examples, X, vocab, log)
     # pass 2: retrain on the selected keywords only, so the L2 norm seen at inference (over the
     # keywords present in the table) is the one the weights were trained with
-    vocab = [f for j, f in enumerate(vocab) if max(abs(weights[lab][j]) for lab in LABELS) >= SELECT]
-    log(f"pass 2: {len(vocab)} features (max |w| >= {SELECT})")
+    vocab = [f for j, f in enumerate(vocab) if f in keep or max(abs(weights[lab][j]) for lab in LABELS) >= SELECT]
+    log(f"pass 2: {len(vocab)} features (max |w| >= {SELECT}, or a seed term)")
     index = {f: i for i, f in enumerate(vocab)}
     idf = [math.log((1 + ndoc) / (1 + df[f])) + 1.0 for f in vocab]
     X = [vectorise(c, index, idf) for c, _, _ in examples]
@@ -274,7 +288,7 @@ def table_scores(table, bias, counts) -> dict[str, float] | None:
     return scores
 
 
-def out_of_fold_scores(examples, views, folds=OOF_FOLDS, seed=0, log=print):
+def out_of_fold_scores(examples, views, folds=OOF_FOLDS, seed=0, log=print, keep=frozenset()):
     """Out-of-fold scores of the train.csv rows' subject+text and subject-only examples: the rows are
     split into ``folds`` folds by :func:`group_key` (reposts stay together); each fold is scored by a
     model trained on the other folds (plus the taxonomy seeds and corrections).  For calibration,
@@ -287,7 +301,7 @@ def out_of_fold_scores(examples, views, folds=OOF_FOLDS, seed=0, log=print):
     for k in range(folds):
         t0 = time.time()
         tr = [ex for ex, (g, _) in zip(examples, views) if g is None or fold_of[g] != k]
-        table, bias = train(tr, quiet)
+        table, bias = train(tr, quiet, keep)
         for ex, (g, v) in zip(examples, views):
             if g is not None and fold_of[g] == k and v in ("full", "subject"):
                 sc = table_scores(table, bias, ex[0])
@@ -375,22 +389,24 @@ def main(argv=None) -> int:
                     help="folds for the out-of-fold temperature calibration (0 = skip, temperature 1)")
     ap.add_argument("--bias-offsets", action="store_true",
                     help="also fit per-category bias offsets on the out-of-fold scores (macro-F1); off by default")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N rows of train.csv (quick experiments)")
     args = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
     views: list = []
-    examples = build_examples(args.data_dir, args.corrections, log, views=views)
-    table, bias = train(examples, log)
+    keep: set = set()
+    examples = build_examples(args.data_dir, args.corrections, log, views=views, keep=keep, limit=args.limit)
+    table, bias = train(examples, log, keep)
     meta = {"labels": list(LABELS), "subject_weight": SUBJECT_WEIGHT, "temperature": 1.0,
             "hyper": {"C": C, "min_df": MIN_DF, "select": SELECT, "prune": PRUNE, "class_weight": "balanced",
-                      "text_view": TEXT_VIEW},
+                      "text_view": TEXT_VIEW, "seed_terms_kept": True},
             "features": {"tokenizer": "jieba HMM=False (classifiers.tokenize.cut)", "char_bigrams": "raw text"},
             "trained_on": {"examples": len(examples), "corrections": bool(args.corrections)}}
     # calibration: the softmax temperature minimising the log-loss of out-of-fold predictions on
     # train.csv (subject+text and subject-only inputs together); dev.csv is not used for training
     if args.oof_folds >= 2:
         log(f"calibration: {args.oof_folds}-fold out-of-fold scores on train.csv")
-        scores, golds = out_of_fold_scores(examples, views, folds=args.oof_folds, log=log)
+        scores, golds = out_of_fold_scores(examples, views, folds=args.oof_folds, log=log, keep=keep)
         if args.bias_offsets:
             offsets = fit_bias_offsets(scores, golds)
             bias = {lab: bias[lab] + offsets[lab] for lab in LABELS}

@@ -69,6 +69,7 @@ class Settings:
     media_s3_access_key: str | None = None  # unset: boto3's own credential chain
     media_s3_secret_key: str | None = None
     media_url_ttl_seconds: int = 300  # signed media URLs given to handlers
+    media_upload_max_bytes: int = 5 * 1024 * 1024  # one photo a handler attaches to 答复/办结
 
     # This deployment's public base URL (https://host): a hand-off is filed with a signed status
     # callback under it (attribute[callback_url]); unset: targets are only polled.
@@ -238,4 +239,5 @@ def _media_settings(env: Mapping[str, str]) -> dict:
         "media_s3_access_key": _optional(env, "MEDIA_S3_ACCESS_KEY"),
         "media_s3_secret_key": _optional(env, "MEDIA_S3_SECRET_KEY"),
         "media_url_ttl_seconds": _int(env, "MEDIA_URL_TTL_SECONDS", 300),
+        "media_upload_max_bytes": _int(env, "MEDIA_UPLOAD_MAX_BYTES", 5 * 1024 * 1024),
     }

@@ -6,6 +6,7 @@ import tempfile
 from typing import Any, Iterable, Iterator
 
 from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 
 from liaison.core.workcalendar import CHINA_TZ
 
@@ -24,15 +25,6 @@ def _day(moment) -> str:
     return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d") if moment else ""
 
 
-def _column_letter(position: int) -> str:
-    letters = ""
-    position += 1
-    while position:
-        position, rest = divmod(position - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
-
-
 def ledger_row(index: int, row: dict[str, Any]) -> list[Any]:
     """One ledger row in the column order of COLUMNS."""
     on_time = {True: "是", False: "否", None: ""}[row["on_time"]]
@@ -43,18 +35,38 @@ def ledger_row(index: int, row: dict[str, Any]) -> list[Any]:
 
 def ledger_workbook(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """The workbook's bytes, chunk by chunk: exactly the given rows, numbered from 1."""
-    return stream_workbook("诉求台账", COLUMNS, (ledger_row(i, row) for i, row in enumerate(rows, start=1)),
-                           widths=WIDTHS)
+    numbered = (ledger_row(index, row) for index, row in enumerate(rows, start=1))
+    yield from workbook_chunks([("诉求台账", COLUMNS, numbered)], widths=WIDTHS)
+
+
+def workbook_chunks(sheets: Iterable[tuple[str, list[str], Iterable[list[Any]]]],
+                    widths: list[int] | None = None) -> Iterator[bytes]:
+    """A write-only workbook of (title, header, rows) sheets, each with a frozen header row, as bytes
+    chunk by chunk (rows go to a temporary file as they come; memory stays flat)."""
+    workbook = Workbook(write_only=True)
+    for title, header, rows in sheets:
+        sheet = workbook.create_sheet(title[:31])
+        for position, width in enumerate(widths or [max(8, len(str(h)) * 2 + 2) for h in header]):
+            sheet.column_dimensions[get_column_letter(position + 1)].width = width
+        sheet.freeze_panes = "A2"
+        sheet.append(header)
+        for row in rows:
+            sheet.append(row)
+    with tempfile.TemporaryFile() as spool:
+        workbook.save(spool)
+        spool.seek(0)
+        while chunk := spool.read(CHUNK):
+            yield chunk
 
 
 def stream_workbook(sheet_title: str, columns: Iterable[Any], rows: Iterable[Iterable[Any]], *,
                     widths: Iterable[int] = (), title: str | None = None) -> Iterator[bytes]:
-    """Any 台账 as one write-only sheet, streamed in chunks: an optional title row, the header row
-    (frozen), then `rows` as they come (each already in the column order)."""
+    """One 台账 sheet in the office's layout, streamed in chunks: an optional title row, the header
+    row (frozen with it), then `rows` as they come (each already in the column order; figures below)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(sheet_title)
+    sheet = workbook.create_sheet(sheet_title[:31])
     for position, width in enumerate(widths):
-        sheet.column_dimensions[_column_letter(position)].width = width
+        sheet.column_dimensions[get_column_letter(position + 1)].width = width
     sheet.freeze_panes = "A3" if title else "A2"
     if title:
         sheet.append([title])

@@ -38,6 +38,9 @@ from liaison.console import service as figures
 from liaison.core import db, tenant
 from liaison.core.errors import RATE_LIMITED, DomainError
 from liaison.core.workcalendar import CHINA_TZ
+from liaison.media import service as media
+from liaison.media import storage as media_storage
+from liaison.media.models import STORED as MEDIA_STORED
 from liaison.people.models import Account, Department, Deputy, Station
 from liaison.people.service import DEPARTMENT, DEPUTY, ROLE_LABELS, STAFF, Principal
 from liaison.tenancy import service as tenancy
@@ -410,8 +413,10 @@ def _render_case(session, case: Case, *, status: int = 200, error: str | None = 
     accepted, rating = session.execute(select(figures.accepted_at(), figures.latest_rating())
                                        .select_from(Case).where(Case.id == case.id)).one()
     row = next(ledger.rows_of(session, [(case, accepted, rating)]))
+    _case, media_rows = media.of_case(session, g.scope, case.public_id)
     return render_template(
-        "console/case.html", case=case, row=row, timeline=_timeline(session, case),
+        "console/case.html", case=case, row=row, timeline=_timeline(session, case), media=media_rows,
+        media_lost=media.LOST_REASON,
         ratings=ledger.rating_rows(session, case), extensions=extensions, forms=forms_now,
         handler=cases.handler_label(case), overdue=access.is_overdue(case), error=error,
         status_label=STATUS_LABELS.get(case.status, case.status),
@@ -426,6 +431,22 @@ def case_page(session, public_id: str):
     except cases.NotFound:
         return render_template("console/error.html", title="诉求不存在", message="诉求不存在或不在您的辖区内。"), 404
     return _render_case(session, case)
+
+
+@bp.get("/cases/<public_id>/media/<media_id>")
+@signed_in
+def case_media(session, public_id: str, media_id: str):
+    """A stored photo or voice of a case the caller sees, under the case's media rule (else 404)."""
+    try:
+        _case, rows = media.of_case(session, g.scope, public_id)
+    except cases.NotFound:
+        abort(404)
+    row = next((r for r in rows if r.public_id == media_id and r.state == MEDIA_STORED), None)
+    if row is None:
+        abort(404)
+    data = media_storage.current().get(row.storage_key)
+    return Response(data, mimetype=row.content_type or "application/octet-stream",
+                    headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"})
 
 
 @bp.post("/cases/<public_id>/<action>")

@@ -5,7 +5,9 @@ never delays a resident's reply.
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import queue
 import threading
 from typing import Callable
@@ -83,30 +85,89 @@ class LocalJobQueue:
 _current = None
 
 
-def install(settings: Settings, redis_client=None):
-    """Create this process's queue and make every committed outbox row go to it at once."""
-    global _current
+def _hand_over(fresh: list[tuple[int, int]]) -> None:
+    """Give committed outbox rows to the queue; rows it cannot take go back to the relay."""
     from liaison.core import db, tenant
     from liaison.messaging import outbox
 
+    try:
+        _current.enqueue_outbox_many(fresh)
+    except Exception as error:  # Redis down: the scheduler's relay sweep hands them over later
+        if isinstance(error, REDIS_ERRORS):  # expected in an outage: one line, not a traceback
+            log.warning("could not enqueue %d outbox row(s) now (%s); the relay sweep will",
+                        len(fresh), type(error).__name__)
+        else:
+            log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
+        # Rows whose job did get in are harmless to hand back: the job claims before sending.
+        with tenant.use(tenant.all_counties("hand outbox rows back to the relay")), \
+                db.session_scope() as relay_session:
+            outbox.back_to_pending(relay_session, [i for i, _ in fresh])
+
+
+class BackgroundHandOver:
+    """The web process's hand-over of committed outbox rows: one thread takes what every request
+    committed since its last turn and enqueues it in one Redis round trip, so no request waits for
+    RQ. Nothing is lost by the delay: each row is committed as `enqueued` with a lease before it is
+    put here, so rows of a process that dies first are handed over by the relay after the lease.
+    At exit the thread is given a moment to hand over what is left."""
+
+    def __init__(self):
+        self._rows: list[tuple[int, int]] = []
+        self._wake = threading.Condition()
+        self._busy = False
+        self._pid: int | None = None
+
+    def put(self, rows: list[tuple[int, int]]) -> None:
+        with self._wake:
+            if self._pid != os.getpid():  # first use, or a forked child: the thread is not there
+                self._pid = os.getpid()
+                self._rows, self._busy = [], False
+                threading.Thread(target=self._run, name="outbox-hand-over", daemon=True).start()
+            self._rows.extend(rows)
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._rows:
+                    self._busy = False
+                    self._wake.notify_all()
+                    self._wake.wait()
+                batch, self._rows, self._busy = self._rows, [], True
+            try:
+                _hand_over(batch)
+            except Exception:  # keep handing over; the relay takes rows after their lease
+                log.warning("outbox hand-over failed; the relay sweep will", exc_info=True)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything put so far is handed over (at exit; tests)."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._rows and not self._busy, timeout=timeout)
+
+
+def install(settings: Settings, redis_client=None, *, background_hand_over: bool = False):
+    """Create this process's queue and make every committed outbox row go to it at once.
+
+    `background_hand_over` (the web app on RQ): the rows go from a background thread in batches
+    (`BackgroundHandOver`) instead of from the committing request."""
+    global _current
+    from liaison.core import db
+    from liaison.messaging import outbox
+
     _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
+    hand_over = None
+    if background_hand_over and redis_client is not None:
+        hand_over = BackgroundHandOver()
+        atexit.register(hand_over.drain)
 
     def kick(session) -> None:
         fresh = outbox.fresh_rows(session)
         if not fresh:
             return
-        try:
-            _current.enqueue_outbox_many(fresh)
-        except Exception as error:  # Redis down: the scheduler's relay sweep hands them over later
-            if isinstance(error, REDIS_ERRORS):  # expected in an outage: one line, not a traceback
-                log.warning("could not enqueue %d outbox row(s) now (%s); the relay sweep will",
-                            len(fresh), type(error).__name__)
-            else:
-                log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
-            # Rows whose job did get in are harmless to hand back: the job claims before sending.
-            with tenant.use(tenant.all_counties("hand outbox rows back to the relay")), \
-                    db.session_scope() as relay_session:
-                outbox.back_to_pending(relay_session, [i for i, _ in fresh])
+        if hand_over is not None:
+            hand_over.put(fresh)
+        else:
+            _hand_over(fresh)
 
     db.clear_after_commit_hooks()
     db.on_after_commit(kick)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from liaison.case import access
 from liaison.engagement import broadcasts, noticeboard, qrcodes, surveys, votes
 from liaison.people import registry
-from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Grid, Station
+from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Station
 
 from . import schemas as s
 from .framework import ALL_ROLES, ApiError, Context, endpoint, require_county_staff
@@ -93,6 +93,14 @@ class QrCodeOut(s.Out):
     url: str = Field(description="二维码内容（微信 ticket 的 url）")
     ticket: str
     image_png_base64: str
+
+
+class EnterpriseOut(s.Out):
+    code: str
+    name: str
+    grid: s.Ref = Field(description="所属企业网格（企业点单交该网格的代表）")
+    contact_name: str | None
+    contact_phone: str | None
 
 
 class QrUsageOut(s.Out):
@@ -320,12 +328,16 @@ def _may_see(ctx: Context, kind: str, row) -> bool:
     if ctx.principal.role == DEPUTY:
         if kind == "deputy":
             return row.id == ctx.principal.account.deputy_id
+        if kind == "enterprise":
+            return row.grid_id in _deputy_grid_ids(ctx)
         return kind == "grid" and row.id in _deputy_grid_ids(ctx)
     if scope.grid_ids is None:
         return True
     station_id = ctx.principal.account.station_id
     if kind == "grid":
         return row.id in scope.grid_ids
+    if kind == "enterprise":
+        return row.grid_id in scope.grid_ids
     if kind == "deputy":
         return row.station_id == station_id or bool(
             {link.grid_id for link in row.grid_links} & set(scope.grid_ids))
@@ -333,10 +345,11 @@ def _may_see(ctx: Context, kind: str, row) -> bool:
 
 
 def _target(ctx: Context, kind: str, code: str):
-    model = {"grid": Grid, "deputy": Deputy, "station": Station}[kind]
+    model = {"grid": Grid, "deputy": Deputy, "station": Station, "enterprise": Enterprise}[kind]
     row = ctx.session.scalar(select(model).where(model.code == code))
     if row is None or not _may_see(ctx, kind, row):
-        raise ApiError(404, "not_found", {"grid": "网格", "deputy": "代表", "station": "联络站"}[kind] + "不存在")
+        raise ApiError(404, "not_found", {"grid": "网格", "deputy": "代表", "station": "联络站",
+                                          "enterprise": "企业"}[kind] + "不存在")
     return row
 
 
@@ -366,6 +379,21 @@ def deputy_qrcode(ctx: Context, public_id: str):
           tag="qrcodes")
 def station_qrcode(ctx: Context, public_id: str):
     return _qr(ctx, "station", public_id)
+
+
+@endpoint("GET", "/enterprises", summary="企业网格的登记企业（代表：本人网格的；工委：辖区内的）", roles=WRITERS,
+          response=list[EnterpriseOut], tag="qrcodes")
+def list_enterprises(ctx: Context):
+    rows = ctx.session.scalars(select(Enterprise).order_by(Enterprise.code))
+    return [EnterpriseOut(code=e.code, name=e.name, grid=s.Ref(code=e.grid.code, name=e.grid.name),
+                          contact_name=e.contact_name, contact_phone=e.contact_phone)
+            for e in rows if _may_see(ctx, "enterprise", e)]
+
+
+@endpoint("GET", "/enterprises/<public_id>/qrcode", summary="企业码：企业的一键找代表二维码（扫码即进入该企业网格，"
+          "诉求交网格代表）", roles=WRITERS, response=QrCodeOut, tag="qrcodes")
+def enterprise_qrcode(ctx: Context, public_id: str):
+    return _qr(ctx, "enterprise", public_id)
 
 
 @endpoint("GET", "/qrcodes/usage", summary="永久二维码用量（微信上限 100,000 个）", roles=(STAFF,),

@@ -101,7 +101,7 @@ ENDPOINTS: list[Endpoint] = []
 # The one place a domain refusal's kind becomes an HTTP status (every kind in liaison.core.errors.KINDS).
 DOMAIN_ERROR_STATUS = {
     domain.INVALID: 422, domain.NOT_FOUND: 404, domain.FORBIDDEN: 403, domain.CONFLICT: 409,
-    domain.TOO_LARGE: 413, domain.RATE_LIMITED: 429, domain.UNAVAILABLE: 503,
+    domain.TOO_LARGE: 413, domain.UNSUPPORTED: 415, domain.RATE_LIMITED: 429, domain.UNAVAILABLE: 503,
 }
 
 

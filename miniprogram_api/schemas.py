@@ -75,8 +75,13 @@ class RatingIn(Request):
     comment: str | None = Field(default=None, max_length=500)
 
 
+Attachments = Field(default_factory=list, max_length=9,
+                    description="附上的办理照片：本人为该诉求上传（POST /cases/{id}/attachments）且尚未使用的附件 id")
+
+
 class ReplyIn(Request):
     text: str = Text
+    attachments: list[Annotated[str, Field(min_length=1, max_length=24)]] = Attachments
 
 
 class QuestionIn(Request):
@@ -95,6 +100,7 @@ class UrgeIn(Request):
 
 class CloseIn(Request):
     summary: str = Text
+    attachments: list[Annotated[str, Field(min_length=1, max_length=24)]] = Attachments
 
 
 class ReasonIn(Request):

@@ -19,6 +19,7 @@ EXTRA_ACTION_LABELS = {
     "merged_in": "并入诉求", "reroute": "重新分派", "request_information": "请群众补充信息",
     "urge": "督办", "extension_requested": "申请延期", "extension_approved": "延期获批",
     "extension_rejected": "延期未获批准", "follower_rating": "评价", "rate": "评价",
+    "hand_up": "上报市级协调", "city_answer": "市级答复/批示", "hand_down": "市级交回县级办理",
 }
 # Timeline details a resident may read; internal notes (routing reasons, urge notes) stay inside.
 RESIDENT_DETAIL_KEYS = {"text", "summary", "rating", "comment", "question", "department", "round",

@@ -6,12 +6,13 @@ import logging
 from flask import current_app
 from sqlalchemy import func, select
 
-from liaison.case import access
+from liaison.case import access, referrals
 from liaison.case import handling as casework
 from liaison.case import service as cases
 from liaison.case.lifecycle import STATUS_LABELS
 from liaison.case.models import Case, ExtensionRequest, Notice
 from liaison.core import tenant
+from liaison.media import service as media
 from liaison.people import registry
 from liaison.people import service as accounts
 from liaison.people.models import Account, Department, Deputy, Grid, Station
@@ -208,11 +209,12 @@ def accept_case(ctx: Context, public_id: str):
     return _done(ctx, scope, case, cases.accept(ctx.session, case, ctx.principal.actor()))
 
 
-@endpoint("POST", "/cases/<public_id>/reply", summary="答复群众", roles=HANDLERS, body=s.ReplyIn,
+@endpoint("POST", "/cases/<public_id>/reply", summary="答复群众（可附本人上传的办理照片）", roles=HANDLERS, body=s.ReplyIn,
           response=s.ActionOut, visible=_sees_case, tag="handling")
 def reply_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "reply")
-    return _done(ctx, scope, case, cases.reply(ctx.session, case, ctx.principal.actor(), ctx.body.text))
+    entry = media.reply(ctx.session, case, ctx.principal, ctx.body.text, ctx.body.attachments)
+    return _done(ctx, scope, case, entry)
 
 
 @endpoint("POST", "/cases/<public_id>/information-requests", summary="请群众补充信息", roles=HANDLERS,
@@ -240,11 +242,21 @@ def urge_case(ctx: Context, public_id: str):
     return _done(ctx, scope, case, casework.urge(ctx.session, case, ctx.principal.actor(), ctx.body.note))
 
 
-@endpoint("POST", "/cases/<public_id>/close", summary="办结（附办理情况）", roles=HANDLERS, body=s.CloseIn,
+@endpoint("POST", "/cases/<public_id>/hand-up", summary="上报市级协调（三级联动，附理由）", roles=(STAFF,),
+          body=s.ReasonIn, response=s.ActionOut, visible=_sees_case, tag="handling")
+def hand_up_case(ctx: Context, public_id: str):
+    scope = _scope(ctx)
+    case = access.get_case(ctx.session, scope, public_id, lock=True)
+    return _done(ctx, scope, case, referrals.hand_up(ctx.session, case, ctx.principal.account.id,
+                                                     ctx.body.reason))
+
+
+@endpoint("POST", "/cases/<public_id>/close", summary="办结（附办理情况，可附本人上传的办理照片）", roles=HANDLERS, body=s.CloseIn,
           response=s.ActionOut, visible=_sees_case, tag="handling")
 def close_case(ctx: Context, public_id: str):
     scope, case = _acting_on(ctx, public_id, "close")
-    return _done(ctx, scope, case, cases.close(ctx.session, case, ctx.principal.actor(), ctx.body.summary))
+    entry = media.close(ctx.session, case, ctx.principal, ctx.body.summary, ctx.body.attachments)
+    return _done(ctx, scope, case, entry)
 
 
 @endpoint("POST", "/cases/<public_id>/category", summary="更正诉求分类（并记录供分类器学习）",

@@ -27,6 +27,8 @@ EVERYONE = frozenset({RESIDENT, DEPUTY, DEPARTMENT, STATION_STAFF, COUNTY_STAFF}
 STAFF = frozenset({STATION_STAFF, COUNTY_STAFF})
 HANDLERS = frozenset({DEPUTY, DEPARTMENT})
 UNKNOWN_ID = "AAAAAAAAAAAAAAAA"
+# A real 1×1 PNG: an upload that would be stored if the case were the caller's.
+PNG_BASE64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
 _n = itertools.count(1)
 
 
@@ -62,6 +64,8 @@ SWEEP = {
     ("POST", "/api/cases/{public_id}/dispatch"): ({DEPUTY} | STAFF, "case",
                                                   lambda: {"department_code": "jiaotong"}),
     ("POST", "/api/cases/{public_id}/urge"): ({DEPUTY} | STAFF, "case", lambda: {"note": "请加快"}),
+    # 三级联动 (tests/test_city_referrals.py): county staff hand a case up to their city.
+    ("POST", "/api/cases/{public_id}/hand-up"): (STAFF, "case", lambda: {"reason": "需市级协调"}),
     ("POST", "/api/cases/{public_id}/close"): (HANDLERS, "case", lambda: {"summary": "已处理"}),
     ("POST", "/api/cases/{public_id}/category"): ({DEPUTY} | STAFF, "case",
                                                   lambda: {"category": "交通运输"}),
@@ -225,10 +229,18 @@ SWEEP = {
     ("POST", "/api/cases/{public_id}/conclude"): (STAFF, "case", lambda: {"reason": "作终结处理"}),
     # Issue 15: chat photos and voice kept (signed URLs; tests/test_media.py checks who sees which file).
     ("GET", "/api/cases/{public_id}/media"): (EVERYONE, "case", None),
+    # Handlers' photos of their work (tests/test_handler_media.py), enterprise codes (企业码).
+    ("POST", "/api/cases/{public_id}/attachments"): (HANDLERS, "case", lambda: {"data": PNG_BASE64}),
+    ("GET", "/api/enterprises"): ({DEPUTY} | STAFF, None, None),
+    ("GET", "/api/enterprises/{public_id}/qrcode"): ({DEPUTY} | STAFF, "enterprise", None),
 
     # City staff only (tests/test_city.py): no county user may call them.
     ("GET", "/api/city/figures"): (frozenset(), None, None),
     ("GET", "/api/city/cases/{public_id}"): (frozenset(), "case", None),
+    ("GET", "/api/city/cases"): (frozenset(), None, None),
+    ("GET", "/api/city/ledger"): (frozenset(), None, None),
+    ("POST", "/api/city/cases/{public_id}/answer"): (frozenset(), "case", lambda: {"text": "请两县会商"}),
+    ("POST", "/api/city/cases/{public_id}/hand-down"): (frozenset(), "case", lambda: {"note": "已协调"}),
 }
 def _registry_csv():
     """A one-sheet CSV upload (departments) for the registry import endpoint."""
@@ -312,6 +324,8 @@ def _foreign(world, kind: str, role: str) -> str:
         return world["suggestion_d003"] if role == DEPUTY else world["suggestion_d001"]
     if kind == "problem_entry":  # made by county staff: theirs alone
         return world["entry_county"]
+    if kind == "enterprise":  # E001 is in G004: not deputy D001's grid, not station S002's
+        return "E001" if role in (DEPUTY, STATION_STAFF) else UNKNOWN_ID
     if kind == "project":  # led by 交通, still planned: not the 住建 handler's, not yet the residents'
         return world["project_jiaotong"] if role in (DEPARTMENT, RESIDENT) else UNKNOWN_ID
     return UNKNOWN_ID

@@ -2,8 +2,9 @@
 
 One deployment, three counties: the default one (not in the city), 甲县 (grants the city its residents'
 personal data) and 乙县 (does not). A city staff member of 市 sees both counties' 受理量, 办结率 and
-满意率 and the city's total, with no personal data; opens 甲县's cases, not 乙县's (403) nor the
-default county's (404); and no county endpoint is theirs.
+满意率 and the city's total, with no personal data; opens only the cases a county handed up to the
+city (others 404), with personal data masked where the county does not grant it; and no county
+endpoint is theirs. The hand-up and hand-down themselves are in tests/test_city_referrals.py.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from liaison.people import service as accounts
 from liaison.people.models import Account, Resident
 from liaison.tenancy import service as tenancy
 from tests.api_fixtures import FlaskHttp, bind_with_code
+
+PHONE = "13800001234"
 
 
 def _county(code: str, name: str, settings: dict | None = None) -> int:
@@ -99,21 +102,42 @@ def test_city_staff_see_both_counties_figures_and_the_citys(city_world):
     assert not any(n in text for ns in city_world["numbers"].values() for n in ns)
 
 
-def test_city_staff_open_cases_only_where_the_county_grants_it(city_world):
+def hand_up(county_id: int, number: str, reason: str = "跨县道路，需市级协调") -> None:
+    """County staff of `county_id` hand case `number` up to their city (the domain call)."""
+    from liaison.case import referrals
+
+    with tenant.use(tenant.county(county_id)), db.session_scope() as session:
+        staff = session.scalar(select(Account).where(Account.role == "staff").order_by(Account.id))
+        if staff is None:
+            staff, _code = accounts.create_first_staff(session, "县人大工委")
+            session.flush()
+        referrals.hand_up(session, cases.case_by_number(session, number), staff.id, reason)
+
+
+def test_city_staff_open_only_handed_up_cases_masked_unless_granted(city_world):
     user, numbers = city_world["user"], city_world["numbers"]
-    granted = user.get(f"/api/city/cases/{numbers['jiaxian'][0]}")
+    for number in (numbers["jiaxian"][3], numbers["yixian"][0]):
+        assert user.get(f"/api/city/cases/{number}").status_code == 404  # not handed up (yet)
+    hand_up(city_world["jia"], numbers["jiaxian"][3])
+    hand_up(city_world["yi"], numbers["yixian"][1])
+    granted = user.get(f"/api/city/cases/{numbers['jiaxian'][3]}")
     assert granted.status_code == 200, granted.text
-    assert "13800001234" in granted.json()["text"] and granted.json()["actions"] == []
-    refused = user.get(f"/api/city/cases/{numbers['yixian'][0]}")
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "personal_data_not_granted"
-    assert "13800001234" not in refused.text
-    assert user.get(f"/api/city/cases/{numbers['default'][0]}").status_code == 404  # not the city's
-    assert user.get("/api/city/cases/2026-999999").status_code == 404
-    # County endpoints are not theirs, not even for a granting county's case.
+    assert "13800001234" in granted.json()["text"] and granted.json()["personal_data"] is True
+    masked = user.get(f"/api/city/cases/{numbers['yixian'][1]}")
+    assert masked.status_code == 200, masked.text
+    assert masked.json()["personal_data"] is False and "13800001234" not in masked.text
+    assert "138****1234" in masked.json()["text"] and "路灯坏了" in masked.json()["text"]
+    assert [e["action"] for e in masked.json()["timeline"]][-1] == "hand_up"
+    # Only what was handed up: the counties' other cases and the default county's stay out.
+    for number in (numbers["jiaxian"][1], numbers["yixian"][0], numbers["default"][0], "2026-999999"):
+        assert user.get(f"/api/city/cases/{number}").status_code == 404, number
+    listed = {c["number"] for c in user.get("/api/city/cases").json()["items"]}
+    assert listed == {numbers["jiaxian"][3], numbers["yixian"][1]}
+    # County endpoints are not theirs, not even for a case handed up to them.
     assert user.get("/api/me").json()["role"] == "city"
-    for path in ("/api/cases", f"/api/cases/{numbers['jiaxian'][0]}", "/api/accounts", "/api/survey-results"):
+    for path in ("/api/cases", f"/api/cases/{numbers['jiaxian'][3]}", "/api/accounts", "/api/survey-results"):
         assert user.get(path).status_code == 403, path
-    assert user.post(f"/api/cases/{numbers['jiaxian'][0]}/urge", {"note": "催办"}).status_code == 403
+    assert user.post(f"/api/cases/{numbers['jiaxian'][3]}/urge", {"note": "催办"}).status_code == 403
 
 
 def test_a_county_joining_the_city_counts_at_once_and_grants_can_be_withdrawn(city_world):
@@ -127,9 +151,9 @@ def test_a_county_joining_the_city_counts_at_once_and_grants_can_be_withdrawn(ci
     data = user.get("/api/city/figures").json()
     assert {c["code"] for c in data["counties"]} == {"jiaxian", "yixian", "bingxian"}
     assert data["total"]["received"] == 7
-    refused = user.get(f"/api/city/cases/{city_world['numbers']['jiaxian'][0]}")
-    assert refused.status_code == 403
-    assert jia  # the grant was 甲县's own setting
+    hand_up(jia, city_world["numbers"]["jiaxian"][3])
+    masked = user.get(f"/api/city/cases/{city_world['numbers']['jiaxian'][3]}")
+    assert masked.status_code == 200 and "13800001234" not in masked.text  # 甲县 withdrew its grant
 
 
 def test_a_city_account_lives_in_one_of_its_counties(city_world):
@@ -155,3 +179,23 @@ def test_add_a_city_and_its_staff_from_the_command_line(settings, demo_county, f
     with tenant.use(tenant.all_counties("check")), db.session_scope() as session:
         account = session.scalar(select(Account).where(Account.name == "市人大 王"))
         assert account.role == "city" and account.county_id == tenancy.by_code(session, "jiaxian").id
+
+
+def test_the_city_ledger_spans_its_counties_masked_unless_granted(city_world):
+    user, numbers = city_world["user"], city_world["numbers"]
+    everything = user.get("/api/city/ledger")
+    assert everything.status_code == 200, everything.text
+    data = everything.json()
+    assert data["total"] == 7 and {r["number"] for r in data["items"]} == set(numbers["jiaxian"] + numbers["yixian"])
+    by_number = {r["number"]: r for r in data["items"]}
+    assert all(PHONE in by_number[n]["text"] for n in numbers["jiaxian"])  # 甲县 grants personal data
+    assert all(PHONE not in by_number[n]["text"] and "138****1234" in by_number[n]["text"]
+               for n in numbers["yixian"])
+    assert "o_city_" not in everything.text  # the 诉求人 is masked everywhere
+    yi = user.get("/api/city/ledger?county=yixian").json()
+    assert yi["total"] == 2 and {r["county"]["code"] for r in yi["items"]} == {"yixian"}
+    rejected = user.get("/api/city/ledger?status=rejected").json()
+    assert [r["number"] for r in rejected["items"]] == [numbers["jiaxian"][4]]
+    assert user.get("/api/city/ledger?county=jiaxian&status=open").json()["total"] == 2
+    for bad in ("county=default", "status=bogus", "page=0", "grid=G001", "since=2026-13-01"):
+        assert user.get(f"/api/city/ledger?{bad}").status_code == 422, bad

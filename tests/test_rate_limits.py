@@ -130,3 +130,23 @@ def test_malformed_limit_setting_stops_start_up(fake_wechat):
 
     with pytest.raises(SettingsError, match="CASE_RATE_LIMIT_PER_RESIDENT"):
         load_settings(settings_env(fake_wechat.base_url, CASE_RATE_LIMIT_PER_RESIDENT="lots"))
+
+
+def test_one_script_counts_every_limit_of_a_rule_in_the_librarys_own_windows(redis_client):
+    """`hit` checks and counts all limits of a rule in one Redis script, in the windows `limits` reads."""
+    from liaison.core import ratelimit
+
+    uri = ratelimit.storage_uri(_url(redis_client))
+    limits = ratelimit.Limits(uri, {"chat": "2 per minute;3 per day"})
+    assert limits._hit_all is not None
+    assert [limits.hit("chat", "r1") for _ in range(3)] == [True, True, False]
+    assert limits.allowed("chat", "r1") is False  # the library's own check sees the two entries
+    minute, day = limits.rules["chat"]
+    assert limits.limiter.get_window_stats(minute, "chat", "r1").remaining == 0
+    assert limits.limiter.get_window_stats(day, "chat", "r1").remaining == 1  # the refused one not counted
+    assert limits.hit("chat", "r2") is True  # another identity has its own windows
+
+
+def _url(redis_client) -> str:
+    kwargs = redis_client.connection_pool.connection_kwargs
+    return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

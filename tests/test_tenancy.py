@@ -21,14 +21,14 @@ from liaison.case.models import Case, CaseEvent, Notice
 from liaison.core import clock, db, tenant
 from liaison.messaging import outbox
 from liaison.messaging.models import DeliveryAttempt, OutboxMessage
-from liaison.people.models import Deputy, Grid, Resident, Station
+from liaison.people.models import Deputy, Enterprise, Grid, Resident, Station
 from liaison.schema import metadata
 from liaison.tenancy import roles
 from liaison.tenancy import service as tenancy
 from tests import suggestion_fixtures
 from tests import test_api_authz as authz
 from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, settings_env
 
 A = tenant.DEFAULT_COUNTY_ID
 TENANT_TABLES = [t.name for t in metadata.sorted_tables if "county_id" in t.c]
@@ -53,6 +53,14 @@ def _staff_of(county_id, http, fake_wechat, openid) -> ApiUser:
 
 
 @pytest.fixture
+def settings(clean_db, redis_client, fake_wechat, tmp_path):
+    """The test settings, with media kept in the test's own folder (county B's photo is stored)."""
+    from config.settings import load_settings
+
+    return load_settings(settings_env(fake_wechat.base_url, MEDIA_LOCAL_DIR=str(tmp_path / "media")))
+
+
+@pytest.fixture
 def county_b(app):
     """County B with the demo registry under the demo's codes, and a station, grid and deputy only B has."""
     with tenant.use(tenant.all_counties("add a county")), db.session_scope() as session:
@@ -63,6 +71,8 @@ def county_b(app):
         session.add(station)
         grid = Grid(code="GB01", name="乙县专属网格", aliases=[], station=station)
         session.add_all([grid, Deputy(code="DB01", name="乙县代表", level="county", station=station)])
+        enterprise_grid = session.scalar(select(Grid).where(Grid.code == "G004"))
+        session.add(Enterprise(code="EB01", name="乙县专属企业", grid=enterprise_grid, contact_name="乙县联系人"))
     return b
 
 
@@ -107,6 +117,8 @@ def two_counties(app, fake_wechat, county_b):
            "broadcast": broadcast["id"], "survey": survey["id"], "project_vote": vote["id"],
            "account": b_account, "grid": "GB01", "deputy": "DB01", "station": "SB01",
            "partner": partner["id"], "shift": b_shift, "swap": b_swap, "activity": _b_activity(county_b),
+           "duty_rule": _b_rule(county_b),
+           "enterprise": "EB01", "media": _b_media(county_b, b_case["id"]),
            **_b_appraisal(county_b), **_b_bulletin(county_b)}
     assert all(ids.values()), ids
     # B's hand-off target is addressed by its serial id: kept out of `b_ids`, whose values the API
@@ -131,11 +143,41 @@ def _b_shift_and_swap(b: int) -> tuple[str, str]:
         assignment = ShiftAssignment(shift_id=shift.id, deputy_id=deputies["D001"], status="on_duty")
         session.add(assignment)
         session.flush()
-        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="外出",
+        swap = ShiftSwap(assignment_id=assignment.id, substitute_deputy_id=deputies["DB01"], reason="乙县换班外出",
                          status="requested")
         session.add(swap)
         session.flush()
         return shift.public_id, swap.public_id
+
+
+def _b_rule(b: int) -> str:
+    """A county-B duty rule at its own station (its title only B has)."""
+    from liaison.rota.models import DutyRule
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        station = session.scalar(select(Station).where(Station.code == "SB01"))
+        deputy = session.scalar(select(Deputy.id).where(Deputy.code == "DB01"))
+        rule = DutyRule(station_id=station.id, kind="reception", title="乙县专属值班", weekday=2, slots=1,
+                        deputy_ids=[deputy], account_ids=[], valid_from=clock.utcnow().date(), active=True)
+        session.add(rule)
+        session.flush()
+        return rule.public_id
+
+
+def _b_media(b: int, case_public_id: str) -> str:
+    """A stored photo of county B's case (the console's media route addresses it by its id)."""
+    from liaison.media import storage as media_storage
+    from liaison.media.models import STORED, MediaFile
+
+    with tenant.use(tenant.county(b)), db.session_scope() as session:
+        case = session.scalar(select(Case).where(Case.public_id == case_public_id))
+        row = MediaFile(case_id=case.id, resident_id=case.resident_id, kind="image", wechat_media_id="m_b",
+                        state=STORED, attempts=1, content_type="image/png", size=4)
+        session.add(row)
+        session.flush()
+        row.storage_key = f"{b}/{case.id}/{row.public_id}.png"
+        media_storage.current().put(row.storage_key, b"\x89PNG", "image/png")  # a leak would serve it
+        return row.public_id
 
 
 def _b_handoff_target(b: int) -> str:
@@ -373,6 +415,7 @@ CONSOLE_SWEEP = {
     ("GET", "/console/cases/export.xlsx"): None,
     ("GET", "/console/cases/<public_id>"): "case",
     ("POST", "/console/cases/<public_id>/<action>"): "case",
+    ("GET", "/console/cases/<public_id>/media/<media_id>"): "case",  # with county B's photo of it
     ("GET", "/console/stats"): None,
     ("GET", "/console/accounts"): None,
     ("POST", "/console/accounts/<public_id>/link"): "account",
@@ -394,6 +437,29 @@ CONSOLE_SWEEP = {
     ("POST", "/console/interop/targets"): "create",
     ("POST", "/console/interop/targets/<int:target_id>/rotate"): "handoff_target",
     ("POST", "/console/interop/targets/<int:target_id>/remove"): "handoff_target",
+    # The duty rota and 履职积分 (issue 17; tests/test_console_duty.py). Adding a rule or a one-off
+    # shift names a station of the caller's own county, checked there.
+    ("GET", "/console/rota"): None,
+    ("POST", "/console/rota/shifts"): "create",
+    ("GET", "/console/rota/shifts/<public_id>"): "shift",
+    ("POST", "/console/rota/shifts/<public_id>/cancel"): "shift",
+    ("GET", "/console/rota/rules"): None,
+    ("POST", "/console/rota/rules"): "create",
+    ("GET", "/console/rota/rules/<public_id>"): "duty_rule",
+    ("POST", "/console/rota/rules/<public_id>"): "duty_rule",
+    ("GET", "/console/rota/swaps"): None,
+    ("POST", "/console/rota/swaps/<public_id>/approve"): "swap",
+    ("POST", "/console/rota/swaps/<public_id>/reject"): "swap",
+    ("GET", "/console/rota/attendance"): None,
+    ("GET", "/console/points"): None,
+    ("GET", "/console/points/export.xlsx"): None,
+    ("GET", "/console/points/standard"): None,
+    ("GET", "/console/points/deputies/<deputy_code>"): "deputy",
+    ("POST", "/console/points/deputies/<deputy_code>/adjust"): "deputy",
+    ("GET", "/console/points/activities"): None,
+    ("GET", "/console/points/activities/<public_id>"): "activity",
+    ("POST", "/console/points/activities/<public_id>/approve"): "activity",
+    ("POST", "/console/points/activities/<public_id>/reject"): "activity",
     # 代表建议 (issue 19): the 台账 and its export, a suggestion and its actions, the 问题清单.
     ("GET", "/console/suggestions"): None,
     ("GET", "/console/suggestions/export.xlsx"): None,
@@ -478,7 +544,8 @@ def _console_sweep(world, clients) -> list:
 
     b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
-              "楼道的路灯", "乙县12345", b_ids["suggestion"], b_ids["problem_entry"], b_ids["project"],
+              "楼道的路灯", "乙县12345", b_ids["shift"], b_ids["swap"], b_ids["activity"], b_ids["duty_rule"],
+              "乙县会议", "乙县积分标准", "乙县换班", b_ids["suggestion"], b_ids["problem_entry"], b_ids["project"],
               b_ids["project_proposal"], b_ids["project_vote"], "授权测试项目", "建社区食堂", "乙县民生实事"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
@@ -494,7 +561,8 @@ def _console_sweep(world, clients) -> list:
                     if response.status_code >= 500 or leaked:
                         failures.append((rule + query, login, response.status_code, leaked))
                 continue
-            target = rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
+            target = (rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
+                      .replace("<deputy_code>", str(b_ids[kind])).replace("<media_id>", b_ids["media"]))
             if "<action>" in target:
                 actions = ROUTE_ACTIONS.get(kind, CONSOLE_ACTIONS)
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]

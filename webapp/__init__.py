@@ -25,9 +25,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     settings = settings or load_settings()
     rt = runtime.configure(settings)
     _warn_about_webhook_mode(settings)
-    queues.install(settings, rt.redis)
+    queues.install(settings, rt.redis, background_hand_over=True)  # no request waits for RQ
     if settings.embedded and start_background:
         _start_embedded_scheduler()
+    if start_background:
+        _preload_classifier()
 
     app = Flask(__name__)
     app.config.update(SETTINGS=settings, SECRET_KEY=settings.secret_key,
@@ -93,6 +95,20 @@ def _warn_about_webhook_mode(settings: Settings) -> None:
     elif not settings.wechat_encrypted:
         log.error("WECHAT_ENCODING_AES_KEY is not set and plaintext is not allowed: the webhook will "
                   "refuse every message. Set the key (safe mode), or WECHAT_ALLOW_PLAINTEXT for a demo.")
+
+
+def _preload_classifier() -> None:
+    """Load the classifier and jieba's dictionary (seconds) in the background while the server starts,
+    so the first resident's message does not wait for them (a message arriving earlier waits on the
+    same load, never a second one)."""
+    import threading
+
+    def load():
+        from classifiers import get_classifier
+
+        get_classifier().classify("小区路灯坏了")  # the first cut builds jieba's prefix dictionary
+
+    threading.Thread(target=load, name="classifier-preload", daemon=True).start()
 
 
 _scheduler_started = False

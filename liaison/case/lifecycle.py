@@ -102,10 +102,43 @@ CASEWORK: dict[str, Transition] = dict([
     _t("add_information", OPEN_STATUSES, None, "补充信息"),
     _t("rate", {S.CLOSED}, None, "评价"),  # the resident's rating decides rate_satisfied/unsatisfied
     _t("return_visit", {S.CLOSED}, None, "回访"),  # staff record a rating taken by phone/visit
+    # 三级联动: the case stays with its handler (deputy, department) while the city weighs in; the
+    # hand-up's own status moves through REFERRAL_TRANSITIONS below.
+    _t("hand_up", WORKING_STATUSES | {S.RULING}, None, "上报市级协调", needs_reason=True),
+    _t("city_answer", set(STATUS_LABELS), None, "市级答复/批示", needs_reason=True),
+    _t("hand_down", set(STATUS_LABELS), None, "市级交回县级办理"),
 ])
 
 # Everything that may happen to a case, by action name.
 ACTIONS: dict[str, Transition] = {**TRANSITIONS, **CASEWORK}
+
+
+
+class ReferralStatus:
+    AT_CITY = "at_city"      # 待市级答复: handed up, the city has not answered yet
+    ANSWERED = "answered"    # 市级已答复: the city answered or instructed, still with the city
+    RETURNED = "returned"    # 已交回县级 (final for this hand-up; the county may hand it up again)
+
+
+REFERRAL_LABELS = {ReferralStatus.AT_CITY: "待市级答复", ReferralStatus.ANSWERED: "市级已答复",
+                   ReferralStatus.RETURNED: "已交回县级"}
+R = ReferralStatus
+# A hand-up's own table: (sources, target). `None` as a source is "no open hand-up".
+REFERRAL_TRANSITIONS: dict[str, tuple[frozenset, str]] = {
+    "hand_up": (frozenset({None, R.RETURNED}), R.AT_CITY),
+    "city_answer": (frozenset({R.AT_CITY, R.ANSWERED}), R.ANSWERED),
+    "hand_down": (frozenset({R.AT_CITY, R.ANSWERED}), R.RETURNED),
+}
+
+
+def check_referral(action: str, referral_status: str | None) -> str:
+    """The hand-up's next status for `action`, or IllegalTransition (the message names the status)."""
+    sources, target = REFERRAL_TRANSITIONS[action]
+    if referral_status not in sources:
+        label = REFERRAL_LABELS.get(referral_status, "未上报市级")
+        raise IllegalTransition(action, referral_status or "none", message=f"上报状态（{label}）不能执行该操作")
+    return target
+
 
 # Why an action is refused though the status allows it (Chinese, may be shown to the person acting).
 HANDLER_REFUSALS = {"urge": "只能督办已派单给部门的诉求", "request_extension": "只有承办部门可以申请延期"}

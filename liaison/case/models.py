@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
-from liaison.core.tenant import TenantOwned
+from liaison.core.tenant import TenantOwned, city_rule
 from liaison.core.types import KeywordList, UTCDateTime, new_public_id
 from liaison.people.models import Department, Deputy, Grid, Resident  # noqa: F401  (relationship targets)
 
@@ -203,3 +203,63 @@ class KeywordRule(TenantOwned, Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CaseReferral(TenantOwned, Base):
+    """三级联动: a case handed up by its county's staff to the county's city (with a reason), answered
+    or instructed there (批示) and handed back down. One row per hand-up; `status` moves only through
+    `liaison.case.lifecycle.REFERRAL_TRANSITIONS`. The row lives in the case's county; `city_id` is
+    the city it was handed to, whose staff see the case (and only such cases) through `CITY_RULES`."""
+
+    __tablename__ = "case_referrals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    city_id: Mapped[int] = mapped_column(ForeignKey("cities.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # at_city | answered | returned
+    reason: Mapped[str] = mapped_column(Text)
+    handed_up_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    handed_up_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    answer: Mapped[str | None] = mapped_column(Text)  # the city's latest answer or instruction
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    return_note: Mapped[str | None] = mapped_column(Text)
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    case: Mapped[Case] = relationship()
+
+
+# --- What city staff see (liaison.core.tenant.CITY_RULES; migration 0018 says the same in SQL): the
+# cases handed up to their city, those cases' timelines, residents, notices and outbox rows (their
+# answers and hand-downs write these), and the registry's names.
+def _handed_up(city_id: int):
+    from sqlalchemy import select
+
+    return select(CaseReferral.case_id).where(CaseReferral.city_id == city_id).scalar_subquery()
+
+
+@city_rule(CaseReferral)
+def _city_referrals(city_id: int):
+    return CaseReferral.city_id == city_id
+
+
+@city_rule(Case)
+def _city_cases(city_id: int):
+    return Case.id.in_(_handed_up(city_id))
+
+
+@city_rule(CaseEvent)
+def _city_case_events(city_id: int):
+    return CaseEvent.case_id.in_(_handed_up(city_id))
+
+
+@city_rule(Notice)
+def _city_notices(city_id: int):
+    return Notice.case_id.in_(_handed_up(city_id))
+
+
+@city_rule(Resident)
+def _city_residents(city_id: int):
+    from sqlalchemy import select
+
+    return Resident.id.in_(select(Case.resident_id).where(Case.id.in_(_handed_up(city_id))).scalar_subquery())
+

@@ -20,10 +20,13 @@ from liaison.people.models import Account, Grid
 
 def notify(session: Session, case: Case | None, key: str, text: str, *, deputy_id: int | None = None,
            department_id: int | None = None, account_id: int | None = None, kind: str | None = None,
-           detail: dict[str, Any] | None = None) -> bool:
+           detail: dict[str, Any] | None = None, new_key: bool = False) -> bool:
     """A notice for a deputy, a department or one account (once per `key`) and a push to each active
-    account behind it. `kind` defaults to the key's first part. Returns False if `key` was told already."""
-    if session.scalar(select(Notice.id).where(Notice.dedup_key == key)) is not None:
+    account behind it. `kind` defaults to the key's first part. Returns False if `key` was told already.
+
+    `new_key=True` says the caller knows the key cannot exist yet (it names a row created in this
+    transaction, e.g. the timeline entry being told about): no lookup; the unique key still holds."""
+    if not new_key and session.scalar(select(Notice.id).where(Notice.dedup_key == key)) is not None:
         return False
     session.add(Notice(dedup_key=key, deputy_id=deputy_id, department_id=department_id,
                        account_id=account_id, case_id=case.id if case else None,
@@ -48,7 +51,8 @@ def station_of(session: Session, case: Case) -> int | None:
     return session.scalar(select(Grid.station_id).where(Grid.id == case.grid_id))
 
 
-def notify_staff(session: Session, case: Case, key: str, text: str, *, county_only: bool = False) -> None:
+def notify_staff(session: Session, case: Case, key: str, text: str, *, county_only: bool = False,
+                 new_key: bool = False) -> None:
     """A notice to each active staff account responsible for the case: the county's and, unless
     `county_only`, the case's station's."""
     station_id = station_of(session, case)
@@ -56,17 +60,18 @@ def notify_staff(session: Session, case: Case, key: str, text: str, *, county_on
         Account.station_id.is_(None), Account.station_id == station_id)
     for account_id in session.scalars(select(Account.id).where(
             Account.role == "staff", Account.active.is_(True), scope)):
-        notify(session, case, f"{key}:staff:{account_id}", text, account_id=account_id)
+        notify(session, case, f"{key}:staff:{account_id}", text, account_id=account_id, new_key=new_key)
 
 
-def notify_handler(session: Session, case: Case, kind: str, text: str, key: str | None = None) -> None:
+def notify_handler(session: Session, case: Case, kind: str, text: str, key: str | None = None,
+                   new_key: bool = False) -> None:
     """A notice (and push) to whoever handles the case now: its deputy, its department's accounts, or
     station/county staff while nobody does. Without `key`, one per kind, round and deadline; the
-    notice's kind is the key's first part either way."""
+    notice's kind is the key's first part either way. `new_key`: see `notify`."""
     key = key or f"{kind}:{case.id}:{case.round}:{(case.deadline or case.accept_deadline).isoformat()}"
     if case.handler_kind == "department" and case.department_id:
-        notify(session, case, key, text, department_id=case.department_id)
+        notify(session, case, key, text, department_id=case.department_id, new_key=new_key)
     elif case.handler_kind == "deputy" and case.deputy_id:
-        notify(session, case, key, text, deputy_id=case.deputy_id)
+        notify(session, case, key, text, deputy_id=case.deputy_id, new_key=new_key)
     else:
-        notify_staff(session, case, key, text)
+        notify_staff(session, case, key, text, new_key=new_key)

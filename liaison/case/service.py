@@ -29,7 +29,7 @@ from liaison.messaging import outbox
 from liaison.messaging.texts import day, say
 from liaison.people import directory
 from liaison.people.models import Department, Deputy, Grid, Resident
-from liaison.tenancy.models import County
+from liaison.tenancy import service as tenancy
 
 DEADLINES_FILE = Path(__file__).parent.parent / "data" / "deadlines.json"
 RATING_VALUES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
@@ -72,7 +72,7 @@ def county_deadlines(session: Session, county_id: int | None = None) -> dict[str
     if county_id is None:
         county_id = tenant.of(session).write_county
     with session.no_autoflush:  # a case being opened has no deadline yet: do not flush it for this read
-        county = session.get(County, county_id) if county_id is not None else None
+        county = tenancy.county_row(session, county_id) if county_id is not None else None
     return merged_deadlines((county.settings or {}).get("deadlines") if county is not None else None)
 
 
@@ -242,7 +242,8 @@ HANDOVER_NOTICES = {
 def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
     """Work landed on a handler (代表接单/部门办单 start here): tell them at once, in the mini-program
     and by a push, instead of leaving it to the digest or the acceptance-overdue reminder."""
-    if entry.id is None:
+    fresh = entry.id is None  # written by this transaction: a key naming it cannot exist yet
+    if fresh:
         session.flush()  # the entry's id keys the notice
     detail = entry.detail or {}
     text = HANDOVER_NOTICES[entry.action].format(
@@ -250,7 +251,8 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
         accept_by=timers.local_day(case.accept_deadline), deadline=timers.local_day(case.deadline),
         department=detail.get("department") or "承办部门",
         reason=detail.get("reason") or "")
-    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}")
+    notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}",
+                           new_key=fresh)
 
 
 def _route(session: Session, case: Case, text: str) -> None:
@@ -294,7 +296,7 @@ CASE_FLOWS = (DEPUTY_FIRST, DIRECT_DISPATCH)
 def county_setting(session: Session, case: Case, name: str, default: Any) -> Any:
     """A setting of the case's county (`counties.settings`), else `default`."""
     county_id = case.county_id or tenant.of(session).write_county or tenant.DEFAULT_COUNTY_ID
-    county = session.get(County, county_id)
+    county = tenancy.county_row(session, county_id)
     return (county.settings or {}).get(name, default) if county is not None else default
 
 
@@ -320,10 +322,12 @@ def tell_deputy(session: Session, case: Case, entry: CaseEvent, text: str) -> No
         return
     if entry.actor_kind == "deputy" and entry.actor_id == case.deputy_id:
         return
-    if entry.id is None:
+    fresh = entry.id is None  # written by this transaction: a key naming it cannot exist yet
+    if fresh:
         session.flush()  # the entry's id keys the notice
     notices.notify(session, case, f"supervise:{case.id}:{entry.id}", text, deputy_id=case.deputy_id,
-                   kind="supervise", detail={"event_id": entry.id, "action": entry.action})
+                   kind="supervise", detail={"event_id": entry.id, "action": entry.action},
+                   new_key=fresh)
 
 
 def open_case(session: Session, resident: Resident, text: str, *, channel: str = "wechat",
@@ -411,12 +415,20 @@ def accept(session: Session, case: Case, actor: Actor) -> CaseEvent:
     return _transition(session, case, "accept", actor)
 
 
-def reply(session: Session, case: Case, actor: Actor, text: str) -> CaseEvent:
-    """答复: the handler's answer, delivered to the resident (and followers) by a worker."""
+def reply(session: Session, case: Case, actor: Actor, text: str, *, attachments: list[str] | None = None
+          ) -> CaseEvent:
+    """答复: the handler's answer, delivered to the resident (and followers) by a worker.
+
+    `attachments`: public ids of the handler's photos shown with it (`liaison.media` links them);
+    the resident's message then says photos are attached and where to see them."""
     if not text.strip():
         raise ValueError("reply text is empty")
-    entry = _transition(session, case, "reply", actor, text=text)
-    _notify_residents(session, case, entry, say("case_replied", number=case.number, text=text.strip()))
+    extra = {"attachments": list(attachments)} if attachments else {}
+    entry = _transition(session, case, "reply", actor, text=text, **extra)
+    message = say("case_replied", number=case.number, text=text.strip())
+    if attachments:
+        message += "\n" + say("photos_attached", count=len(attachments))
+    _notify_residents(session, case, entry, message)
     if case.handler_kind == "department":
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["reply"].format(
             department=handler_label(case), number=case.number, text=text.strip()[:60]))
@@ -485,20 +497,24 @@ def recategorize(session: Session, case: Case, actor: Actor, category: str,
                   category=category, reason=reason)
 
 
-def close(session: Session, case: Case, actor: Actor, summary: str) -> CaseEvent:
-    """办结 with a summary of what was done; asks the resident (and followers) for a rating."""
+def close(session: Session, case: Case, actor: Actor, summary: str, *, attachments: list[str] | None = None
+          ) -> CaseEvent:
+    """办结 with a summary of what was done; asks the resident (and followers) for a rating.
+    `attachments`: as for `reply` (the rating prompt then says photos are attached)."""
     if not summary.strip():
         raise ValueError("a closing summary is required")
     case.summary = summary.strip()
     case.closed_at = utcnow()
     case.rating_reminded = False
-    entry = _transition(session, case, "close", actor, summary=case.summary)
+    extra = {"attachments": list(attachments)} if attachments else {}
+    entry = _transition(session, case, "close", actor, summary=case.summary, **extra)
     if case.handler_kind == "department":
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["close"].format(
             department=handler_label(case), number=case.number, text=case.summary[:60]))
     for resident_id in _recipients(session, case):
         outbox.add(session, "rating_prompt", f"rate:{case.id}:{case.round}:resident:{resident_id}",
-                   {"case_number": case.number, "round": case.round, "summary": case.summary},
+                   {"case_number": case.number, "round": case.round, "summary": case.summary,
+                    "photos": len(attachments or ())},
                    case_id=case.id, resident_id=resident_id)
     return entry
 

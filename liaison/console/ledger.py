@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from liaison.case import access, lifecycle
+from liaison.case import access, lifecycle, referrals
 from liaison.case.lifecycle import STATUS_LABELS
 from liaison.case.models import Case, CaseEvent, Rating
 from liaison.case.service import RATING_VALUES, NotFound
@@ -24,6 +24,7 @@ from liaison.core.clock import utcnow
 from liaison.core.errors import INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.people.models import GRID_KINDS, Department, Deputy, DeputyGrid, Grid, Resident, Station
+from liaison.tenancy.models import County
 from liaison.wechat.privacy import mask
 
 NONE_VALUE = "_none"  # "no grid", "no department": what a drill-down into an empty group sends
@@ -248,11 +249,52 @@ def page(session: Session, scope: access.Scope, params: Mapping[str, str], numbe
     """One page of ledger rows (newest first) and the number of rows matching, counted up to
     COUNT_CAP + 1 (more is shown as "COUNT_CAP+": counting a million rows to print one number would
     cost more than the page; the statistics and the export count everything)."""
-    where = conditions(session, scope, params)
+    return _page(session, conditions(session, scope, params), number, size)
+
+
+def _page(session: Session, where: list[ColumnElement[bool]], number: int,
+          size: int) -> tuple[list[dict[str, Any]], int]:
     matching = select(Case.id).where(*where).limit(COUNT_CAP + 1).subquery()
     total = session.scalar(select(func.count()).select_from(matching)) or 0
     query = _row_query(where).offset((max(number, 1) - 1) * size).limit(size)
     return list(rows_of(session, session.execute(query).all())), total
+
+
+# ---------------------------------------------------------------------------------------------- city
+# The city's 台账 (三级联动): every case of the city's counties, with the filters that mean the same in
+# every county (registry codes are per county: a station, grid or deputy code would name several).
+CITY_FILTERS = ("since", "until", "category", "source", "status", "overdue", "round", "rating", "q")
+
+
+def city_conditions(session: Session, county_ids: list[int], params: Mapping[str, str]) -> list[ColumnElement[bool]]:
+    """The city's counties (or the one `county` code names) plus the `CITY_FILTERS` filled in."""
+    found = [Case.county_id.in_(county_ids)]
+    code = (params.get("county") or "").strip()
+    if code:
+        county_id = session.scalar(select(County.id).where(County.code == code, County.id.in_(county_ids)))
+        if county_id is None:
+            raise BadFilter("筛选条件无效：没有这个县", field="county")
+        found.append(Case.county_id == county_id)
+    for name in CITY_FILTERS:
+        value = (params.get(name) or "").strip()
+        if value:
+            if "\x00" in value:
+                raise BadFilter("筛选条件包含非法字符", field=name)
+            found.append(FIELDS_BY_NAME[name].condition(session, value))
+    return found
+
+
+def city_page(session: Session, counties: Mapping[int, bool], params: Mapping[str, str], number: int = 1,
+              size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
+    """One page of the city's 台账 over `counties` (id → whether it grants the city personal data):
+    the console's rows, the 诉求人 masked as always and the text's phone numbers, ID numbers and house
+    numbers masked where the county does not grant them. The session must see those counties' cases
+    (an aggregate scope, `tenancy.city_aggregate_scope`)."""
+    rows, total = _page(session, city_conditions(session, list(counties), params), number, size)
+    for row in rows:
+        if not counties.get(row["county_id"]):
+            row["text"] = referrals.mask_text(row["text"])
+    return rows, total
 
 
 def all_rows(session: Session, scope: access.Scope, params: Mapping[str, str],
@@ -299,7 +341,7 @@ def rows_of(session: Session, chunk) -> Iterator[dict[str, Any]]:
         deputy = deputies.get(case.deputy_id)
         done = case.status in figures.DONE_STATUSES
         yield {
-            "public_id": case.public_id, "number": case.number,
+            "public_id": case.public_id, "number": case.number, "county_id": case.county_id,
             "channel": CHANNEL_LABELS.get((channels.get(case.id) or {}).get("channel"), "—"),
             "resident": resident_label(residents.get(case.resident_id)),
             "text": case.text, "category": case.category or "—",

@@ -114,6 +114,10 @@ class Spool:
             log.warning("spool unreachable (%s): storing the delivery directly", type(error).__name__)
             return False
 
+    def queue_holds(self, pipeline, openid: str) -> None:
+        """Queue `holds`'s question on a pipeline of the same Redis (its answer: truthy when held)."""
+        pipeline.hexists(WAITING, openid)
+
     def put(self, incoming: inbox.Incoming, received_at: datetime,
             county_id: int = tenant.DEFAULT_COUNTY_ID) -> bool:
         """Spool a delivery taken by `county_id`'s official account; False when it is spooled already."""

@@ -4,6 +4,7 @@ Every process calls `init_engine(url)` once at start-up; units of work use `sess
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -34,7 +35,8 @@ def init_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
-        kwargs.setdefault("pool_pre_ping", True)
+        # A pooled connection is pinged before use only when it sat idle (see `_ping_if_idle`).
+        ping_idle = not kwargs.get("pool_pre_ping", False)
         # WeChat waits 5 s for the webhook's answer: a hung or unreachable server, or a pool with no
         # free connection, must fail fast enough for the webhook to spool the delivery and answer.
         kwargs.setdefault("connect_args", {"connect_timeout": 2})
@@ -42,6 +44,8 @@ def init_engine(url: str, **kwargs) -> Engine:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     _engine = create_engine(url, **kwargs)
+    if not url.startswith("sqlite") and ping_idle:
+        _ping_if_idle(_engine)
     if url.startswith("sqlite"):
         @event.listens_for(_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -60,6 +64,40 @@ def init_engine(url: str, **kwargs) -> Engine:
 
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
     return _engine
+
+
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it was idle for `PING_AFTER_IDLE_SECONDS`.
+
+    `pool_pre_ping` pings before every checkout: one more round trip per unit of work, which a busy
+    process (the webhook) pays for nothing, since a connection used a moment ago is alive. One that
+    sat idle may have been closed by a server restart or a proxy: it is pinged, and a dead one is
+    replaced before the unit of work sees it (SQLAlchemy's "pessimistic" recipe). A connection that
+    dies within the idle time still fails the unit of work as unavailable (the webhook retries it
+    once on a fresh connection, then spools), and the pool then drops all its old connections.
+    """
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_connection, record):
+        record.info["liaison.used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection, record, _proxy):
+        used_at = record.info.get("liaison.used_at")
+        if used_at is not None and time.monotonic() - used_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError() from error  # the pool connects afresh
+            raise
+        if not alive:
+            raise exc.DisconnectionError()
+        record.info["liaison.used_at"] = time.monotonic()
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -13,10 +13,11 @@ NOT_FOUND = "not_found"      # it does not exist, or not for this caller (404)
 FORBIDDEN = "forbidden"      # the caller sees it but may not do this (403)
 CONFLICT = "conflict"        # the state does not allow it now, or it was done already (409)
 TOO_LARGE = "too_large"      # an upload or a batch beyond the limits (413)
+UNSUPPORTED = "unsupported"  # an upload of a type that is not accepted (415)
 RATE_LIMITED = "rate_limited"  # too many attempts in a window (429)
 UNAVAILABLE = "unavailable"  # a dependency (database, queue) is down: try again later (503)
 
-KINDS = (INVALID, NOT_FOUND, FORBIDDEN, CONFLICT, TOO_LARGE, RATE_LIMITED, UNAVAILABLE)
+KINDS = (INVALID, NOT_FOUND, FORBIDDEN, CONFLICT, TOO_LARGE, UNSUPPORTED, RATE_LIMITED, UNAVAILABLE)
 
 
 class DomainError(Exception):

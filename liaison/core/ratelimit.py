@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from limits import RateLimitItem, parse_many
-from limits.storage import Storage, storage_from_string
+from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,27 @@ def storage_uri(redis_url: str | None) -> str:
     return redis_url
 
 
+# Every limit of a rule checked and, when none is reached, counted: one script, one round trip, atomic
+# (the library's own calls take two per limit). The lists are the library's moving windows (newest
+# timestamp first, trimmed to the limit), so `limits` itself reads what this writes.
+# KEYS: one window per limit; ARGV: now, then (amount, expiry seconds) per limit.
+_HIT_ALL = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local amount, expiry = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local entry = redis.call('LINDEX', key, amount - 1)
+  if entry and tonumber(entry) >= now - expiry then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  local amount, expiry = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  redis.call('LPUSH', key, ARGV[1])
+  redis.call('LTRIM', key, 0, amount - 1)
+  redis.call('EXPIRE', key, expiry)
+end
+return 1
+"""
+
+
 class Limits:
     """Named rules (`limits` notation such as "5 per minute;20 per day") checked against one storage."""
 
@@ -40,6 +62,9 @@ class Limits:
         self.storage: Storage = storage_from_string(uri, key_prefix=KEY_PREFIX)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.rules: dict[str, list[RateLimitItem]] = {name: parse_many(rule) for name, rule in rules.items()}
+        self._hit_all = None
+        if type(self.storage) is RedisStorage:  # one server: a cluster would refuse keys of two slots
+            self._hit_all = self.storage.get_connection().register_script(_HIT_ALL)
 
     def allowed(self, rule: str, *identity: str) -> bool:
         """Whether one more action under `rule` for `identity` stays within every limit (no count)."""
@@ -51,6 +76,17 @@ class Limits:
 
     def hit(self, rule: str, *identity: str) -> bool:
         """Count one action; False (and nothing counted) when a limit is already reached."""
+        if self._hit_all is not None:
+            items = self.rules[rule]
+            keys = [self.storage.prefixed_key(item.key_for(rule, *identity)) for item in items]
+            args = [time.time()]
+            for item in items:
+                args += [item.amount, item.get_expiry()]
+            try:
+                return bool(self._hit_all(keys, args))
+            except Exception:  # noqa: BLE001 - storage down: let it through (see module docstring)
+                log.warning("rate limit storage unavailable; %s not checked", rule)
+                return True
         if not self.allowed(rule, *identity):
             return False
         try:

@@ -30,13 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import FetchedValue, ForeignKey, event, inspect
+from sqlalchemy import FetchedValue, ForeignKey, event, false, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
 DEFAULT_COUNTY_ID = 1
 IDS_SETTING = "liaison.county_ids"
 ALL_SETTING = "liaison.all_counties"
 WRITE_SETTING = "liaison.county_id"
+CITY_SETTING = "liaison.city_id"
 _SCOPE_KEY = "liaison.tenant_scope"
 
 
@@ -52,13 +53,18 @@ class Scope:
     county_ids: frozenset[int] | None
     write_county: int | None
     reason: str = ""
+    # City staff (三级联动): no county wholesale, only the rows `CITY_RULES` lets city `city_id` see
+    # in its counties `city_counties` (the cases handed up to it, their timelines, the registry).
+    city_id: int | None = None
+    city_counties: frozenset[int] = frozenset()
 
     @property
     def every_county(self) -> bool:
         return self.county_ids is None
 
     def allows(self, county_id: int) -> bool:
-        return self.county_ids is None or county_id in self.county_ids
+        return (self.county_ids is None or county_id in self.county_ids
+                or (self.city_id is not None and county_id in self.city_counties))
 
     @property
     def ids_setting(self) -> str:
@@ -67,7 +73,7 @@ class Scope:
     @property
     def key(self) -> str:
         """A short string naming what the scope sees (cache keys per scope)."""
-        return self.ids_setting
+        return self.ids_setting if self.city_id is None else f"city:{self.city_id}"
 
 
 def county(county_id: int) -> Scope:
@@ -78,6 +84,14 @@ def county(county_id: int) -> Scope:
 def counties(county_ids, write_county: int | None = None, reason: str = "") -> Scope:
     """Several counties (city staff); writes only where `write_county` says."""
     return Scope(frozenset(county_ids), write_county, reason)
+
+
+def city(city_id: int, county_ids, write_county: int | None = None, reason: str = "") -> Scope:
+    """City staff of `city_id`: no county's rows wholesale; the rows of its counties `county_ids` that
+    `CITY_RULES` names (a case handed up to the city, its timeline, the registry); `write_county` (the
+    staff account's own county) holds their idempotency keys. Aggregate views
+    widen explicitly to `counties(county_ids)` and show counts or masked rows only."""
+    return Scope(frozenset(), write_county, reason or f"city {city_id} staff", city_id, frozenset(county_ids))
 
 
 def all_counties(reason: str, write_county: int | None = None) -> Scope:
@@ -172,14 +186,31 @@ class TenantOwned:
 
 
 # ---------------------------------------------------------------------------------------------- hooks
+# What city staff may see of each county-owned class, by class: a function of the city's id giving a
+# condition on the class (its counties' ids are checked besides). Registered next to the models
+# (`city_rule`); a class not registered shows city staff nothing. Migration 0018's `city_access`
+# policies say the same in PostgreSQL.
+CITY_RULES: dict[type, object] = {}
+
+
+def city_rule(cls):
+    """Decorator of `rule(city_id) -> condition`: what city staff see of `cls` (see `CITY_RULES`)."""
+    def register(rule):
+        CITY_RULES[cls] = rule
+        return rule
+
+    return register
+
+
 def _set_pg(connection, scope: Scope) -> None:
     write = "" if scope.write_county is None else str(scope.write_county)
     ids = "" if scope.county_ids is None else scope.ids_setting
     connection.exec_driver_sql(
         "SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(all_name)s, %(all)s, true),"
-        " set_config(%(write_name)s, %(write)s, true)",
+        " set_config(%(write_name)s, %(write)s, true), set_config(%(city_name)s, %(city)s, true)",
         {"ids_name": IDS_SETTING, "ids": ids, "all_name": ALL_SETTING,
-         "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write})
+         "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write,
+         "city_name": CITY_SETTING, "city": "" if scope.city_id is None else str(scope.city_id)})
 
 
 @event.listens_for(Session, "after_begin")
@@ -195,9 +226,36 @@ def _add_tenant_criteria(state) -> None:
     scope = of(state.session)
     if scope.every_county or not _criteria_enabled.get():
         return
+    if scope.city_id is not None:
+        state.statement = state.statement.options(*_city_criteria(state.session, scope))
+        return
     ids = tuple(sorted(scope.county_ids))
     state.statement = state.statement.options(with_loader_criteria(
         TenantOwned, lambda cls: cls.county_id.in_(ids), include_aliases=True))
+
+
+def _city_criteria(session: Session, scope: Scope) -> list:
+    """One criterion per county-owned class for city staff: its `CITY_RULES` entry within the city's
+    counties, else nothing at all."""
+    counties = tuple(sorted(scope.city_counties))
+    options = []
+    for cls in _tenant_classes():
+        rule = CITY_RULES.get(cls)
+        condition = false() if rule is None or not counties else (cls.county_id.in_(counties)
+                                                                   & rule(scope.city_id))
+        options.append(with_loader_criteria(cls, condition, include_aliases=True))
+    return options
+
+
+def _tenant_classes() -> list[type]:
+    """Every mapped county-owned class (the subclasses of `TenantOwned` that have a table)."""
+    found, todo = [], list(TenantOwned.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "__mapper__" in vars(cls) or hasattr(cls, "__table__"):
+            found.append(cls)
+    return found
 
 
 def _parent_county(session: Session, obj) -> int | None:

@@ -1,4 +1,5 @@
-"""一键找代表 codes: one permanent parametric QR code per grid, deputy, station (and survey).
+"""一键找代表 codes: one permanent parametric QR code per grid, deputy, station, enterprise (企业码: scanning
+it puts the resident in the enterprise's grid) and survey.
 
 WeChat allows at most 100,000 permanent codes (QR_LIMIT_STR_SCENE) per official account and they can
 never be deleted, so each scene is created once through `WeChatClient.create_qrcode`, stored, and
@@ -17,14 +18,14 @@ from sqlalchemy.orm import Session
 
 from liaison.core.errors import CONFLICT, NOT_FOUND, DomainError
 from liaison.engagement.models import QrCode, Survey
-from liaison.people.models import Deputy, Grid, Station
+from liaison.people.models import Deputy, Enterprise, Grid, Station
 
 log = logging.getLogger(__name__)
 
 PERMANENT_CAP = 100_000
 # Kept free below the cap for codes made by hand in WeChat's console and for emergencies.
 DEFAULT_RESERVE = 1_000
-KINDS = {"grid": Grid, "deputy": Deputy, "station": Station, "survey": Survey}
+KINDS = {"grid": Grid, "deputy": Deputy, "station": Station, "enterprise": Enterprise, "survey": Survey}
 
 
 class QrCodeError(DomainError):
@@ -60,7 +61,7 @@ def _target(session: Session, kind: str, code: str, lock: bool):
     row = session.scalar(query)
     if row is None:
         raise QrCodeError("not_found", {"grid": "网格", "deputy": "代表", "station": "联络站",
-                                        "survey": "评价"}[kind] + "不存在")
+                                        "enterprise": "企业", "survey": "评价"}[kind] + "不存在")
     return row
 
 

@@ -4,6 +4,11 @@ through short-lived signed URLs under the case's access rule.
 
 A media id WeChat no longer has (40007) is recorded as lost, on the row and on the case timeline,
 never dropped silently. Transient failures leave the row pending for the sweep to try again.
+
+Handlers (the deputy or department handling the case) upload photos of their work (`upload`: JPEG,
+PNG or WebP, told apart by their first bytes) and attach their own unattached uploads of that case to
+their 答复 or 办结 (`reply`, `close`). Attached, they are public like the reply itself: the resident and
+the case's followers see them; a follower still never sees what another resident sent.
 """
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from liaison.case import access
 from liaison.case import service as cases
-from liaison.case.models import Case
+from liaison.case.models import Case, CaseEvent
 from liaison.core.clock import utcnow
+from liaison.core.errors import CONFLICT, INVALID, TOO_LARGE, UNSUPPORTED, Refusal
 from liaison.core.types import Actor
 from liaison.media.models import LOST, PENDING, STORED, MediaFile
 from liaison.people.models import Account, Resident
@@ -96,12 +102,96 @@ def _lost(session: Session, row: MediaFile, why: str) -> None:
     log.warning("media %s of case %s lost: %s", row.public_id, case.number, why)
 
 
+# --- handlers' photos of their work ----------------------------------------------------------------
+MAX_ATTACHMENTS = 9
+# What the first bytes of an upload must be (the client's word for its type is not taken).
+IMAGE_SIGNATURES = (("image/jpeg", lambda b: b.startswith(b"\xff\xd8\xff")),
+                    ("image/png", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
+                    ("image/webp", lambda b: len(b) >= 12 and b[:4] == b"RIFF" and b[8:12] == b"WEBP"))
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type of `data` by its magic bytes (JPEG, PNG, WebP), else None."""
+    return next((kind for kind, matches in IMAGE_SIGNATURES if matches(data)), None)
+
+
+def upload(session: Session, scope: access.Scope, case: Case, data: bytes, storage, max_bytes: int) -> MediaFile:
+    """A handler's photo of their work on `case`, stored now, attachable to their next 答复 or 办结.
+
+    Refused before anything is stored: a caller who may not reply to or close the case (403), a
+    case no longer open for either (409), an empty or oversized photo (422/413), a type other than
+    JPEG/PNG/WebP (415)."""
+    access.check(scope, "reply", case)
+    if not ({"reply", "close"} & set(access.allowed_actions(scope, case))):
+        raise Refusal(CONFLICT, "case_not_open", "该诉求当前不能答复或办结，不能上传办理照片")
+    if not data:
+        raise Refusal(INVALID, "empty_upload", "图片内容为空", "data")
+    if len(data) > max_bytes:
+        raise Refusal(TOO_LARGE, "upload_too_large", f"图片不能超过 {max_bytes // 1024} KB", "data")
+    content_type = sniff_image(data)
+    if content_type is None:
+        raise Refusal(UNSUPPORTED, "unsupported_media_type", "只能上传 JPEG、PNG 或 WebP 图片", "data")
+    row = MediaFile(case_id=case.id, account_id=scope.principal.account.id, kind="image", state=STORED,
+                    attempts=0, received_at=utcnow(), content_type=content_type, size=len(data))
+    session.add(row)
+    session.flush()
+    key = f"{row.county_id}/{case.id}/{row.public_id}.{EXTENSIONS[content_type]}"
+    storage.put(key, data, content_type)
+    row.storage_key, row.stored_at = key, utcnow()
+    return row
+
+
+def _claim(session: Session, case: Case, principal: Principal, ids: list[str]) -> list[MediaFile]:
+    """The caller's own unattached uploads of this case named by `ids`, locked; any other id → 422."""
+    wanted = list(dict.fromkeys(ids))
+    if len(wanted) > MAX_ATTACHMENTS:
+        raise Refusal(INVALID, "too_many_attachments", f"最多附 {MAX_ATTACHMENTS} 张照片", "attachments")
+    if not wanted:
+        return []
+    rows = list(session.scalars(select(MediaFile).where(
+        MediaFile.public_id.in_(wanted), MediaFile.case_id == case.id,
+        MediaFile.account_id == principal.account.id, MediaFile.event_id.is_(None),
+        MediaFile.state == STORED).with_for_update()))
+    if len(rows) != len(wanted):
+        raise Refusal(INVALID, "unknown_attachment",
+                      "附件不存在，或不是您为本诉求上传的、尚未使用的照片", "attachments")
+    order = {public_id: n for n, public_id in enumerate(wanted)}
+    return sorted(rows, key=lambda r: order[r.public_id])
+
+
+def _attach(rows: list[MediaFile], entry: CaseEvent) -> None:
+    for row in rows:
+        row.event_id = entry.id
+
+
+def reply(session: Session, case: Case, principal: Principal, text: str, attachment_ids: list[str]) -> CaseEvent:
+    """答复 with the handler's own photos attached (`cases.reply` tells the resident they are there)."""
+    rows = _claim(session, case, principal, attachment_ids)
+    entry = cases.reply(session, case, principal.actor(), text, attachments=[r.public_id for r in rows])
+    _attach(rows, entry)
+    return entry
+
+
+def close(session: Session, case: Case, principal: Principal, summary: str, attachment_ids: list[str]) -> CaseEvent:
+    """办结 with the handler's own photos attached (the rating prompt says they are there)."""
+    rows = _claim(session, case, principal, attachment_ids)
+    entry = cases.close(session, case, principal.actor(), summary, attachments=[r.public_id for r in rows])
+    _attach(rows, entry)
+    return entry
+
+
 # --- who sees what -------------------------------------------------------------------------------
 def visible_to(scope: access.Scope, case: Case, row: MediaFile) -> bool:
-    """The case's rule: whoever sees the case sees its media, except that a resident following (并单)
-    someone else's case never sees what another resident sent."""
+    """The case's rule: whoever sees the case sees its media, except that a resident sees only what
+    they sent themselves and the handlers' photos attached to a 答复 or 办结 (a follower never sees
+    what another resident sent), and a handler's photo not yet attached is its uploader's alone."""
+    handlers_photo = row.account_id is not None
     if scope.principal.role == RESIDENT:
+        if handlers_photo:
+            return row.event_id is not None
         return row.resident_id == scope.principal.resident.id
+    if handlers_photo and row.event_id is None:
+        return scope.principal.account is not None and scope.principal.account.id == row.account_id
     return True
 
 

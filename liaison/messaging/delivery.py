@@ -39,7 +39,8 @@ RESIDENT_KINDS = ("resident_text", "rating_prompt", "rating_reminder")
 def render(row: OutboxMessage) -> str:
     """The text a person receives for an outbox row."""
     if row.kind == "rating_prompt":
-        return rating_prompt_text(row.payload["case_number"], row.payload.get("summary"))
+        return rating_prompt_text(row.payload["case_number"], row.payload.get("summary"),
+                                  row.payload.get("photos", 0))
     if row.kind == "rating_reminder":
         return rating_reminder_text(row.payload["case_number"])
     return row.payload["text"]

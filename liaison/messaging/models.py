@@ -16,10 +16,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from liaison.case.models import Case  # noqa: F401  (relationship target)
+from liaison.case.models import Case, CaseReferral  # noqa: F401  (relationship target)
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
-from liaison.core.tenant import TenantOwned
+from liaison.core.tenant import TenantOwned, city_rule
 from liaison.core.types import UTCDateTime
 from liaison.people.models import Resident  # noqa: F401  (relationship target)
 
@@ -81,3 +81,12 @@ class DeliveryAttempt(TenantOwned, Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     errcode: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+@city_rule(OutboxMessage)
+def _city_outbox(city_id: int):
+    """City staff see (and write) the outbox rows of the cases handed up to their city."""
+    from sqlalchemy import select
+
+    return OutboxMessage.case_id.in_(select(CaseReferral.case_id).where(CaseReferral.city_id == city_id)
+                                     .scalar_subquery())

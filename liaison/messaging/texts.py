@@ -99,6 +99,7 @@ TEMPLATES: dict[str, str] = {
     "meet_wednesday_no_grid": "扫描小区公示牌上的二维码绑定网格后，可查看离您最近的联络站接待安排。",
     # what happens to a case later (sent by the worker)
     "case_replied": "【诉求 {number} 答复】\n{text}",
+    "photos_attached": "办理人附上了{count}张现场照片，请在小程序“我的诉求”中查看。",
     "case_dispatched": "您的诉求 {number} 已转交{department}办理，{date}前答复您，我们会持续跟进督办。",
     "case_rejected": "您的诉求 {number} 不予受理：{reason}",
     "case_merged": ("您的诉求 {number} 与诉求 {into} 反映的是同一件事，已合并办理。"
@@ -144,10 +145,12 @@ def brief(text: str, limit: int = 16) -> str:
     return first if len(first) <= limit else first[:limit].rstrip("，,。.；;、 ") + "…"
 
 
-def rating_prompt_text(case_number: str, summary: str | None) -> str:
-    """The satisfaction prompt (满意 / 基本满意 / 不满意), by chat reply."""
+def rating_prompt_text(case_number: str, summary: str | None, photos: int = 0) -> str:
+    """The satisfaction prompt (满意 / 基本满意 / 不满意), by chat reply; says so when the handler
+    attached `photos` to the 办结."""
     return lines(say("rating_prompt", number=case_number),
                  say("rating_prompt_summary", summary=summary[:200]) if summary else None,
+                 say("photos_attached", count=photos) if photos else None,
                  say("rating_prompt_ask"))
 
 

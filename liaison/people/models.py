@@ -19,7 +19,7 @@ from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from liaison.core.clock import utcnow
 from liaison.core.db import Base
-from liaison.core.tenant import TenantOwned
+from liaison.core.tenant import TenantOwned, city_rule
 from liaison.core.types import UTCDateTime, new_public_id
 from liaison.tenancy.models import County  # noqa: F401  (puts `counties` on metadata before its FKs)
 
@@ -221,3 +221,29 @@ class NotificationConsent(TenantOwned, Base):
     credits: Mapped[int] = mapped_column(Integer, default=0)
     accepted_total: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# What city staff see of the registry (liaison.core.tenant.CITY_RULES): the names of their counties'
+# stations, grids, deputies and departments (a handed-up case names them), and their city's own staff.
+def _whole_registry(_city_id: int):
+    from sqlalchemy import true
+
+    return true()
+
+
+for _registry_class in (Station, Grid, Deputy, Department, DeputyGrid):
+    city_rule(_registry_class)(_whole_registry)
+
+
+@city_rule(Account)
+def _city_accounts(city_id: int):
+    return Account.city_id == city_id
+
+
+@city_rule(IdempotencyKey)
+def _city_idempotency_keys(city_id: int):
+    """City staff's own stored answers (keyed `account:<id>`)."""
+    from sqlalchemy import String, cast, literal, select
+
+    return IdempotencyKey.principal.in_(
+        select(literal("account:") + cast(Account.id, String)).where(Account.city_id == city_id).scalar_subquery())

@@ -22,12 +22,27 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Iterable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import (
+    String,
+    case,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from liaison.case.models import Case, CaseEvent, Rating
+from liaison.core import tenant
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Refusal
+from liaison.core.types import UTCDateTime
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement.models import ProjectBallot, Survey
 from liaison.intake.models import WalkIn
@@ -36,6 +51,7 @@ from liaison.people.models import Account, Deputy, Station
 from liaison.people.service import DEPUTY, STAFF, Principal
 from liaison.points import lifecycle
 from liaison.points.models import (
+    POINTS,
     ActivityReport,
     ActivityReview,
     PointsAdjustment,
@@ -158,175 +174,180 @@ class Event:
 
 def collect_events(session: Session, year: int, deputy_ids: Iterable[int] | None = None
                    ) -> dict[int, dict[str, list[Event]]]:
-    """Every recorded event of the year by deputy and source: one query per source."""
-    start, end = _year_bounds(year)
-    wanted = list(deputy_ids) if deputy_ids is not None else None
+    """Every recorded event of the year by deputy and source: the set `sync` and `recompute` read."""
     found: dict[int, dict[str, list[Event]]] = defaultdict(lambda: defaultdict(list))
-
-    def only(column):
-        return [column.in_(wanted)] if wanted is not None else []
-
-    accepts = session.execute(
-        select(CaseEvent.id, CaseEvent.actor_id, CaseEvent.at, Case.accept_deadline)
-        .join(Case, Case.id == CaseEvent.case_id)
-        .where(CaseEvent.action == "accept", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
-               CaseEvent.at < end, *only(CaseEvent.actor_id)))
-    for event_id, deputy_id, at, deadline in accepts:
-        source = "case_accepted_in_time" if deadline is None or at <= deadline else "case_accepted_late"
-        found[deputy_id][source].append(Event(f"case_event:{event_id}", at))
-    for event_id, deputy_id, at in session.execute(
-            select(CaseEvent.id, CaseEvent.actor_id, CaseEvent.at).where(
-                CaseEvent.action == "urge", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
-                CaseEvent.at < end, *only(CaseEvent.actor_id))):
-        found[deputy_id]["urge_done"].append(Event(f"case_event:{event_id}", at))
-    for rating_id, deputy_id, value, at in session.execute(
-            select(Rating.id, Case.deputy_id, Rating.value, Rating.created_at).join(Case, Case.id == Rating.case_id)
-            .where(Case.deputy_id.is_not(None), Case.handler_kind == DEPUTY, Rating.created_at >= start,
-                   Rating.created_at < end, *only(Case.deputy_id))):
-        source = "case_rated_unsatisfied" if value == "unsatisfied" else "case_rated_satisfied"
-        found[deputy_id][source].append(Event(f"rating:{rating_id}", at))
-    for assignment_id, deputy_id, status, checked_in_at, ends_at in session.execute(
-            select(ShiftAssignment.id, ShiftAssignment.deputy_id, ShiftAssignment.status,
-                   ShiftAssignment.checked_in_at, DutyShift.ends_at)
-            .join(DutyShift, DutyShift.id == ShiftAssignment.shift_id)
-            .where(ShiftAssignment.deputy_id.is_not(None), ShiftAssignment.status.in_(("checked_in", "missed")),
-                   DutyShift.ends_at >= start, DutyShift.ends_at < end, *only(ShiftAssignment.deputy_id))):
-        if status == "checked_in":
-            found[deputy_id]["shift_kept"].append(Event(f"assignment:{assignment_id}", checked_in_at or ends_at))
-        else:
-            found[deputy_id]["shift_missed"].append(Event(f"assignment:{assignment_id}", ends_at))
-    for walk_in_id, deputy_id, at in session.execute(  # matters a deputy received on a shift they kept
-            select(WalkIn.id, Account.deputy_id, WalkIn.created_at)
-            .join(Account, Account.id == WalkIn.registered_by)
-            .join(ShiftAssignment, (ShiftAssignment.shift_id == WalkIn.shift_id)
-                  & (ShiftAssignment.deputy_id == Account.deputy_id))
-            .where(Account.deputy_id.is_not(None), ShiftAssignment.status == "checked_in",
-                   WalkIn.created_at >= start, WalkIn.created_at < end, *only(Account.deputy_id))):
-        found[deputy_id]["shift_matter"].append(Event(f"walk_in:{walk_in_id}", at))
-    for visit_id, deputy_id, at in session.execute(
-            select(GridVisit.id, GridVisit.deputy_id, GridVisit.visited_at).where(
-                GridVisit.visited_at >= start, GridVisit.visited_at < end, *only(GridVisit.deputy_id))):
-        found[deputy_id]["grid_visit"].append(Event(f"visit:{visit_id}", at))
-    for survey_id, deputy_id, at in session.execute(
-            select(Survey.id, Survey.deputy_id, Survey.created_at).where(
-                Survey.kind == "report", Survey.deputy_id.is_not(None), Survey.created_at >= start,
-                Survey.created_at < end, *only(Survey.deputy_id))):
-        found[deputy_id]["report_held"].append(Event(f"survey:{survey_id}", at))
-    for ballot_id, deputy_id, at in session.execute(
-            select(ProjectBallot.id, ProjectBallot.deputy_id, ProjectBallot.created_at).where(
-                ProjectBallot.created_at >= start, ProjectBallot.created_at < end, *only(ProjectBallot.deputy_id))):
-        found[deputy_id]["survey_participation"].append(Event(f"ballot:{ballot_id}", at))
-    for report_id, deputy_id, item_code, decided_at in session.execute(
-            select(ActivityReport.id, ActivityReport.deputy_id, ActivityReport.item_code, ActivityReport.decided_at)
-            .where(ActivityReport.status == lifecycle.APPROVED, ActivityReport.year == year,
-                   *only(ActivityReport.deputy_id))):
-        found[deputy_id]["activity"].append(Event(f"activity:{report_id}", decided_at, item_code))
-    return found
-
-
-def _events_of_item(item: dict, events: dict[str, list[Event]]) -> list[Event]:
-    listed = events.get(item["source"], [])
-    if item["source"] == "activity":
-        listed = [e for e in listed if e.item_code == item["code"]]
-    return sorted(listed, key=lambda e: (e.at, e.ref))
-
-
-def _allowed(points: Decimal, cap, total: Decimal) -> Decimal:
-    """What one more event adds to an item's running `total` under its yearly cap."""
-    if cap is None:
-        return points
-    cap = _d(cap)
-    if points > 0:
-        return max(Decimal(0), min(points, cap - total))
-    return min(Decimal(0), max(points, -cap - total))
-
-
-def _adjustments(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -> dict[int, list]:
-    query = select(PointsAdjustment).where(PointsAdjustment.year == year)
-    if deputy_ids is not None:
-        query = query.where(PointsAdjustment.deputy_id.in_(list(deputy_ids)))
-    found: dict[int, list] = defaultdict(list)
-    for adjustment in session.scalars(query):
-        found[adjustment.deputy_id].append(adjustment)
+    events = _event_rows(year, list(deputy_ids) if deputy_ids is not None else None)
+    for deputy_id, source, item_code, ref, at in session.execute(
+            select(events.c.deputy_id, events.c.source, events.c.item_code, events.c.ref, events.c.at)
+            .join(Deputy, Deputy.id == events.c.deputy_id).where(*_in_scope(session, Deputy.county_id))
+            .order_by(events.c.at, events.c.ref)):
+        found[deputy_id][source].append(Event(ref, at, item_code))
     return found
 
 
 # ---------------------------------------------------------------------------------------------- two paths
+def _event_rows(year: int, deputy_ids: list[int] | None):
+    """Every recorded event of the year as one set: (deputy_id, source, item_code, ref, at), the same
+    events `collect_events` reads (`item_code` only for activities)."""
+    start, end = _year_bounds(year)
+
+    def only(column):
+        return [column.in_(deputy_ids)] if deputy_ids is not None else []
+
+    def ref(prefix: str, column):
+        return (literal(prefix + ":") + cast(column, String)).label("ref")
+
+    none = null().cast(String(32)).label("item_code")
+    accepted_in_time = case((Case.accept_deadline.is_(None) | (CaseEvent.at <= Case.accept_deadline),
+                             literal("case_accepted_in_time")), else_=literal("case_accepted_late"))
+    kept = ShiftAssignment.status == "checked_in"
+    parts = [
+        select(CaseEvent.actor_id.label("deputy_id"), accepted_in_time.label("source"), none,
+               ref("case_event", CaseEvent.id), CaseEvent.at.label("at"))
+        .join(Case, Case.id == CaseEvent.case_id)
+        .where(CaseEvent.action == "accept", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
+               CaseEvent.at < end, *only(CaseEvent.actor_id)),
+        select(CaseEvent.actor_id, literal("urge_done"), none, ref("case_event", CaseEvent.id), CaseEvent.at)
+        .where(CaseEvent.action == "urge", CaseEvent.actor_kind == DEPUTY, CaseEvent.at >= start,
+               CaseEvent.at < end, *only(CaseEvent.actor_id)),
+        select(Case.deputy_id, case((Rating.value == "unsatisfied", literal("case_rated_unsatisfied")),
+                                    else_=literal("case_rated_satisfied")), none, ref("rating", Rating.id),
+               Rating.created_at)
+        .join(Case, Case.id == Rating.case_id)
+        .where(Case.deputy_id.is_not(None), Case.handler_kind == DEPUTY, Rating.created_at >= start,
+               Rating.created_at < end, *only(Case.deputy_id)),
+        select(ShiftAssignment.deputy_id, case((kept, literal("shift_kept")), else_=literal("shift_missed")), none,
+               ref("assignment", ShiftAssignment.id),
+               case((kept, func.coalesce(ShiftAssignment.checked_in_at, DutyShift.ends_at)), else_=DutyShift.ends_at))
+        .join(DutyShift, DutyShift.id == ShiftAssignment.shift_id)
+        .where(ShiftAssignment.deputy_id.is_not(None), ShiftAssignment.status.in_(("checked_in", "missed")),
+               DutyShift.ends_at >= start, DutyShift.ends_at < end, *only(ShiftAssignment.deputy_id)),
+        select(Account.deputy_id, literal("shift_matter"), none, ref("walk_in", WalkIn.id), WalkIn.created_at)
+        .join(Account, Account.id == WalkIn.registered_by)
+        .join(ShiftAssignment, (ShiftAssignment.shift_id == WalkIn.shift_id)
+              & (ShiftAssignment.deputy_id == Account.deputy_id))
+        .where(Account.deputy_id.is_not(None), ShiftAssignment.status == "checked_in",
+               WalkIn.created_at >= start, WalkIn.created_at < end, *only(Account.deputy_id)),
+        select(GridVisit.deputy_id, literal("grid_visit"), none, ref("visit", GridVisit.id), GridVisit.visited_at)
+        .where(GridVisit.visited_at >= start, GridVisit.visited_at < end, *only(GridVisit.deputy_id)),
+        select(Survey.deputy_id, literal("report_held"), none, ref("survey", Survey.id), Survey.created_at)
+        .where(Survey.kind == "report", Survey.deputy_id.is_not(None), Survey.created_at >= start,
+               Survey.created_at < end, *only(Survey.deputy_id)),
+        select(ProjectBallot.deputy_id, literal("survey_participation"), none, ref("ballot", ProjectBallot.id),
+               ProjectBallot.created_at)
+        .where(ProjectBallot.created_at >= start, ProjectBallot.created_at < end, *only(ProjectBallot.deputy_id)),
+        select(ActivityReport.deputy_id, literal("activity"), ActivityReport.item_code,
+               ref("activity", ActivityReport.id), ActivityReport.decided_at)
+        .where(ActivityReport.status == lifecycle.APPROVED, ActivityReport.year == year,
+               *only(ActivityReport.deputy_id)),
+    ]
+    return union_all(*parts).subquery("events")
+
+
+def _items_table(standard: PointsStandard):
+    """The standard's items as rows (code, source, points, cap) the events join to."""
+    rows = [(i["code"], i["source"], _d(i["points"]), _d(i["cap"]) if i.get("cap") is not None else None)
+            for i in standard.items]
+    return values(column("code", String), column("source", String), column("points", POINTS),
+                  column("cap", POINTS), name="items").data(rows)
+
+
+def _item_events(standard: PointsStandard, year: int, deputy_ids: list[int] | None):
+    """(events, items, the join condition): each event under the items its source earns."""
+    events, items = _event_rows(year, deputy_ids), _items_table(standard)
+    on = (items.c.source == events.c.source) & (
+        (items.c.source != "activity") | (items.c.code == events.c.item_code))
+    return events, items, on
+
+
 def recompute(session: Session, year: int, deputy_ids: Iterable[int] | None = None
               ) -> dict[int, dict[str, Decimal]]:
-    """Per deputy and item, the year's points derived from the events alone (nothing stored is read)."""
+    """Per deputy and item, the year's points derived from the events alone (nothing stored is read):
+    one aggregate over the events, each item's count times its points clipped to its cap."""
     standard = standard_for(session, year)
     if standard is None:
         return {}
     deputy_ids = list(deputy_ids) if deputy_ids is not None else None
-    events = collect_events(session, year, deputy_ids)
+    events, items, on = _item_events(standard, year, deputy_ids)
+    raw = items.c.points * func.count()
+    capped = case((items.c.cap.is_(None), raw), (items.c.points > 0, func.least(raw, items.c.cap)),
+                  else_=func.greatest(raw, -items.c.cap))
     totals: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    for deputy_id, by_source in events.items():
-        for item in standard.items:
-            listed = by_source.get(item["source"], ())
-            count = (sum(1 for e in listed if e.item_code == item["code"]) if item["source"] == "activity"
-                     else len(listed))  # only how many: the order does not change a capped sum
-            if not count:
-                continue
-            raw = _d(item["points"]) * count
-            cap = item.get("cap")
-            value = raw if cap is None else (min(raw, _d(cap)) if raw > 0 else max(raw, -_d(cap)))
-            totals[deputy_id][item["code"]] = value
-    for deputy_id, rows in _adjustments(session, year, deputy_ids).items():
-        totals[deputy_id][ADJUSTMENT] = sum((_d(a.points) for a in rows), Decimal(0))
-    return {d: t for d, t in totals.items() if deputy_ids is None or d in deputy_ids}
+    for deputy_id, code, value in session.execute(
+            select(events.c.deputy_id, items.c.code, capped)
+            .select_from(events.join(items, on).join(Deputy, Deputy.id == events.c.deputy_id))
+            .where(*_in_scope(session, Deputy.county_id))
+            .group_by(events.c.deputy_id, items.c.code, items.c.points, items.c.cap)):
+        totals[deputy_id][code] = _d(value)
+    for deputy_id, value in session.execute(
+            select(PointsAdjustment.deputy_id, func.sum(PointsAdjustment.points)).where(
+                PointsAdjustment.year == year,
+                *([PointsAdjustment.deputy_id.in_(deputy_ids)] if deputy_ids is not None else []))
+            .group_by(PointsAdjustment.deputy_id)):
+        totals[deputy_id][ADJUSTMENT] = _d(value)
+    return dict(totals)
+
+
+def _in_scope(session: Session, column) -> list:
+    """The tenant condition on a county column, for the SELECT inside an INSERT … FROM SELECT (which
+    the session's criteria do not reach; PostgreSQL's row-level security does as well)."""
+    scope = tenant.of(session)
+    return [] if scope.every_county else [column.in_(sorted(scope.county_ids))]
 
 
 def sync(session: Session, year: int, deputy_ids: Iterable[int] | None = None) -> int:
-    """Add to the ledger every event not in it yet (within each item's cap); returns lines added."""
+    """Add to the ledger every event not in it yet (within each item's cap); returns lines added.
+
+    One INSERT … SELECT: the events not in the ledger, numbered per deputy and item in the order they
+    happened, each worth its points while the item's stored sum plus those before it stays within the
+    cap (what adding them one by one gives); then the adjustments not in it yet."""
     standard = standard_for(session, year)
     if standard is None:
         return 0
     deputy_ids = list(deputy_ids) if deputy_ids is not None else None
-    events = collect_events(session, year, deputy_ids)
-    stored: dict[tuple[int, str], set[str]] = defaultdict(set)
-    running: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    query = select(PointsEntry.deputy_id, PointsEntry.item_code, PointsEntry.source_ref, PointsEntry.points).where(
-        PointsEntry.year == year)
-    if deputy_ids is not None:
-        query = query.where(PointsEntry.deputy_id.in_(deputy_ids))
-    for deputy_id, item_code, ref, points in session.execute(query):
-        stored[deputy_id, item_code].add(ref)
-        running[deputy_id, item_code] += _d(points)
-    added: list[dict[str, Any]] = []
-
-    def line(deputy_id: int, item_code: str, value: Decimal, ref: str, at: datetime) -> None:
-        added.append({"deputy_id": deputy_id, "year": year, "standard_id": standard.id, "item_code": item_code,
-                      "points": value, "source_ref": ref, "occurred_at": at, "created_at": now})
-
+    events, items, on = _item_events(standard, year, deputy_ids)
+    stored = (select(PointsEntry.deputy_id, PointsEntry.item_code, func.sum(PointsEntry.points).label("total"))
+              .where(PointsEntry.year == year,
+                     *([PointsEntry.deputy_id.in_(deputy_ids)] if deputy_ids is not None else []))
+              .group_by(PointsEntry.deputy_id, PointsEntry.item_code).subquery("stored"))
+    seen = select(PointsEntry.id).where(PointsEntry.deputy_id == events.c.deputy_id, PointsEntry.year == year,
+                                        PointsEntry.item_code == items.c.code,
+                                        PointsEntry.source_ref == events.c.ref).exists()
+    turn = func.row_number().over(partition_by=(events.c.deputy_id, items.c.code),
+                                  order_by=(events.c.at, events.c.ref.collate("C")))
+    fresh = (select(events.c.deputy_id, items.c.code.label("item_code"), items.c.points, items.c.cap,
+                    events.c.ref, events.c.at, Deputy.county_id,
+                    func.coalesce(stored.c.total, 0).label("before"), turn.label("turn"))
+             .select_from(events.join(items, on).join(Deputy, Deputy.id == events.c.deputy_id)
+                          .outerjoin(stored, (stored.c.deputy_id == events.c.deputy_id)
+                                     & (stored.c.item_code == items.c.code)))
+             .where(~seen, *_in_scope(session, Deputy.county_id)).subquery("fresh"))
+    room = fresh.c.cap - fresh.c.before - (fresh.c.turn - 1) * fresh.c.points
+    worth = case((fresh.c.cap.is_(None), fresh.c.points),
+                 (fresh.c.points > 0, func.greatest(0, func.least(fresh.c.points, room))),
+                 else_=func.least(0, func.greatest(fresh.c.points, -fresh.c.cap - fresh.c.before
+                                                   - (fresh.c.turn - 1) * fresh.c.points)))
     now = utcnow()
-    for deputy_id, by_source in events.items():
-        for item in standard.items:
-            key = (deputy_id, item["code"])
-            points = _d(item["points"])
-            for event in _events_of_item(item, by_source):
-                if event.ref in stored[key]:
-                    continue
-                value = _allowed(points, item.get("cap"), running[key])
-                if value == 0:
-                    continue  # capped: counted once room remains (never, this year)
-                running[key] += value
-                stored[key].add(event.ref)
-                line(deputy_id, item["code"], value, event.ref, event.at)
-    for deputy_id, rows in _adjustments(session, year, deputy_ids).items():
-        for adjustment in rows:
-            ref = f"adjustment:{adjustment.id}"
-            if ref not in stored[deputy_id, ADJUSTMENT]:
-                line(deputy_id, ADJUSTMENT, _d(adjustment.points), ref, adjustment.created_at)
-    if added:
-        # One executemany of plain rows (the ledger can take tens of thousands at the year's first sync);
-        # each line is in its deputy's county.
-        counties = dict(session.execute(select(Deputy.id, Deputy.county_id).where(
-            Deputy.id.in_({row["deputy_id"] for row in added}))).all())
-        for row in added:
-            row["county_id"] = counties[row["deputy_id"]]
-        session.execute(insert(PointsEntry), added)
-    return len(added)
+    lines = select(fresh.c.deputy_id, literal(year), literal(standard.id), fresh.c.item_code, worth,
+                   fresh.c.ref, fresh.c.at, literal(now, UTCDateTime()), fresh.c.county_id).where(worth != 0)
+    columns = ["deputy_id", "year", "standard_id", "item_code", "points", "source_ref", "occurred_at",
+               "created_at", "county_id"]
+    counted = {"preserve_rowcount": True}  # the database's own count of the rows an INSERT … SELECT added
+    added = session.execute(insert(PointsEntry.__table__).from_select(columns, lines),
+                            execution_options=counted).rowcount
+    adjusted = (select(PointsAdjustment.deputy_id, literal(year), literal(standard.id), literal(ADJUSTMENT),
+                       PointsAdjustment.points, literal("adjustment:") + cast(PointsAdjustment.id, String),
+                       PointsAdjustment.created_at, literal(now, UTCDateTime()), PointsAdjustment.county_id)
+                .where(PointsAdjustment.year == year, *_in_scope(session, PointsAdjustment.county_id),
+                       *([PointsAdjustment.deputy_id.in_(deputy_ids)] if deputy_ids is not None else []),
+                       ~select(PointsEntry.id).where(
+                           PointsEntry.deputy_id == PointsAdjustment.deputy_id, PointsEntry.year == year,
+                           PointsEntry.item_code == ADJUSTMENT,
+                           PointsEntry.source_ref == literal("adjustment:") + cast(PointsAdjustment.id, String))
+                       .exists()))
+    added += session.execute(insert(PointsEntry.__table__).from_select(columns, adjusted),
+                             execution_options=counted).rowcount
+    return added
 
 
 def ledger_totals(session: Session, year: int, deputy_ids: Iterable[int] | None = None
@@ -533,30 +554,59 @@ def publication(session: Session, principal: Principal, year: int) -> list[Stand
             for rank, (deputy, total, cats) in enumerate(rows, start=1)]
 
 
+def export_sheets(session: Session, principal: Principal, year: int
+                  ) -> list[tuple[str, list[str], Iterable[list[Any]]]]:
+    """The 公示 list and every ledger line as (sheet title, header, rows): one sheet each."""
+    standings = publication(session, principal, year)
+    standard = standard_for(session, year)
+    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
+    categories = list(dict.fromkeys(i["category"] for i in (standard.items if standard else []))) + ["调整"]
+    ids = {s.deputy.id: s.deputy for s in standings}
+
+    def ranked():
+        for s in standings:
+            yield [s.rank, s.deputy.code, s.deputy.name, s.station] + [
+                float(s.by_category.get(c, 0)) for c in categories] + [float(s.total), s.grade]
+
+    def lines():
+        for entry in session.scalars(select(PointsEntry).where(PointsEntry.year == year,
+                                                               PointsEntry.deputy_id.in_(list(ids)))
+                                     .order_by(PointsEntry.deputy_id, PointsEntry.occurred_at, PointsEntry.id)):
+            deputy = ids[entry.deputy_id]
+            yield [deputy.code, deputy.name, names.get(entry.item_code, entry.item_code), float(entry.points),
+                   source_label(entry.source_ref), entry.source_ref,
+                   entry.occurred_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")]
+
+    return [(f"{year}年度履职积分公示", ["排名", "代表编码", "姓名", "联络站", *categories, "积分", "等次"], ranked()),
+            ("积分明细", ["代表编码", "姓名", "项目", "积分", "来源", "来源编号", "时间"], lines())]
+
+
 def export_xlsx(session: Session, principal: Principal, year: int) -> bytes:
     """The 公示 list and every ledger line, as an XLSX workbook."""
     from openpyxl import Workbook  # heavy; only the export needs it
 
-    standings = publication(session, principal, year)
-    standard = standard_for(session, year)
-    names = {i["code"]: i["name"] for i in (standard.items if standard else [])} | {ADJUSTMENT: "积分调整"}
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(f"{year}年度履职积分公示")
-    sheet.append(["排名", "代表编码", "姓名", "联络站", "积分", "等次"])
-    for s in standings:
-        sheet.append([s.rank, s.deputy.code, s.deputy.name, s.station, float(s.total), s.grade])
-    detail = book.create_sheet("积分明细")
-    detail.append(["代表编码", "姓名", "项目", "积分", "来源", "时间"])
-    ids = {s.deputy.id: s.deputy for s in standings}
-    for entry in session.scalars(select(PointsEntry).where(PointsEntry.year == year,
-                                                           PointsEntry.deputy_id.in_(list(ids)))
-                                 .order_by(PointsEntry.deputy_id, PointsEntry.occurred_at, PointsEntry.id)):
-        deputy = ids[entry.deputy_id]
-        detail.append([deputy.code, deputy.name, names.get(entry.item_code, entry.item_code), float(entry.points),
-                       entry.source_ref, entry.occurred_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
+    for title, header, rows in export_sheets(session, principal, year):
+        sheet = book.create_sheet(title)
+        sheet.append(header)
+        for row in rows:
+            sheet.append(row)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def standards_of(session: Session, year: int) -> list[PointsStandard]:
+    """Every version of the year's standard, newest first (the record of what applied when)."""
+    return list(session.scalars(select(PointsStandard).where(PointsStandard.year == year)
+                                .order_by(PointsStandard.version.desc())))
+
+
+def adjustments_for(session: Session, deputy: Deputy, year: int) -> list[PointsAdjustment]:
+    """A deputy's audited adjustments of the year, oldest first."""
+    return list(session.scalars(select(PointsAdjustment).where(PointsAdjustment.deputy_id == deputy.id,
+                                                               PointsAdjustment.year == year)
+                                .order_by(PointsAdjustment.id)))
 
 
 def source_label(ref: str) -> str:

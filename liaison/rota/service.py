@@ -205,6 +205,63 @@ def rules_for(session: Session, principal: Principal) -> list[DutyRule]:
     return list(session.scalars(query))
 
 
+def get_rule(session: Session, principal: Principal, public_id: str) -> DutyRule:
+    """A rule the staff member manages (station staff: their station's)."""
+    account = _staff(principal)
+    rule = session.scalar(select(DutyRule).where(DutyRule.public_id == public_id))
+    if rule is None or (account.station_id is not None and rule.station_id != account.station_id):
+        raise RotaError(NOT_FOUND, "not_found", "值班规则不存在")
+    return rule
+
+
+def _untouched_future_shifts(session: Session, rule: DutyRule, after: date) -> list[DutyShift]:
+    """The rule's planned shifts after `after` nobody acted on yet: every assignment still on duty, no
+    swap asked for, neither the grids' notice nor the day-before reminder sent."""
+    touched = select(ShiftAssignment.shift_id).where(
+        (ShiftAssignment.status != lifecycle.ON_DUTY)
+        | ShiftAssignment.id.in_(select(ShiftSwap.assignment_id)))
+    return list(session.scalars(select(DutyShift).where(
+        DutyShift.rule_id == rule.id, DutyShift.day > after, DutyShift.status == lifecycle.PLANNED,
+        DutyShift.noticed_at.is_(None), DutyShift.reminded_at.is_(None), DutyShift.id.not_in(touched))))
+
+
+def update_rule(session: Session, principal: Principal, rule: DutyRule, *, weekday: int, slots: int,
+                deputy_codes: list[str], account_ids: list[str] | None = None, title: str | None = None,
+                start_minute: int = 540, end_minute: int = 690, holiday_policy: str = "next_working_day",
+                on_makeup_days: bool = False, valid_until: date | None = None, active: bool = True,
+                now: datetime | None = None) -> int:
+    """Change a rule from tomorrow on (or stop it: `active` False). Its future shifts nobody acted on
+    yet are planned again under the changed rule; shifts already announced, checked in, swapped or
+    cancelled stay as they were. Returns how many shifts were planned again."""
+    get_rule(session, principal, rule.public_id)  # staff of the rule's station (or the county)
+    if holiday_policy not in HOLIDAY_POLICIES:
+        raise RotaError(INVALID, "invalid_policy", "节假日处理方式无效", "holiday_policy")
+    if not 0 <= weekday <= 6 or not 1 <= slots <= 20:
+        raise RotaError(INVALID, "invalid_rule", "星期或人数无效", "weekday")
+    _check_times(start_minute, end_minute)
+    deputies = _deputy_ids(session, deputy_codes)
+    heads = _account_ids(session, account_ids or [])
+    if not deputies and not heads:
+        raise RotaError(INVALID, "empty_pool", "请至少安排一名值班人员", "deputy_codes")
+    if valid_until is not None and valid_until < rule.valid_from:
+        raise RotaError(INVALID, "invalid_dates", "结束日期早于开始日期", "valid_until")
+    today = local_day(now or utcnow())
+    stale = _untouched_future_shifts(session, rule, today)
+    for shift in stale:
+        for assignment in shift.assignments:
+            session.delete(assignment)
+        session.delete(shift)
+    session.flush()
+    rule.weekday, rule.slots, rule.deputy_ids, rule.account_ids = weekday, slots, deputies, heads
+    rule.title = title or SHIFT_KIND_LABELS[rule.kind]
+    rule.start_minute, rule.end_minute = start_minute, end_minute
+    rule.holiday_policy, rule.on_makeup_days, rule.valid_until, rule.active = (
+        holiday_policy, on_makeup_days, valid_until, active)
+    session.flush()
+    return len(plan(session, rule, max(today, rule.valid_from) + timedelta(days=PLAN_AHEAD_DAYS),
+                    today=today + timedelta(days=1)))
+
+
 def add_shift(session: Session, principal: Principal, *, station_code: str, day: date, kind: str,
               deputy_codes: list[str], account_ids: list[str] | None = None, title: str | None = None,
               start_minute: int = 540, end_minute: int = 690, now: datetime | None = None) -> DutyShift:

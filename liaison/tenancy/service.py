@@ -56,6 +56,29 @@ def all_counties(session: Session) -> list[County]:
     return list(session.scalars(select(County).order_by(County.id)))
 
 
+_ROWS_KEY = "liaison.county_rows"
+
+
+def county_row(session: Session, county_id: int) -> County | None:
+    """The `counties` row `county_id`, read once per transaction of `session`.
+
+    The session's identity map holds unmodified rows only weakly, so `session.get` on a row nobody
+    keeps reads it again each time; a case being opened asks for its county's settings three times.
+    The rows are kept in `session.info` for the current transaction only: the next one reads afresh.
+    """
+    held = session.info.get(_ROWS_KEY)
+    transaction = session.get_transaction()
+    if transaction is not None and held is not None and held[0] is transaction and county_id in held[1]:
+        return held[1][county_id]
+    with session.no_autoflush:  # a row being written (a case being opened) waits for its own flush
+        row = session.get(County, county_id)
+    transaction = session.get_transaction()  # the read may have begun it
+    if held is None or held[0] is not transaction:
+        held = session.info[_ROWS_KEY] = (transaction, {})
+    held[1][county_id] = row
+    return row
+
+
 def setting(county: County, name: str, default: Any = None) -> Any:
     """A county's own setting (deadlines, flows, points standards), else the deployment's `default`."""
     return (county.settings or {}).get(name, default)
@@ -104,14 +127,23 @@ def grants_city_personal_data(county: County) -> bool:
 
 def scope_of(principal) -> tenant.Scope:
     """The scope of an authenticated API caller: the county of their account or resident row; for
-    city staff, every county of their city (read at each request: a county joining the city counts
-    at once), writing only in their account's own county."""
+    city staff, the city scope (`tenant.city`): of the city's counties (read at each request: a county
+    joining the city counts at once) only the cases handed up to the city; aggregate views widen to
+    `city_aggregate_scope` by name."""
     row = principal.account if principal.account is not None else principal.resident
     if principal.account is not None and principal.role == CITY_ROLE:
         session = object_session(row)
         ids = [c.id for c in city_counties(session, row.city_id)] if row.city_id is not None else []
-        return tenant.counties(ids, write_county=row.county_id, reason=f"city {row.city_id} staff")
+        if row.city_id is None:
+            return tenant.counties([], reason="city staff without a city")
+        return tenant.city(row.city_id, ids, write_county=row.county_id)
     return tenant.county(row.county_id)
+
+
+def city_aggregate_scope(scope: tenant.Scope) -> tenant.Scope:
+    """Every case of a city scope's counties, for aggregate views only (figures, the masked 台账):
+    what those views show is counts, or rows with personal data masked unless a county grants it."""
+    return tenant.counties(scope.city_counties, reason=f"city {scope.city_id} aggregate view")
 
 
 # ---------------------------------------------------------------------------------------------- workers

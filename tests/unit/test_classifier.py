@@ -21,7 +21,7 @@ from classifiers import (
     similarity,
     similarity_threshold,
 )
-from classifiers.evaluate import evaluate_rows, metrics
+from classifiers.evaluate import evaluate_rows, metrics, read_rows
 from classifiers.model import LABELS, Classifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -253,13 +253,15 @@ SHORT_DIR = os.path.join(REPO, "classifiers", "data")
 # short_eval.csv is the set the civic vocabulary was written against (target >= 0.92);
 # short_holdout.csv was written afterwards without looking at the classifier's errors, so it is
 # the honest figure.  It has not reached the 0.92 target yet: its floor guards against regressions.
-SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.85}
+# short_dev.csv (tuning set of the colloquial synonyms) and short_holdout2.csv (a second held-out set)
+# were both written before the classifier was run on them (their # header says so).
+SHORT_FLOORS = {"short_eval.csv": 0.92, "short_holdout.csv": 0.85, "short_dev.csv": 0.92,
+                "short_holdout2.csv": 0.80}
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_FLOORS))
 def test_short_message_sets_stay_above_their_floors(clf, name):
-    with open(os.path.join(SHORT_DIR, name), encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_rows(os.path.join(SHORT_DIR, name))
     assert len(rows) >= 100
     assert {r["label"] for r in rows} == set(LABELS)
     assert all(r["subject"] == r["text"] for r in rows)  # one chat line: subject and text alike
@@ -452,3 +454,40 @@ def test_bias_offsets_move_a_category_that_scores_too_high():
     assert TR._macro_f1(scores, golds, off) == 1.0
     assert all(abs(v) <= TR.OFFSET_LIMIT for v in off.values())
     assert TR.fit_bias_offsets([dict(zero, **{g: 1.0}) for g in golds], golds) == zero  # nothing to fix
+
+
+def test_evaluate_skips_comment_header(tmp_path):
+    f = tmp_path / "c.csv"
+    f.write_text("# written before the classifier saw it\n# second comment\nsubject,text,label\n"
+                 "拖欠工资,拖欠工资,劳动和社会保障\n", encoding="utf-8")
+    rows = read_rows(str(f))
+    assert [r["label"] for r in rows] == ["劳动和社会保障"]
+
+
+def test_colloquial_term_reads_as_its_standard_term():
+    from classifiers import tokenize as T
+    syn = T.colloquial()
+    assert len(syn) >= 300
+    c = Classifier.load(os.path.join(REPO, "classifiers", "data", "keywords.tsv"))
+    assert c.aliases  # some colloquial terms have no row of their own
+    for term, std in c.aliases.items():
+        assert syn[term] == std
+        assert c.weights(term) == c.weights(std) and c.idf(term) == c.idf(std)
+    # in a table with 噪音 but neither 闹腾 nor 吵 of its own, 闹腾 reads as 噪音; a term with a row
+    # of its own keeps it (the synonym never overrides what was learned)
+    assert syn["闹腾"] == "噪音" and syn["吵"] == "噪音"
+    table = {"吵": (2.0, {"城乡建设": 1.0}), "噪音": (3.0, {"环境保护": 2.0})}
+    small = Classifier(table, {}, {"labels": list(LABELS)})
+    assert small.aliases.get("闹腾") == "噪音" and "吵" not in small.aliases
+    assert small.weights("吵") == {"城乡建设": 1.0}
+    d = small.classify("闹腾")
+    assert d.category == "环境保护" and [k for k, _ in d.keywords] == ["闹腾"]
+
+
+def test_colloquial_phrases_are_single_tokens_and_explained(clf):
+    from classifiers import tokenize as T
+    assert T.colloquial()["黑灯瞎火"] == "路灯"
+    assert "黑灯瞎火" in T.cut("门口那段路晚上黑灯瞎火的")
+    d = clf.classify("门口那段路晚上黑灯瞎火的")
+    assert d.category == "城乡建设"
+    assert "黑灯瞎火" in [k for k, _ in d.keywords]  # the resident's own word; colloquial.tsv says what it stands for
