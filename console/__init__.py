@@ -14,7 +14,9 @@ from . import (
     city_views,  # noqa: F401  (registers the 县（区） page of city staff)
     interop_views,  # noqa: F401  (registers the 对接 page: partner keys, hand-off targets)
     points_views,  # noqa: F401  (registers the 履职积分 pages: 公示, standard, ledgers, reviews)
+    project_views,  # noqa: F401  (registers the 民生实事 pages: 台账, 征集, 票决, a project)
     rota_views,  # noqa: F401  (registers the duty rota pages: shifts, rules, swaps, attendance)
+    suggestion_views,  # noqa: F401  (registers the 代表建议 pages: 台账, a suggestion, 问题清单)
 )
 from .views import bp
 

@@ -57,3 +57,24 @@ def workbook_chunks(sheets: Iterable[tuple[str, list[str], Iterable[list[Any]]]]
         spool.seek(0)
         while chunk := spool.read(CHUNK):
             yield chunk
+
+
+def stream_workbook(sheet_title: str, columns: Iterable[Any], rows: Iterable[Iterable[Any]], *,
+                    widths: Iterable[int] = (), title: str | None = None) -> Iterator[bytes]:
+    """One 台账 sheet in the office's layout, streamed in chunks: an optional title row, the header
+    row (frozen with it), then `rows` as they come (each already in the column order; figures below)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_title[:31])
+    for position, width in enumerate(widths):
+        sheet.column_dimensions[get_column_letter(position + 1)].width = width
+    sheet.freeze_panes = "A3" if title else "A2"
+    if title:
+        sheet.append([title])
+    sheet.append(list(columns))
+    for row in rows:
+        sheet.append(list(row))
+    with tempfile.TemporaryFile() as spool:
+        workbook.save(spool)
+        spool.seek(0)
+        while chunk := spool.read(CHUNK):
+            yield chunk

@@ -53,6 +53,9 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
                static_folder="static", static_url_path="/static")
 
 TOKEN_KEY = "console_token"
+# The pages a department handler's account (`auth.DESK_ROLES`) may open: the suggestion and project
+# pages add theirs; every other page refuses it (a new page is closed to departments by default).
+DESK_PAGES: set[str] = set()
 # The console's staff actions. Each is an action of `liaison.case.access` under its own name: who
 # may attempt it is `access.ACTION_ROLES`, from which statuses the lifecycle table says.
 CONSOLE_ACTIONS = ("reassign", "urge", "reject", "merge", "hand_up")
@@ -123,6 +126,11 @@ def signed_in(view: Callable) -> Callable:
                 if request.method == "GET":
                     return redirect(url_for("console.counties_page"))
                 abort(403)
+            if principal.role in auth.DESK_ROLES and request.endpoint not in DESK_PAGES:
+                if request.method == "GET" and request.endpoint == "console.ledger_page":
+                    return redirect(desk_home())  # /console/ leads here
+                return render_template("console/error.html", title="无权访问",
+                                       message="承办单位账号在办公台只能办理交本单位的代表建议和民生实事。"), 403
             session.flush()  # the session's idle clock, written in its own county before narrowing
             g.county_scope = tenancy.scope_of(principal)
             tenant.switch(session, g.county_scope)  # from here on: the account's county only
@@ -145,6 +153,9 @@ def _scope_label(principal: Principal, session) -> str:
         return "所联系网格（只读）"
     if principal.role == tenancy.CITY_ROLE:
         return "全市"
+    if principal.role == DEPARTMENT and account.department_id is not None:
+        department = session.get(Department, account.department_id)
+        return department.name if department else "本单位"
     return ""
 
 
@@ -207,6 +218,8 @@ def sign_in():
             cookie[TOKEN_KEY] = done.token
             log.info("console sign-in of account %s", done.account.public_id)
             flash(f"{name}，欢迎使用", "info")
+            if done.account.role in auth.DESK_ROLES and not request.args.get("next"):
+                return redirect(desk_home(), 303)
             return redirect(_safe_next(request.args.get("next")), 303)
     elif request.method == "POST":
         status = 422
@@ -249,6 +262,11 @@ def set_password(token: str):
 @bp.get("/")
 def home():
     return redirect(url_for("console.ledger_page"))
+
+
+def desk_home() -> str:
+    """Where a department handler lands: the suggestions handed to their department."""
+    return url_for("console.suggestions_page")
 
 
 # ---------------------------------------------------------------------------------------------- ledger

@@ -9,7 +9,7 @@ from liaison.case import service as cases
 from liaison.console import auth
 from liaison.core import db
 from liaison.people import service as people
-from liaison.people.models import Deputy, Grid, Resident, Station
+from liaison.people.models import Department, Deputy, Grid, Resident, Station
 
 PASSWORD = "console password 1"
 
@@ -21,6 +21,16 @@ def make_account(role: str, name: str, *, station: str | None = None, deputy: st
         station_row = session.scalar(select(Station).where(Station.code == station)) if station else None
         deputy_row = session.scalar(select(Deputy).where(Deputy.code == deputy)) if deputy else None
         account, _ = people.create_account(session, role, name, station=station_row, deputy=deputy_row)
+        _credential, token = auth.issue_password_link(session, account, login=login)
+        auth.redeem_password_link(session, token, PASSWORD)
+        return account.public_id
+
+
+def make_department_account(name: str, code: str, *, login: str) -> str:
+    """A department handler's account with a console password; returns its public id."""
+    with db.session_scope() as session:
+        department = session.scalar(select(Department).where(Department.code == code))
+        account, _ = people.create_account(session, "department", name, department=department)
         _credential, token = auth.issue_password_link(session, account, login=login)
         auth.redeem_password_link(session, token, PASSWORD)
         return account.public_id

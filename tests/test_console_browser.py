@@ -193,3 +193,94 @@ def test_a_staff_member_generates_and_publishes_a_bulletin_in_a_browser(browser,
     browser.find_element(By.LINK_TEXT, "整改").click()
     _wait_css(browser, "#rectifications")
     _shot(browser, "06-rectifications")
+
+
+def _reviewing_suggestion() -> str:
+    """A suggestion led by D001, submitted: at its first review step (联络站初审)."""
+    from sqlalchemy import select
+
+    from liaison.people.models import Account, Deputy
+    from liaison.people.service import Principal
+    from liaison.suggestion import service as suggestions
+
+    with db.session_scope() as session:
+        deputy = session.scalar(select(Deputy).where(Deputy.code == "D001"))
+        account = Account(role="deputy", name=deputy.name, deputy_id=deputy.id)
+        session.add(account)
+        session.flush()
+        lead = Principal("deputy", account=account)
+        suggestion = suggestions.draft(session, lead, title="关于幸福里小区路灯改造的建议",
+                                       problems="小区路灯老化，多处不亮。", proposals="请统一更换路灯。")
+        suggestions.submit(session, lead, suggestion)
+        return suggestion.public_id
+
+
+def _finish_review_and_assign(public_id: str) -> None:
+    from sqlalchemy import select
+
+    from liaison.people.models import Account
+    from liaison.people.service import Principal
+    from liaison.suggestion import access
+    from liaison.suggestion import service as suggestions
+
+    with db.session_scope() as session:
+        staff = session.scalar(select(Account).where(Account.role == "staff", Account.station_id.is_(None)))
+        principal = Principal("staff", account=staff)
+        suggestion = access.get(session, principal, public_id)
+        suggestions.review(session, principal, suggestion, "pass")
+        suggestions.review(session, principal, suggestion, "pass")
+        suggestions.assign(session, principal, suggestion, lead_code="zhujian", co_codes=["jiaotong"])
+
+
+def _sign_in(browser, live_server, login: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(live_server.url + "/console/login")
+    _wait_css(browser, "#sign-in")
+    browser.find_element(By.NAME, "login").send_keys(login)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.ID, "sign-in").click()
+
+
+def test_a_suggestion_is_reviewed_and_answered_in_a_browser(browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.console_fixtures import PASSWORD, make_account, make_department_account
+
+    make_account("staff", "县人大工委 王主任", login="county")
+    make_department_account("住建局 李科长", "zhujian", login="zhujian")
+    public_id = _reviewing_suggestion()
+
+    # County staff decide the first review step from the suggestion's page.
+    _sign_in(browser, live_server, "county", PASSWORD)
+    _wait_css(browser, "#ledger")
+    browser.find_element(By.LINK_TEXT, "建议").click()
+    _wait_css(browser, "#suggestion-figures")
+    browser.get(live_server.url + f"/console/suggestions/{public_id}")
+    _wait_text(browser, "#suggestion-status", "联络站初审")
+    form = _wait_css(browser, "#form-review")
+    Select(form.find_element(By.NAME, "review-decision")).select_by_value("pass")
+    form.find_element(By.NAME, "review-note").send_keys("情况属实，同意报送")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    _wait_text(browser, ".flash.info", "已记录审查意见")
+    _wait_text(browser, "#suggestion-status", "代表工委审核")
+    assert "情况属实，同意报送" in browser.find_element(By.ID, "timeline").text
+    _shot(browser, "07-suggestion-review")
+    browser.find_element(By.ID, "sign-out").click()
+    _wait_css(browser, "#sign-in")
+
+    # The other two steps and 交办 happen elsewhere; the lead department answers in its desk.
+    _finish_review_and_assign(public_id)
+    _sign_in(browser, live_server, "zhujian", PASSWORD)
+    _wait_css(browser, "#suggestion-ledger")
+    assert "住房和城乡建设局" in browser.find_element(By.ID, "whoami").text
+    browser.find_element(By.CSS_SELECTOR, "a.suggestion-link").click()
+    form = _wait_css(browser, "#form-answer")
+    Select(form.find_element(By.NAME, "answer-category")).select_by_value("B")
+    form.find_element(By.NAME, "answer-text").send_keys("已列入2026年老旧小区改造计划，年内完成。")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    _wait_text(browser, "#suggestion-status", "已答复待测评")
+    assert "B 类" in browser.find_element(By.ID, "answer-category").text
+    assert not browser.find_elements(By.ID, "form-answer")
+    _shot(browser, "08-suggestion-answered")

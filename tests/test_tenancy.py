@@ -463,6 +463,25 @@ CONSOLE_SWEEP = {
     # City staff's 县（区） page (tests/test_console_counties.py): county users get 403.
     ("GET", "/console/counties"): None,
     ("POST", "/console/counties"): "create",
+    # 代表建议 (issue 19): the 台账 and its export, a suggestion and its actions, the 问题清单.
+    ("GET", "/console/suggestions"): None,
+    ("GET", "/console/suggestions/export.xlsx"): None,
+    ("GET", "/console/suggestions/<public_id>"): "suggestion",
+    ("POST", "/console/suggestions/<public_id>/<action>"): "suggestion",
+    ("GET", "/console/problems"): None,
+    ("POST", "/console/problems"): "create",
+    ("GET", "/console/problems/<public_id>"): "problem_entry",
+    ("POST", "/console/problems/<public_id>/draft"): "problem_entry",
+    # 民生实事: the 台账 and its export, 征集 screening, 票决, a project and its actions.
+    ("GET", "/console/projects"): None,
+    ("GET", "/console/projects/export.xlsx"): None,
+    ("GET", "/console/projects/<public_id>"): "project",
+    ("POST", "/console/projects/<public_id>/<action>"): "project",
+    ("POST", "/console/project-proposals/<public_id>/screen"): "project_proposal",
+    ("POST", "/console/project-votes"): "create",
+    ("GET", "/console/project-votes/<public_id>"): "project_vote",
+    ("POST", "/console/project-votes/<public_id>/close"): "project_vote",
+    ("POST", "/console/project-votes/<public_id>/projects"): "project_vote",
 }
 CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reason": "改派"},
                    "urge": {"urge-note": "请加快"}, "reject": {"reject-reason": "不属于受理范围"},
@@ -470,6 +489,17 @@ CONSOLE_ACTIONS = {"reassign": {"reassign-department": "zhujian", "reassign-reas
                    "hand_up": {"hand_up-reason": "需市级协调"}}
 RECTIFICATION_ACTIONS = {"respond": {"respond-response": "已整改"}, "verify": {"verify-note": "属实"},
                          "send_back": {"send_back-note": "不属实"}}
+SUGGESTION_ACTIONS = {"submit": {}, "withdraw": {}, "review": {"review-decision": "pass"},
+                      "assign": {"assign-lead": "zhujian", "assign-nature": "individual"},
+                      "set_nature": {"set_nature-nature": "common"},
+                      "supervise": {"supervise-kind": "letter", "supervise-note": "督办"},
+                      "extend": {"extend-months": "1", "extend-reason": "延期"},
+                      "answer": {"answer-category": "A", "answer-text": "已解决"},
+                      "rate": {"rate-value": "satisfied"}, "complete_plan": {"complete_plan-note": "已落实"}}
+PROJECT_ACTIONS = {"add_milestone": {"add_milestone-title": "节点", "add_milestone-due": "2026-12-31"},
+                   "start": {}, "report_progress": {"report_progress-milestone": "x"}, "complete": {}}
+ROUTE_ACTIONS = {"bulletin_rectification": RECTIFICATION_ACTIONS, "suggestion": SUGGESTION_ACTIONS,
+                 "project": PROJECT_ACTIONS}
 # List pages, also filtered by county B's own codes and searched for its text.
 CONSOLE_QUERIES = ("", "?grid=GB01", "?station=SB01", "?deputy=DB01", "?q=乙县", "?q=楼道")
 
@@ -482,14 +512,17 @@ def test_every_console_route_is_in_the_tenancy_sweep(app):
 
 @pytest.fixture
 def console_users(two_counties):
-    """County A's console users: county staff, station staff, a deputy (read-only)."""
+    """County A's console users: county staff, station staff, a deputy (read-only), a department
+    handler (the 代表建议 and 民生实事 desk only)."""
     from tests.console_fixtures import make_account as console_account
+    from tests.console_fixtures import make_department_account as console_department
     from tests.console_fixtures import sign_in
 
     with tenant.use(tenant.county(A)):
         made = {"county": console_account("staff", "甲县工委", login="a_county"),
                 "station": console_account("staff", "甲县站", station="S002", login="a_station"),
                 "deputy": console_account("deputy", "甲县代表", deputy="D001", login="a_deputy")}
+        made["department"] = console_department("甲县住建", "zhujian", login="a_department")
     clients = {}
     for login in made:
         client = two_counties["http"].client.application.test_client()
@@ -516,13 +549,14 @@ def _console_sweep(world, clients) -> list:
     b_ids, b_case = {**world["b_ids"], "handoff_target": world["b_target"]}, world["b_case"]
     secret = {b_case["number"], b_case["id"], b_ids["account"], b_ids["bulletin"], "乙县专属", "乙县代表",
               "楼道的路灯", "乙县12345", b_ids["shift"], b_ids["swap"], b_ids["activity"], b_ids["duty_rule"],
-              "乙县会议", "乙县积分标准", "乙县换班"}
+              "乙县会议", "乙县积分标准", "乙县换班", b_ids["suggestion"], b_ids["problem_entry"], b_ids["project"],
+              b_ids["project_proposal"], b_ids["project_vote"], "授权测试项目", "建社区食堂", "乙县民生实事"}
     failures = []
     for (method, rule), kind in sorted(CONSOLE_SWEEP.items()):
         if kind in ("public", "create"):  # "create": writes in the user's own county (its own tests)
             continue
         for login, client in clients.items():
-            token = csrf_token(client.get("/console/cases").get_data(as_text=True))
+            token = csrf_token(client.get("/console/cases", follow_redirects=True).get_data(as_text=True))
             if kind is None:
                 for query in CONSOLE_QUERIES:
                     response = client.get(rule + query, follow_redirects=True)
@@ -534,7 +568,7 @@ def _console_sweep(world, clients) -> list:
             target = (rule.replace("<public_id>", str(b_ids[kind])).replace("<int:target_id>", str(b_ids[kind]))
                       .replace("<deputy_code>", str(b_ids[kind])).replace("<media_id>", b_ids["media"]))
             if "<action>" in target:
-                actions = RECTIFICATION_ACTIONS if kind == "bulletin_rectification" else CONSOLE_ACTIONS
+                actions = ROUTE_ACTIONS.get(kind, CONSOLE_ACTIONS)
                 calls = [(target.replace("<action>", a), body) for a, body in actions.items()]
             elif method == "POST":
                 calls = [(target, {})]

@@ -2,8 +2,9 @@
 and server-side sessions that end at once when the person signs out or the account is disabled.
 
 Who may use the console: staff (county or one station) and deputies, who get the desk view read-only;
-their scopes are exactly the API's (`liaison.case.access.scope_of`). Department handlers work in the
-mini-program only.
+their scopes are exactly the API's (`liaison.case.access.scope_of`). Department handlers (`DESK_ROLES`)
+sign in too, but only to the pages the console lists for them (the 代表建议 and 民生实事 handed to their
+department, `console.views.DESK_PAGES`); cases they keep working in the mini-program.
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ from liaison.core import ratelimit
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, DomainError
 from liaison.people.models import Account
-from liaison.people.service import DEPUTY, STAFF, Principal
+from liaison.people.service import DEPARTMENT, DEPUTY, STAFF, Principal
 
-CONSOLE_ROLES = (STAFF, DEPUTY)
-# Who may sign in: county staff and deputies, and city staff (the 县（区） page of their city only).
+CONSOLE_ROLES = (STAFF, DEPUTY, DEPARTMENT)
+DESK_ROLES = (DEPARTMENT,)  # signed in to the console's DESK_PAGES only
+# Who may sign in: county staff, deputies and departments, and city staff (the 县（区） page of their
+# city only).
 SIGN_IN_ROLES = (*CONSOLE_ROLES, "city")
 LINK_LIFETIME = timedelta(days=3)
 SESSION_MAX_AGE = timedelta(hours=12)   # signed in at most a working day, then again
@@ -72,7 +75,7 @@ def issue_password_link(session: Session, account: Account, *, login: str | None
     """
     now = now or utcnow()
     if account.role not in SIGN_IN_ROLES:
-        raise ConsoleAuthError("只有工委和代表账号可以使用办公台", code="role_not_allowed", kind=FORBIDDEN)
+        raise ConsoleAuthError("只有工委、代表、承办单位和市级账号可以使用办公台", code="role_not_allowed", kind=FORBIDDEN)
     if not account.active:
         raise ConsoleAuthError("账号已停用", code="account_disabled", kind=CONFLICT)
     credential = credential_of(session, account)

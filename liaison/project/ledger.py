@@ -47,6 +47,20 @@ def row_values(session: Session, project: LivelihoodProject, now: datetime) -> l
     ]
 
 
+def sheet_rows(session: Session, principal: Principal, year: int, now: datetime | None = None):
+    """The export's rows after the header: the year's projects numbered from 1, a blank row, then the
+    year's figures (`service.FIGURES`) with their definitions."""
+    now = now or utcnow()
+    for index, project in enumerate(projects_of(session, principal, year), start=1):
+        yield [index, *row_values(session, project, now)]
+    yield []
+    values = service.figures(session, principal, year)
+    for key, (label, definition) in service.FIGURES.items():
+        value = values[key]
+        shown = "—" if value is None else (f"{value:.1%}" if key.endswith("rate") else value)
+        yield [label, shown, definition]
+
+
 def export_xlsx(session: Session, principal: Principal, year: int, now: datetime | None = None) -> bytes:
     """The year's project 台账 in the office's layout (`LAYOUT`), figures below the rows."""
     now = now or utcnow()
@@ -54,14 +68,8 @@ def export_xlsx(session: Session, principal: Principal, year: int, now: datetime
     sheet = workbook.create_sheet(f"{year}年民生实事台账")
     sheet.append([f"{year}年民生实事项目推进台账"])
     sheet.append(list(LAYOUT))
-    for index, project in enumerate(projects_of(session, principal, year), start=1):
-        sheet.append([index, *row_values(session, project, now)])
-    sheet.append([])
-    values = service.figures(session, principal, year)
-    for key, (label, definition) in service.FIGURES.items():
-        value = values[key]
-        shown = "—" if value is None else (f"{value:.1%}" if key.endswith("rate") else value)
-        sheet.append([label, shown, definition])
+    for row in sheet_rows(session, principal, year, now):
+        sheet.append(row)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

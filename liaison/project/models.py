@@ -34,6 +34,8 @@ class ProjectProposal(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The 票决 candidate an accepted proposal became (`service.open_vote`).
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("project_candidates.id"))
 
 
 class LivelihoodProject(TenantOwned, Base):

@@ -14,6 +14,7 @@ from liaison.case import notices
 from liaison.core.clock import utcnow
 from liaison.core.errors import CONFLICT, INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
+from liaison.engagement import votes
 from liaison.engagement.models import ProjectCandidate, ProjectVote
 from liaison.people.models import Department
 from liaison.people.service import DEPUTY, RESIDENT, Principal
@@ -82,6 +83,42 @@ def screen(session: Session, principal: Principal, proposal: ProjectProposal, ac
     proposal.status, proposal.note = ("accepted" if accept else "declined"), (note or "").strip() or None
     session.flush()
     return proposal
+
+
+def open_vote(session: Session, principal: Principal, title: str, level: str, proposal_ids: list[str],
+              others: list[str], max_choices: int = 1) -> ProjectVote:
+    """A 票决 among accepted 征集 proposals (each then names the candidate it became) and further
+    candidates staff add by title; quorum, majority and eligibility are `engagement.votes`'."""
+    refs = list(dict.fromkeys(proposal_ids))
+    proposals = list(session.scalars(select(ProjectProposal).where(ProjectProposal.public_id.in_(refs))
+                                     .order_by(ProjectProposal.id).with_for_update())) if refs else []
+    if len(proposals) != len(refs):
+        raise _invalid("征集项目不存在", "proposals")
+    for proposal in proposals:
+        if proposal.status != "accepted":
+            raise DomainError(f"《{proposal.title}》未被采纳，不能列为候选项目", kind=CONFLICT, code="not_accepted",
+                              field="proposals")
+        if proposal.candidate_id is not None:
+            raise DomainError(f"《{proposal.title}》已列入票决", kind=CONFLICT, code="already_candidate",
+                              field="proposals")
+    titles = [t.strip()[:100] for t in others if t and t.strip()]
+    candidates = [{"code": f"P{i}", "title": p.title, "description": p.description}
+                  for i, p in enumerate(proposals, start=1)]
+    candidates += [{"code": f"P{len(proposals) + i}", "title": t} for i, t in enumerate(titles, start=1)]
+    if not (title or "").strip():
+        raise _invalid("请填写票决名称", "title")
+    vote = votes.create(session, principal, title.strip()[:100], level, candidates, max_choices)
+    by_code = {c.code: c for c in votes.candidates_of(session, vote)}
+    for i, proposal in enumerate(proposals, start=1):
+        proposal.candidate_id = by_code[f"P{i}"].id
+    session.flush()
+    return vote
+
+
+def proposals_of_vote(session: Session, vote: ProjectVote) -> dict[int, ProjectProposal]:
+    """candidate id → the 征集 proposal it came from."""
+    return {p.candidate_id: p for p in session.scalars(select(ProjectProposal).join(
+        ProjectCandidate, ProjectCandidate.id == ProjectProposal.candidate_id).where(ProjectCandidate.vote_id == vote.id))}
 
 
 # --------------------------------------------------------------------------------------------- projects

@@ -16,12 +16,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from liaison.core.clock import utcnow
+from liaison.core.errors import INVALID, DomainError
 from liaison.core.workcalendar import CHINA_TZ
-from liaison.people.models import Deputy
+from liaison.people.models import Department, Deputy
 from liaison.people.service import Principal
 from liaison.suggestion import access, lifecycle, service, timers
 from liaison.suggestion.lifecycle import Status
-from liaison.suggestion.models import Suggestion
+from liaison.suggestion.models import Suggestion, SuggestionDepartment
 
 FIGURES = {
     "total": ("件数", "当年交办的建议件数（不含跨年度结转）"),
@@ -126,20 +127,54 @@ def row_values(session: Session, suggestion: Suggestion, carried: bool) -> list:
     ]
 
 
+class BadFilter(DomainError):
+    """A 台账 filter that names no status, nature or department."""
+
+    kind = INVALID
+    code = "bad_filter"
+
+
+def filtered(session: Session, book: Ledger, *, status: str | None = None, nature: str | None = None,
+             department: str | None = None, carried: bool | None = None) -> list[tuple[Suggestion, bool]]:
+    """The 台账's rows narrowed by status, nature (个性/共性), a handling department's code (主办 or
+    协办) and 跨年度; a value that names nothing is `BadFilter`. The figures stay the whole year's."""
+    if status and status not in lifecycle.STATUS_LABELS:
+        raise BadFilter("状态筛选条件无效", field="status")
+    if nature and nature not in service.NATURES:
+        raise BadFilter("性质筛选条件无效", field="nature")
+    handled: set[int] | None = None
+    if department:
+        department_id = session.scalar(select(Department.id).where(Department.code == department))
+        if department_id is None:
+            raise BadFilter("承办单位筛选条件无效", field="department")
+        handled = set(session.scalars(select(SuggestionDepartment.suggestion_id).where(
+            SuggestionDepartment.department_id == department_id)))
+    return [(item, is_carried) for item, is_carried in book.rows
+            if (not status or item.status == status) and (not nature or item.nature == nature)
+            and (handled is None or item.id in handled) and (carried is None or is_carried == carried)]
+
+
+def sheet_rows(session: Session, book: Ledger, rows: list[tuple[Suggestion, bool]] | None = None):
+    """The export's rows after the header: the (given or all) suggestions numbered from 1, a blank
+    row, then the year's figures with their definitions."""
+    for index, (suggestion, carried) in enumerate(book.rows if rows is None else rows, start=1):
+        yield [index, *row_values(session, suggestion, carried)]
+    yield []
+    values = figures(session, book)
+    for key, (label, definition) in FIGURES.items():
+        value = values[key]
+        shown = "—" if value is None else (f"{value:.1%}" if key.endswith("rate") else value)
+        yield [label, shown, definition]
+
+
 def export_xlsx(session: Session, book: Ledger) -> bytes:
     """The 台账 in the office's layout (`LAYOUT`), figures below the rows."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(f"{book.year}年代表建议台账")
     sheet.append([f"{book.year}年代表建议办理台账"])
     sheet.append(list(LAYOUT))
-    for index, (suggestion, carried) in enumerate(book.rows, start=1):
-        sheet.append([index, *row_values(session, suggestion, carried)])
-    sheet.append([])
-    values = figures(session, book)
-    for key, (label, definition) in FIGURES.items():
-        value = values[key]
-        shown = "—" if value is None else (f"{value:.1%}" if key.endswith("rate") else value)
-        sheet.append([label, shown, definition])
+    for row in sheet_rows(session, book):
+        sheet.append(row)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -52,15 +52,26 @@ def test_wrong_passwords_and_unknown_names_get_one_answer(db_session, staff):
     assert messages == {"登录名或密码错误"}
 
 
-def test_department_accounts_get_no_console(db_session):
+def test_department_accounts_sign_in_to_the_desk_and_residents_never(db_session):
+    """A department handler signs in (the console limits it to its DESK_PAGES); no other role may."""
     from sqlalchemy import select
 
     from liaison.people.models import Department
 
     department = db_session.scalar(select(Department).limit(1))
     account, _ = people.create_account(db_session, people.DEPARTMENT, "住建局 李科长", department=department)
+    _credential, token = auth.issue_password_link(db_session, account, login="zhujian.li")
+    auth.redeem_password_link(db_session, token, "correct horse battery")
+    done = auth.sign_in(db_session, "zhujian.li", "correct horse battery")
+    assert auth.principal_for(db_session, done.token).role == people.DEPARTMENT
+    assert people.DEPARTMENT in auth.DESK_ROLES and people.STAFF not in auth.DESK_ROLES
+    from liaison.people.models import Account
+
+    other = Account(role="resident", name="不是办公台的角色")
+    db_session.add(other)
+    db_session.flush()
     with pytest.raises(auth.ConsoleAuthError) as refused:
-        auth.issue_password_link(db_session, account)
+        auth.issue_password_link(db_session, other)
     assert refused.value.kind == "forbidden"
 
 
