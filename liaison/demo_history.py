@@ -212,8 +212,10 @@ def _work(session: Session, rng: random.Random, case: Case, made: list[Case], st
         at(t + timedelta(hours=2), lambda: cases.reject(session, case, staff, "不属于人大代表联络事项，请向12345热线反映"))
         return
     if roll < 0.07:
+        # Only a case still open takes another in (`cases.merge`): one awaiting its rating is not final
+        # but can no longer be merged into, and which cases are which depends on today's calendar.
         target = next((c for c in reversed(made[:-1]) if c.grid_id == case.grid_id
-                       and c.status not in lifecycle.FINAL_STATUSES), None)
+                       and c.status in lifecycle.OPEN_STATUSES), None)
         if target is not None and case.status in (Status.SUBMITTED, Status.ASSIGNED):
             at(t + timedelta(hours=1), lambda: cases.merge(session, case, target, staff, "同一问题，合并办理"))
             return
