@@ -60,6 +60,8 @@ class Settings:
     # Open311 (/open311/v2): calls per partner key; how long a hand-off waits for its target.
     open311_rate_limit_per_partner: str = "60 per minute;5000 per day"
     handoff_timeout_seconds: int = 10
+    # How long a call to the WeChat API may take to answer before it counts as timed out (read timeout).
+    wechat_api_timeout_seconds: float = 10.0
     # Chat photos and voice kept (issue 15): "local" (a folder, the embedded default) or "s3".
     media_storage: str = "local"
     media_local_dir: str = "var/media"
@@ -212,6 +214,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         open311_rate_limit_per_partner=_rate_limit(
             env, "OPEN311_RATE_LIMIT_PER_PARTNER", Settings.open311_rate_limit_per_partner),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 10),
+        wechat_api_timeout_seconds=float(_int(env, "WECHAT_API_TIMEOUT_SECONDS", 10)),
         **_media_settings(env),
         public_base_url=_public_base_url(env),
         implicit_default_county=(database_url.startswith("sqlite")

@@ -18,10 +18,15 @@ from typing import Callable
 from config.settings import Settings
 from liaison.core import db, ratelimit, tenant
 from liaison.tenancy.models import County
-from liaison.wechat.client import WeChatClient
+from liaison.wechat.client import DEFAULT_TIMEOUT, WeChatClient
 from liaison.wechat.tokens import MemoryTokenStore, RedisTokenStore
 
 COUNTY_CACHE_SECONDS = 30.0  # a county's changed app secret is believed within this time
+
+
+def wechat_timeout(settings: Settings) -> tuple[float, float]:
+    """(connect, read) seconds for calls to the WeChat API: the read timeout is a setting."""
+    return DEFAULT_TIMEOUT[0], settings.wechat_api_timeout_seconds
 
 
 @dataclass
@@ -48,7 +53,8 @@ class Runtime:
             client = self._clients.get(app_id)
             if client is None or client.secret != secret:
                 client = WeChatClient(app_id, secret, base_url=self.settings.wechat_api_base_url,
-                                      token_store=self.token_store(app_id) if self.token_store else None)
+                                      token_store=self.token_store(app_id) if self.token_store else None,
+                                      timeout=wechat_timeout(self.settings))
                 self._clients[app_id] = client
             return client
 
@@ -99,12 +105,13 @@ def configure(settings: Settings) -> Runtime:
 
         wechat = WeChatClient(settings.wechat_app_id, settings.wechat_app_secret,
                               base_url=settings.wechat_api_base_url,
-                              token_store=store(settings.wechat_app_id))
+                              token_store=store(settings.wechat_app_id), timeout=wechat_timeout(settings))
         miniprogram = None
         if settings.miniprogram_app_id:
             miniprogram = WeChatClient(settings.miniprogram_app_id, settings.miniprogram_app_secret,
                                        base_url=settings.wechat_api_base_url,
-                                       token_store=store(settings.miniprogram_app_id))
+                                       token_store=store(settings.miniprogram_app_id),
+                                       timeout=wechat_timeout(settings))
         _runtime = Runtime(settings=settings, redis=redis_client, wechat=wechat, miniprogram=miniprogram,
                            pid=os.getpid(), token_store=store)
         return _runtime

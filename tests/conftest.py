@@ -75,6 +75,8 @@ def settings_env(fake_base_url: str, **overrides: str) -> dict[str, str]:
         "WECHAT_ENCODING_AES_KEY": AES_KEY, "WECHAT_API_BASE_URL": fake_base_url,
         "MINIPROGRAM_APP_ID": MP_APP_ID, "MINIPROGRAM_APP_SECRET": MP_APP_SECRET,
         "METRICS_TOKEN": METRICS_TOKEN,
+        # The fake WeChat API may answer slowly on a busy machine; tests of timeouts set their own.
+        "WECHAT_API_TIMEOUT_SECONDS": "60",
     }
     env.update(overrides)
     return env
@@ -102,6 +104,25 @@ def migrated_database():
     return TEST_DATABASE_URL
 
 
+def _truncate(engine, tables: str, attempts: int = 30) -> None:
+    """Empty `tables` and add the default county. A process of the previous test that is still
+    finishing its last transaction (a worker being stopped, a server thread) can deadlock with the
+    TRUNCATE's locks; PostgreSQL then aborts one side, and the TRUNCATE is tried again."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                # The default county (migration 0005) owns every row a test writes without naming one.
+                conn.execute(text("INSERT INTO counties (code, name, settings, created_at) "
+                                  "VALUES ('default', '本县', '{}', now())"))
+            return
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != "40P01" or attempt == attempts - 1:  # deadlock_detected
+                raise
+
+
 @pytest.fixture
 def clean_db(migrated_database):
     """An empty (but migrated) database and an initialised domain engine."""
@@ -113,11 +134,7 @@ def clean_db(migrated_database):
     engine = create_engine(migrated_database)
     existing = set(inspect(engine).get_table_names())  # tests/test_migrations.py checks they all exist
     tables = ", ".join(t.name for t in metadata.sorted_tables if t.name in existing)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        # The default county (migration 0005) owns every row a test writes without naming a county.
-        conn.execute(text("INSERT INTO counties (code, name, settings, created_at) "
-                          "VALUES ('default', '本县', '{}', now())"))
+    _truncate(engine, tables)
     engine.dispose()
     db.init_engine(migrated_database)
     directory.invalidate()

@@ -42,3 +42,12 @@ def test_missing_required_setting_is_named(missing):
 def test_malformed_setting_is_named(name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({**BASE, name: value})
+
+
+def test_the_wechat_api_read_timeout_is_a_setting():
+    from liaison.runtime import wechat_timeout
+
+    assert wechat_timeout(load_settings(BASE)) == (3.0, 10.0)
+    assert wechat_timeout(load_settings({**BASE, "WECHAT_API_TIMEOUT_SECONDS": "30"})) == (3.0, 30.0)
+    with pytest.raises(SettingsError, match="WECHAT_API_TIMEOUT_SECONDS"):
+        load_settings({**BASE, "WECHAT_API_TIMEOUT_SECONDS": "soon"})
