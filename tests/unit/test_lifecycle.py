@@ -27,9 +27,13 @@ def test_every_move_outside_the_table_is_refused(action, status):
         lifecycle.check(action, status, reason="有理由")
 
 
-def test_final_statuses_allow_nothing():
+def test_final_statuses_allow_nothing_but_ending_a_hand_up():
+    """A final case takes no action, except that the city may still answer or hand back a hand-up
+    (三级联动): its answer can come after the county ended the case, and the hand-up, which has a
+    table of its own (`REFERRAL_TRANSITIONS`), must be able to end too. Neither changes the case."""
     for status in lifecycle.FINAL_STATUSES:
-        assert lifecycle.allowed_actions(status) == []
+        assert lifecycle.allowed_actions(status) == ["city_answer", "hand_down"]
+    assert all(lifecycle.CASEWORK[a].target is None for a in ("city_answer", "hand_down"))
 
 
 @pytest.mark.parametrize("action", ["return", "reject"])

@@ -14,7 +14,7 @@ SAMPLE = {"number": "2026-000123", "previous": "2026-000122", "into": "2026-0001
           "name": "张建华", "level": "县", "grid": "幸福里网格", "duties": "村主任", "hours": "每周三上午",
           "station": "城关镇人大代表联络站", "address": "城关镇人民路1号", "text": "已安排维修。",
           "reason": "不属于受理范围", "question": "具体是几号楼？", "title": "联络站服务评价",
-          "minutes": 10}
+          "minutes": 10, "count": 2}
 
 
 def fields_of(template: str) -> set[str]:
