@@ -10,6 +10,7 @@ Alembic once per session and truncated before each test that uses it. Redis is T
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -121,6 +122,30 @@ def _truncate(engine, tables: str, attempts: int = 30) -> None:
         except OperationalError as error:
             if getattr(error.orig, "sqlstate", None) != "40P01" or attempt == attempts - 1:  # deadlock_detected
                 raise
+
+
+@contextlib.contextmanager
+def rls_bound_engine():
+    """Point the domain engine at a role bound by row-level security (not owner, not superuser) for
+    the block, then back at the owner: tests of the second line of tenant isolation run in it."""
+    from sqlalchemy.engine import make_url
+
+    from liaison.core import db
+    from liaison.tenancy import roles
+
+    url = make_url(TEST_DATABASE_URL)
+    role = f"{url.database}_app"
+    owner = create_engine(TEST_DATABASE_URL)
+    with owner.begin() as conn:
+        roles.grant_app_role(conn, role)
+    owner.dispose()
+    engine = db.init_engine(url.set(username=role, password=None).render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            assert not roles.bypasses_rls(conn)
+        yield engine
+    finally:
+        db.init_engine(TEST_DATABASE_URL)
 
 
 @pytest.fixture

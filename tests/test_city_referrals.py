@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
 from liaison import demo
 from liaison.case import service as cases
@@ -23,10 +22,9 @@ from liaison.core import db, tenant
 from liaison.messaging.models import InboundMessage, OutboxMessage
 from liaison.people import service as accounts
 from liaison.people.models import Account, Resident
-from liaison.tenancy import roles
 from liaison.tenancy import service as tenancy
 from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, rls_bound_engine
 
 PHONE = "13800001234"
 MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0019_case_referrals.py"
@@ -231,17 +229,8 @@ def test_the_domain_shows_each_side_only_its_own(world):
 @pytest.fixture
 def app_role_engine(world):
     """The domain engine connected as a role bound by row-level security (not owner, not superuser)."""
-    url = make_url(TEST_DATABASE_URL)
-    role = f"{url.database}_app"
-    owner = create_engine(TEST_DATABASE_URL)
-    with owner.begin() as conn:
-        roles.grant_app_role(conn, role)
-    owner.dispose()
-    engine = db.init_engine(url.set(username=role, password=None).render_as_string(hide_password=False))
-    with engine.connect() as conn:
-        assert not roles.bypasses_rls(conn)
-    yield engine
-    db.init_engine(TEST_DATABASE_URL)
+    with rls_bound_engine() as engine:
+        yield engine
 
 
 def test_row_level_security_alone_shows_each_side_only_its_own(world, app_role_engine):

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
 from liaison import demo
 from liaison.case import service as cases
@@ -23,12 +22,11 @@ from liaison.messaging import outbox
 from liaison.messaging.models import DeliveryAttempt, OutboxMessage
 from liaison.people.models import Deputy, Enterprise, Grid, Resident, Station
 from liaison.schema import metadata
-from liaison.tenancy import roles
 from liaison.tenancy import service as tenancy
 from tests import suggestion_fixtures
 from tests import test_api_authz as authz
 from tests.api_fixtures import ApiUser, FlaskHttp, bind_with_code, make_account
-from tests.conftest import TEST_DATABASE_URL, settings_env
+from tests.conftest import TEST_DATABASE_URL, rls_bound_engine, settings_env
 
 A = tenant.DEFAULT_COUNTY_ID
 TENANT_TABLES = [t.name for t in metadata.sorted_tables if "county_id" in t.c]
@@ -296,17 +294,8 @@ def test_county_a_finds_nothing_of_county_b(two_counties):
 @pytest.fixture
 def app_role_engine(two_counties):
     """The domain engine connected as a role bound by row-level security (not owner, not superuser)."""
-    url = make_url(TEST_DATABASE_URL)
-    role = f"{url.database}_app"
-    owner = create_engine(TEST_DATABASE_URL)
-    with owner.begin() as conn:
-        roles.grant_app_role(conn, role)
-    owner.dispose()
-    engine = db.init_engine(url.set(username=role, password=None).render_as_string(hide_password=False))
-    with engine.connect() as conn:
-        assert not roles.bypasses_rls(conn)
-    yield engine
-    db.init_engine(TEST_DATABASE_URL)
+    with rls_bound_engine() as engine:
+        yield engine
 
 
 def test_row_level_security_alone_finds_nothing_of_county_b(two_counties, app_role_engine):

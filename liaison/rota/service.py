@@ -163,6 +163,21 @@ def _check_times(start_minute: int, end_minute: int) -> None:
         raise RotaError(INVALID, "invalid_time", "值班时间无效：结束须晚于开始", "end_minute")
 
 
+def _rule_pool(session: Session, holiday_policy: str, weekday: int, slots: int, start_minute: int,
+               end_minute: int, deputy_codes, account_ids) -> tuple[list[int], list[int]]:
+    """What a new or changed rule must satisfy; returns its pool (deputy ids, head-of-unit account ids)."""
+    if holiday_policy not in HOLIDAY_POLICIES:
+        raise RotaError(INVALID, "invalid_policy", "节假日处理方式无效", "holiday_policy")
+    if not 0 <= weekday <= 6 or not 1 <= slots <= 20:
+        raise RotaError(INVALID, "invalid_rule", "星期或人数无效", "weekday")
+    _check_times(start_minute, end_minute)
+    deputies = _deputy_ids(session, deputy_codes)
+    heads = _account_ids(session, account_ids or [])
+    if not deputies and not heads:
+        raise RotaError(INVALID, "empty_pool", "请至少安排一名值班人员", "deputy_codes")
+    return deputies, heads
+
+
 def create_rule(session: Session, principal: Principal, *, station_code: str, weekday: int, slots: int,
                 deputy_codes: list[str], account_ids: list[str] | None = None, kind: str = "reception",
                 title: str | None = None, start_minute: int = 540, end_minute: int = 690,
@@ -173,15 +188,8 @@ def create_rule(session: Session, principal: Principal, *, station_code: str, we
     station = _station_in_scope(session, principal, station_code)
     if kind not in SHIFT_KINDS:
         raise RotaError(INVALID, "invalid_kind", "值班类型无效", "kind")
-    if holiday_policy not in HOLIDAY_POLICIES:
-        raise RotaError(INVALID, "invalid_policy", "节假日处理方式无效", "holiday_policy")
-    if not 0 <= weekday <= 6 or not 1 <= slots <= 20:
-        raise RotaError(INVALID, "invalid_rule", "星期或人数无效", "weekday")
-    _check_times(start_minute, end_minute)
-    deputies = _deputy_ids(session, deputy_codes)
-    heads = _account_ids(session, account_ids or [])
-    if not deputies and not heads:
-        raise RotaError(INVALID, "empty_pool", "请至少安排一名值班人员", "deputy_codes")
+    deputies, heads = _rule_pool(session, holiday_policy, weekday, slots, start_minute, end_minute,
+                                 deputy_codes, account_ids)
     today = local_day(now or utcnow())
     valid_from = valid_from or today
     if valid_until is not None and valid_until < valid_from:
@@ -234,15 +242,8 @@ def update_rule(session: Session, principal: Principal, rule: DutyRule, *, weekd
     yet are planned again under the changed rule; shifts already announced, checked in, swapped or
     cancelled stay as they were. Returns how many shifts were planned again."""
     get_rule(session, principal, rule.public_id)  # staff of the rule's station (or the county)
-    if holiday_policy not in HOLIDAY_POLICIES:
-        raise RotaError(INVALID, "invalid_policy", "节假日处理方式无效", "holiday_policy")
-    if not 0 <= weekday <= 6 or not 1 <= slots <= 20:
-        raise RotaError(INVALID, "invalid_rule", "星期或人数无效", "weekday")
-    _check_times(start_minute, end_minute)
-    deputies = _deputy_ids(session, deputy_codes)
-    heads = _account_ids(session, account_ids or [])
-    if not deputies and not heads:
-        raise RotaError(INVALID, "empty_pool", "请至少安排一名值班人员", "deputy_codes")
+    deputies, heads = _rule_pool(session, holiday_policy, weekday, slots, start_minute, end_minute,
+                                 deputy_codes, account_ids)
     if valid_until is not None and valid_until < rule.valid_from:
         raise RotaError(INVALID, "invalid_dates", "结束日期早于开始日期", "valid_until")
     today = local_day(now or utcnow())
