@@ -75,24 +75,27 @@ def local_day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=CHINA_TZ)
 
 
-def _id_by_code(session: Session, model, code: str) -> int | None:
-    """The id of a grid, deputy or department by code, looked up once per session (a filter's case
-    condition and its summary condition name the same row)."""
-    known = session.info.setdefault("ledger_ids_by_code", {})
-    key = (model.__tablename__, code)
-    if known.get(key) is None:
-        known[key] = session.scalar(select(model.id).where(model.code == code))
-    return known[key]
+def _code_check(session: Session, model, code: str) -> None:
+    """Remember that `code` must name a `model` row: `conditions` checks it at once, a page only when
+    it comes back empty (a row matched means the code named one, and the check costs a round trip)."""
+    session.info.setdefault("ledger_code_checks", []).append((model, code))
+
+
+def check_codes(session: Session) -> None:
+    """Raise BadFilter for a code filter whose code names nothing (the checks `_code_check` noted)."""
+    pending = session.info.pop("ledger_code_checks", [])
+    for model, code in dict.fromkeys(pending):
+        if session.scalar(select(model.id).where(model.code == code)) is None:
+            raise BadFilter("筛选条件无效", field=model.__tablename__)
 
 
 def _by_code(model, column):
     def condition(session: Session, value: str) -> ColumnElement[bool]:
         if value == NONE_VALUE:
             return column.is_(None)
-        row_id = _id_by_code(session, model, value)
-        if row_id is None:
-            raise BadFilter("筛选条件无效", field=model.__tablename__)
-        return column == row_id
+        # The id comes in the statement itself: no look-up round trip before the page's SELECT.
+        _code_check(session, model, value)
+        return column == select(model.id).where(model.code == value).scalar_subquery()
     return condition
 
 
@@ -111,10 +114,9 @@ def _station(grid_id):
     def condition(session: Session, value: str) -> ColumnElement[bool]:
         if value == NONE_VALUE:
             return or_(grid_id.is_(None), grid_id.in_(select(Grid.id).where(Grid.station_id.is_(None))))
-        station_id = session.scalar(select(Station.id).where(Station.code == value))
-        if station_id is None:
-            raise BadFilter("筛选条件无效", field="station")
-        return grid_id.in_(select(Grid.id).where(Grid.station_id == station_id))
+        _code_check(session, Station, value)
+        return grid_id.in_(select(Grid.id).where(
+            Grid.station_id == select(Station.id).where(Station.code == value).scalar_subquery()))
     return condition
 
 
@@ -277,9 +279,13 @@ def summary_scope(scope: access.Scope) -> ColumnElement[bool] | None:
     return None
 
 
-def conditions(session: Session, scope: access.Scope, params: Mapping[str, str]) -> figures.Where:
+def conditions(session: Session, scope: access.Scope, params: Mapping[str, str],
+               checked: bool = True) -> figures.Where:
     """The scope plus one condition per filled-in filter (unknown parameters are ignored), and the
-    same on the daily summary when every filled-in filter has a summary form."""
+    same on the daily summary when every filled-in filter has a summary form. A code that names no
+    station, grid, deputy or department is BadFilter; with `checked=False` that check is left to the
+    caller (`check_codes`), who may know already that the codes named rows."""
+    session.info.pop("ledger_code_checks", None)
     found = [access.case_condition(scope)]
     on_summary = summary_scope(scope)
     summary = [on_summary] if on_summary is not None else None
@@ -291,6 +297,8 @@ def conditions(session: Session, scope: access.Scope, params: Mapping[str, str])
             found.append(field.condition(session, value))
             if summary is not None:
                 summary = None if field.summary is None else [*summary, field.summary(session, value)]
+    if checked:
+        check_codes(session)
     return figures.Where(found, summary)
 
 
@@ -304,8 +312,13 @@ def page(session: Session, scope: access.Scope, params: Mapping[str, str], numbe
     """One page of ledger rows (newest first) and the number of rows matching, counted up to
     COUNT_CAP + 1 (more is shown as "COUNT_CAP+": counting a million rows to print one number would
     cost more than the page; the statistics and the export count everything). One statement: the
-    count is a subquery of the page's."""
-    return _page(session, conditions(session, scope, params), number, size)
+    count is a subquery of the page's, and the filters' codes are resolved inside it (they are looked
+    up apart only when nothing matched, to tell a bad code from an empty page)."""
+    rows, total = _page(session, conditions(session, scope, params, checked=False), number, size)
+    if total == 0:
+        check_codes(session)
+    session.info.pop("ledger_code_checks", None)
+    return rows, total
 
 
 def _page(session: Session, where: list[ColumnElement[bool]], number: int,
@@ -372,7 +385,7 @@ def row_of_case(session: Session, case: Case) -> dict[str, Any]:
 
 def _row_query(where: list[ColumnElement[bool]], *extra: ColumnElement) -> Select:
     """The ledger's columns: the case row's own (诉求人 is its masked `resident_tag`), and the names of
-    its grid, deputy and department by primary key."""
+    its grid, deputy and department by primary key. `rows_of` reads them in this order."""
     return (select(Case.id, Case.public_id, Case.number, Case.county_id, Case.source, Case.text, Case.category,
                    Case.handler_kind, Case.created_at, Case.accepted_at, Case.deadline, Case.closed_at,
                    Case.status, Case.round, Case.rating, Grid.name.label("grid_name"),
@@ -390,29 +403,39 @@ def resident_label(tag: str | None) -> str:
     return f"群众（{tag}）" if tag else "群众"
 
 
+_DONE = frozenset(figures.DONE_STATUSES)
+_WORKING = frozenset(lifecycle.WORKING_STATUSES)
+
+
 def rows_of(chunk) -> Iterator[dict[str, Any]]:
-    """Ledger rows (dicts of display values) for rows of `_row_query`."""
+    """Ledger rows (dicts of display values) for rows of `_row_query`.
+
+    The columns are unpacked by position (`_row_query`'s order): the page is 50 of these and the
+    export 100,000, and a Row's attribute look-up by name costs more than the rest of the row."""
     now = utcnow()
-    working = lifecycle.WORKING_STATUSES
+    unrated = lifecycle.Status.UNRATED
     for row in chunk:
-        done = row.status in figures.DONE_STATUSES
+        (_id, public_id, number, county_id, source, text, category, handler_kind, created_at, accepted_at,
+         deadline, closed_at, status, round_, rating, grid_name, deputy_name, department_name,
+         resident_tag) = row[:19]
+        done = status in _DONE
         yield {
-            "public_id": row.public_id, "number": row.number, "county_id": row.county_id,
-            "channel": CHANNEL_LABELS.get(row.source, "—"),
-            "resident": resident_label(row.resident_tag),
-            "text": row.text, "category": row.category or "—",
-            "grid": row.grid_name or "—", "deputy": row.deputy_name or "—",
-            "handler": (row.department_name if row.handler_kind == "department" and row.department_name
-                        else row.deputy_name if row.handler_kind == "deputy" and row.deputy_name
+            "public_id": public_id, "number": number, "county_id": county_id,
+            "channel": CHANNEL_LABELS.get(source, "—"),
+            "resident": resident_label(resident_tag),
+            "text": text, "category": category or "—",
+            "grid": grid_name or "—", "deputy": deputy_name or "—",
+            "handler": (department_name if handler_kind == "department" and department_name
+                        else deputy_name if handler_kind == "deputy" and deputy_name
                         else "联络工作室"),
-            "created_at": row.created_at, "accepted_at": row.accepted_at, "deadline": row.deadline,
-            "closed_at": row.closed_at if done else None,
-            "on_time": (None if not done or row.deadline is None or row.closed_at is None
-                        else row.closed_at <= row.deadline),
-            "overdue": row.deadline is not None and row.deadline < now and row.status in working,
-            "rating": ("未评价" if row.status == lifecycle.Status.UNRATED
-                       else RATING_LABELS.get(row.rating, "—") if row.rating else "—"),
-            "round": row.round, "status": STATUS_LABELS.get(row.status, row.status),
+            "created_at": created_at, "accepted_at": accepted_at, "deadline": deadline,
+            "closed_at": closed_at if done else None,
+            "on_time": (None if not done or deadline is None or closed_at is None
+                        else closed_at <= deadline),
+            "overdue": deadline is not None and deadline < now and status in _WORKING,
+            "rating": ("未评价" if status == unrated
+                       else RATING_LABELS.get(rating, "—") if rating else "—"),
+            "round": round_, "status": STATUS_LABELS.get(status, status),
         }
 
 

@@ -123,6 +123,21 @@ def test_ledger_filters_combine(db_session, county, history):
         ledger.conditions(db_session, county, {"grid": "G999"})
 
 
+def test_a_page_resolves_codes_in_its_statement_and_still_refuses_a_bad_one(db_session, county, history):
+    """The page names a grid, station or department by code inside its one SELECT; a code that names
+    nothing is still BadFilter, and a real code with no matching rows is an empty page, not an error."""
+    rows, total = ledger.page(db_session, county, {"grid": "G003"})
+    assert [r["number"] for r in rows] == [history["elsewhere"].number] and total == 1
+    rows, total = ledger.page(db_session, county, {"department": "zhujian", "station": "S001"})
+    assert total == len(rows)
+    assert ledger.page(db_session, county, {"grid": "G003", "since": "2030-01-01"}) == ([], 0)
+    for bad in ({"grid": "G999"}, {"station": "S999"}, {"deputy": "D999", "since": "2026-01-01"}):
+        with pytest.raises(ledger.BadFilter):
+            ledger.page(db_session, county, bad)
+    # A check noted by one call never leaks into the next: a good page after a bad one answers.
+    assert ledger.page(db_session, county, {"grid": "G003"})[1] == 1
+
+
 def test_figures_split_by_grid_kind_and_drill_down(db_session, county, history):
     """Issue 15: statistics split by grid kind (社区/企业/产业链), each group drilling down to its rows."""
     resident = Resident(oa_openid="o_fig_enterprise", grid_id=None)
