@@ -4,7 +4,8 @@ of the same rows in the same run, and the XLSX export's memory against its row c
 Creates its own database (BENCH_DATABASE_URL, default liaison_console_bench), loads N cases (default
 1,000,000) over the last year with generate_series — a realistic mix of statuses, a timeline `submit`
 and `accept` per case, ratings — then prints, each the best of several runs:
-  1. the 台账's first page (`liaison.console.ledger.page`: rows, names, the capped count) against a
+  1. the 台账's first page (`liaison.console.ledger.page_rows`: the rows with their names; the page
+     fetches its capped count apart, `ledger.count`, measured against a bare capped count) against a
      bare indexed `SELECT` of the same 50 rows (and against a hand-written SELECT with the names);
   2. a filtered page (grid, status, period) against the bare SELECT with the same WHERE;
   3. the statistics page's figures (`liaison.console.service.overview`: every figure by station and
@@ -227,10 +228,11 @@ def main() -> int:
               f"(target ≤ {target:g}×)")
 
     # 1. The first page.
-    first_page = scoped(lambda s, scope: ledger.page(s, scope, {}, 1))
-    rows, total = first_page()
-    assert len(rows) == ledger.PAGE_SIZE
-    print(f"台账 first page: {len(rows)} rows, count shown {min(total, ledger.COUNT_CAP):,}"
+    first_page = scoped(lambda s, scope: ledger.page_rows(s, scope, {}, 1))
+    rows, has_next = first_page()
+    assert len(rows) == ledger.PAGE_SIZE and has_next
+    total = scoped(lambda s, scope: ledger.count(s, scope, {}))()
+    print(f"台账 first page: {len(rows)} rows, then the count the page fetches: {min(total, ledger.COUNT_CAP):,}"
           f"{'+' if total > ledger.COUNT_CAP else ''}")
     page_time = best(args.runs, first_page)
     bare_first = best(args.runs, bare("SELECT * FROM cases ORDER BY created_at DESC, id DESC LIMIT 50"))
@@ -238,14 +240,20 @@ def main() -> int:
     report("台账 first page", page_time, bare_first, 3)
     report("台账 first page vs a hand-written SELECT with the same names", page_time, named_first, 3)
     report("台账 first page, with the sign-in look-up, vs the bare SELECT",
-           best(args.runs, signed_in(lambda s, scope: ledger.page(s, scope, {}, 1))), bare_first, 3)
+           best(args.runs, signed_in(lambda s, scope: ledger.page_rows(s, scope, {}, 1))), bare_first, 3)
+    bare_count = best(args.runs, bare(f"SELECT count(*) FROM (SELECT id FROM cases LIMIT {ledger.COUNT_CAP + 1}) AS m"))
+    report("台账 count (fetched by the page after its rows) vs a bare capped count",
+           best(args.runs, scoped(lambda s, scope: ledger.count(s, scope, {}))), bare_count, 3)
+    report("台账 rows and count in one statement (ledger.page, the 通报's overdue list) vs the bare SELECT",
+           best(args.runs, scoped(lambda s, scope: ledger.page(s, scope, {}, 1))), bare_first, 3)
 
     # 2. A filtered page: one grid, finished cases, the last half year.
     since = (now - timedelta(days=182)).astimezone(CHINA_TZ).date()
     params = {"grid": "G002", "status": "final", "since": since.isoformat()}
-    filtered = scoped(lambda s, scope: ledger.page(s, scope, params, 1))
-    rows, total = filtered()
-    print(f"\n台账 filtered page {params}: {len(rows)} rows, count shown {min(total, ledger.COUNT_CAP):,}"
+    filtered = scoped(lambda s, scope: ledger.page_rows(s, scope, params, 1))
+    rows, has_next = filtered()
+    total = scoped(lambda s, scope: ledger.count(s, scope, params))()
+    print(f"\n台账 filtered page {params}: {len(rows)} rows, count {min(total, ledger.COUNT_CAP):,}"
           f"{'+' if total > ledger.COUNT_CAP else ''}")
     where_sql = ("c.grid_id = (SELECT id FROM grids WHERE code = 'G002') AND c.status IN "
                  "('archived', 'merged', 'rejected', 'unrated', 'withdrawn') AND c.created_at >= :since")
@@ -258,7 +266,11 @@ def main() -> int:
     report("台账 filtered page", filtered_time, bare_filtered, 3)
     report("台账 filtered page vs a hand-written SELECT with the same names", filtered_time, named_filtered, 3)
     report("台账 filtered page, with the sign-in look-up, vs the bare SELECT",
-           best(args.runs, signed_in(lambda s, scope: ledger.page(s, scope, params, 1))), bare_filtered, 3)
+           best(args.runs, signed_in(lambda s, scope: ledger.page_rows(s, scope, params, 1))), bare_filtered, 3)
+    report("台账 filtered count vs a bare capped count with the same WHERE",
+           best(args.runs, scoped(lambda s, scope: ledger.count(s, scope, params))),
+           best(args.runs, bare(f"SELECT count(*) FROM (SELECT c.id FROM cases c WHERE {where_sql} "
+                                f"LIMIT {ledger.COUNT_CAP + 1}) AS m", {"since": since_at})), 3)
 
     # 3. The statistics page's figures: by station and by month, over every case.
     stats_runs = max(1, min(args.runs, 3))

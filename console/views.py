@@ -17,6 +17,7 @@ from flask import (
     current_app,
     flash,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -292,17 +293,28 @@ def ledger_page(session):
     except ValueError:
         number = 1
     try:
-        rows, total = ledger.page(session, g.scope, _params(), number)
+        rows, has_next = ledger.page_rows(session, g.scope, _params(), number)
     except ledger.BadFilter as error:
-        return render_template("console/ledger.html", rows=[], total=0, page=1, pages=1,
+        return render_template("console/ledger.html", rows=[], page=1, has_next=False,
                                widgets=_filter_widgets(session), active={}, error=error.message), 400
-    capped = total > ledger.COUNT_CAP
-    total = min(total, ledger.COUNT_CAP)
-    pages = max((total + ledger.PAGE_SIZE - 1) // ledger.PAGE_SIZE, 1)
     active = ledger.active_filters(_params())
-    return render_template("console/ledger.html", rows=rows, total=total, capped=capped, page=number, pages=pages,
+    return render_template("console/ledger.html", rows=rows, page=number, has_next=has_next,
                            widgets=_filter_widgets(session), active=active, error=None,
                            figure_label=_figure_label(active.get("figure")))
+
+
+@bp.get("/cases/count")
+@signed_in
+def ledger_count(session):
+    """How many rows the 台账's filters match (capped at COUNT_CAP: "1000+"), and so how many pages:
+    the ledger page fills these in after its rows."""
+    try:
+        total = ledger.count(session, g.scope, _params())
+    except ledger.BadFilter as error:
+        return jsonify({"error": error.message}), 400
+    shown = min(total, ledger.COUNT_CAP)
+    return jsonify({"total": shown, "capped": total > ledger.COUNT_CAP,
+                    "pages": max((shown + ledger.PAGE_SIZE - 1) // ledger.PAGE_SIZE, 1)})
 
 
 def _figure_label(value: str | None) -> str | None:

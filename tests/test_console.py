@@ -40,6 +40,7 @@ def _case(public_id: str) -> Case:
 def test_pages_need_a_signed_in_session(client, people_):
     page = client.get("/console/cases")
     assert page.status_code == 302 and "/console/login" in page.headers["Location"]
+    assert client.get("/console/cases/count").status_code == 302
     assert client.post("/console/logout").status_code == 400  # no CSRF token
     refused = sign_in(client, "county", "wrong password!")
     assert refused.status_code == 401 and "登录名或密码错误" in refused.text
@@ -69,6 +70,8 @@ def test_a_station_cannot_reach_another_stations_case(client, people_):
     assert _case(public_id).status == "assigned"
     assert number not in client.get("/console/cases").text
     assert number not in client.get("/console/cases?station=S001").text
+    assert client.get("/console/cases/count").get_json()["total"] == 0  # the count keeps the scope too
+    assert client.get("/console/cases/count?station=S001").get_json()["total"] == 0
 
 
 def test_a_deputy_reads_the_desk_view_but_cannot_act(client, people_):
@@ -123,13 +126,53 @@ def test_merging_into_a_case_outside_the_scope_is_refused(client, people_):
     assert _case(mine).status == "assigned"
 
 
+def shown_count(client, listed) -> dict:
+    """The count the ledger page shows: fetched by the page from its `data-count-url`."""
+    url = re.search(r'data-count-url="([^"]*)"', listed.text).group(1).replace("&amp;", "&")
+    answer = client.get(url)
+    assert answer.status_code == 200
+    return answer.get_json()
+
+
+def test_the_ledger_count_comes_apart_from_the_rows_and_follows_the_filters(client, people_):
+    """The page answers with its rows and whether a next page follows; the count (capped at
+    COUNT_CAP) comes from /console/cases/count with the same filters, and a bad filter is 400."""
+    sign_in(client, "county")
+    for n in range(3):
+        make_case("G001", f"幸福里小区{n}号楼门口的路灯坏了", f"o_c{n}")
+    make_case("G003", "青山村的垃圾没人清运", "o_c9")
+    assert client.get("/console/cases/count").get_json() == {"total": 4, "capped": False, "pages": 1}
+    assert client.get("/console/cases/count?grid=G001").get_json()["total"] == 3
+    assert client.get("/console/cases/count?q=垃圾").get_json()["total"] == 1
+    bad = client.get("/console/cases/count?grid=G999")
+    assert bad.status_code == 400 and "error" in bad.get_json()
+    assert client.get("/console/cases?grid=G999").status_code == 400
+    listed = client.get("/console/cases?grid=G001")
+    assert shown_count(client, listed)["total"] == 3 and 'id="next-page"' not in listed.text
+
+
+def test_the_ledger_pages_follow_on_while_rows_remain(client, people_, monkeypatch):
+    from liaison.console import ledger
+
+    monkeypatch.setattr(ledger, "PAGE_SIZE", 2)
+    sign_in(client, "county")
+    numbers = [make_case("G001", f"幸福里小区{n}号楼的路灯坏了", f"o_p{n}")[1] for n in range(5)]
+    seen = []
+    for page in (1, 2, 3):
+        listed = client.get(f"/console/cases?page={page}")
+        seen += [n for n in numbers if n in listed.text]
+        assert ('id="next-page"' in listed.text) == (page < 3)
+    assert sorted(seen) == sorted(numbers)
+    assert client.get("/console/cases/count").get_json() == {"total": 5, "capped": False, "pages": 3}
+
+
 def test_the_export_holds_exactly_the_filtered_rows(client, people_):
     sign_in(client, "county")
     make_case("G001", "幸福里小区3号楼门口的路灯坏了", "o_x1")
     make_case("G001", "幸福里小区物业不作为，垃圾清运不及时", "o_x2")
     _, lamp_elsewhere = make_case("G003", "青山村的路灯坏了", "o_x3")
     listed = client.get("/console/cases?q=路灯")
-    assert "共 <b>2</b> 件" in listed.text
+    assert shown_count(client, listed) == {"total": 2, "capped": False, "pages": 1}
     export = client.get("/console/cases/export.xlsx?q=路灯")
     assert export.status_code == 200
     assert export.mimetype.endswith("spreadsheetml.sheet") and "filename*=UTF-8''" in export.headers["Content-Disposition"]
@@ -152,7 +195,7 @@ def test_statistics_drill_down_into_the_ledger(client, people_):
     counts = []
     for link in links:
         listed = client.get(link.replace("&amp;", "&"))
-        counts.append(int(re.search(r"共 <b>(\d+)</b> 件", listed.text).group(1)))
+        counts.append(shown_count(client, listed)["total"])
     assert sorted(counts) == [1, 1, 2]  # two grids and the total
     assert client.get("/console/static/echarts-6.0.0.min.js").status_code == 200
 

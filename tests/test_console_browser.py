@@ -94,6 +94,21 @@ def _wait_text(browser, css: str, expected: str) -> None:
     wait_for(shown, timeout=30, message=f"{expected} in {css}")
 
 
+def _shown_total(browser) -> int:
+    """The ledger's 共 N 件, once the page has fetched its count (the rows come first)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def shown():
+        try:
+            text = browser.find_element(By.CSS_SELECTOR, "#total b").text
+        except StaleElementReferenceException:
+            return None
+        return (int(text),) if text.isdigit() else None  # a tuple: a count of 0 is shown too
+
+    return wait_for(shown, timeout=30, message="the ledger's count")[0]
+
+
 def test_a_staff_member_works_the_ledger_in_a_browser(browser, live_server, history):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -107,14 +122,14 @@ def test_a_staff_member_works_the_ledger_in_a_browser(browser, live_server, hist
     browser.find_element(By.ID, "sign-in").click()
     _wait_css(browser, "#ledger")
     assert "县人大工委" in browser.find_element(By.ID, "whoami").text
-    everything = int(browser.find_element(By.CSS_SELECTOR, "#total b").text)
+    everything = _shown_total(browser)
     assert everything == 80
     _shot(browser, "02-ledger")
 
     Select(browser.find_element(By.ID, "f-status")).select_by_value("open")
     browser.find_element(By.ID, "apply-filters").click()
     wait_for(lambda: "status=open" in browser.current_url, message="the filtered ledger")
-    filtered = int(_wait_css(browser, "#total b").text)
+    filtered = _shown_total(browser)
     assert 0 < filtered < everything
 
     browser.find_elements(By.CSS_SELECTOR, "a.case-link")[0].click()

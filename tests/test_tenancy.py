@@ -401,6 +401,7 @@ CONSOLE_SWEEP = {
     ("POST", "/console/password/<token>"): "public",
     ("GET", "/console/"): None,
     ("GET", "/console/cases"): None,
+    ("GET", "/console/cases/count"): None,
     ("GET", "/console/cases/export.xlsx"): None,
     ("GET", "/console/cases/<public_id>"): "case",
     ("POST", "/console/cases/<public_id>/<action>"): "case",

@@ -332,6 +332,27 @@ def _page(session: Session, where: list[ColumnElement[bool]], number: int,
     return [], session.scalar(select(func.count()).select_from(matching)) or 0
 
 
+def page_rows(session: Session, scope: access.Scope, params: Mapping[str, str], number: int = 1,
+              size: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """One page of ledger rows (newest first) and whether another page follows: the console's 台账
+    page. It reads `size + 1` rows and nothing else; the number of matching rows is `count`, which
+    the page fetches apart, so the rows answer at the speed of one indexed SELECT."""
+    size = size or PAGE_SIZE
+    where = conditions(session, scope, params, checked=False)
+    found = session.execute(_row_query(where).offset((max(number, 1) - 1) * size).limit(size + 1)).all()
+    if not found:
+        check_codes(session)
+    session.info.pop("ledger_code_checks", None)
+    return list(rows_of(found[:size])), len(found) > size
+
+
+def count(session: Session, scope: access.Scope, params: Mapping[str, str]) -> int:
+    """The number of rows matching, counted up to COUNT_CAP + 1 (more is shown as "COUNT_CAP+")."""
+    where = conditions(session, scope, params)
+    return session.scalar(select(func.count()).select_from(
+        select(Case.id).where(*where).limit(COUNT_CAP + 1).subquery())) or 0
+
+
 # ---------------------------------------------------------------------------------------------- city
 # The city's 台账 (三级联动): every case of the city's counties, with the filters that mean the same in
 # every county (registry codes are per county: a station, grid or deputy code would name several).
