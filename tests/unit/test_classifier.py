@@ -472,6 +472,22 @@ def test_training_keeps_seed_terms_whatever_their_frequency():
     assert "欠薪" in table
 
 
+def test_extra_training_rows_come_in_three_views_at_their_cost(tmp_path):
+    from classifiers import train as TR
+    (tmp_path / "train.csv").write_text("id,subject,text,label\n1,拖欠工资,公司三个月不发工资,劳动和社会保障\n",
+                                        encoding="utf-8")
+    extra = tmp_path / "extra.csv"
+    extra.write_text("# written for the test\nsubject,text,label\n公交太少,等车一个小时,交通运输\n"
+                     "没有标签,这一行不算,\n", encoding="utf-8")
+    views: list = []
+    ex = TR.build_examples(str(tmp_path), None, log=lambda m: None, views=views, extra=str(extra), extra_weight=0.25)
+    extra_ex = [e for e, (g, v) in zip(ex, views) if v == "extra"]
+    assert [(lab, cost) for _, lab, cost in extra_ex] == [("交通运输", 0.25)] * 3
+    assert all(g is None for g, v in views if v == "extra")  # never in a held-out fold
+    assert "公交" in extra_ex[1][0] and "等车" in extra_ex[2][0] and "公交" not in extra_ex[2][0]
+    assert len([v for _, v in views if v in ("full", "subject", "text")]) == 3
+
+
 def test_evaluate_skips_comment_header(tmp_path):
     f = tmp_path / "c.csv"
     f.write_text("# written before the classifier saw it\n# second comment\nsubject,text,label\n"
