@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, insert, select, text, update
+from sqlalchemy import ColumnElement, String, insert, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, object_session
@@ -93,13 +93,17 @@ def case_deadline_days(session: Session, case: Case, kind: str = "reply") -> int
 _pg_number_sequences: set[tuple[str, int]] = set()  # (database URL, year) known to exist
 
 
-def next_case_number(session: Session, now: datetime) -> str:
-    """Allocate the next human-readable number for the year, e.g. 2026-000123.
+def next_case_number(session: Session, now: datetime) -> str | ColumnElement[str]:
+    """The next human-readable number for the year, e.g. 2026-000123, as the value to give
+    `Case.number`.
 
     On PostgreSQL each year has its own sequence (created on first use): `nextval` takes no row lock
     and needs no commit of its own, so concurrent requests never queue on a counter. A rolled-back
-    request leaves a gap, which is harmless (numbers are unique, not dense). SQLite has a single
-    writer anyway, so there a counter row is bumped inside the caller's transaction.
+    request leaves a gap, which is harmless (numbers are unique, not dense). There the value is a SQL
+    expression the case's INSERT evaluates, the number coming back with the row (RETURNING): no round
+    trip of its own. The number can be read once the case is flushed. SQLite has a single writer
+    anyway, so there a counter row is bumped inside the caller's transaction and the number is a
+    string at once.
     """
     year = now.year
     if session.get_bind().dialect.name == "postgresql":
@@ -108,8 +112,10 @@ def next_case_number(session: Session, now: datetime) -> str:
         if known not in _pg_number_sequences:
             _create_sequence(name)
             _pg_number_sequences.add(known)
-        value = session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
-        return f"{year}-{value:06d}"
+        # One nextval, padded to at least six digits like f"{value:06d}"; `year` is an int.
+        return literal_column(
+            f"(SELECT '{year:04d}-' || lpad(v::text, greatest(6, length(v::text)), '0')"
+            f" FROM nextval('{name}') AS v)", String)
     bump = (update(CaseCounter).where(CaseCounter.year == year)
             .values(value=CaseCounter.value + 1).returning(CaseCounter.value))
     value = session.execute(bump).scalar_one_or_none()
