@@ -370,7 +370,8 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["dispatch"].format(
             number=case.number, brief=case.text.splitlines()[0][:20], department=handler_label(case),
             deadline=timers.local_day(case.deadline)))
-    session.flush()  # one batch for the case and its first timeline entries
+    # The case and its first timeline entries were flushed for the notice's key; the notice and its
+    # pushes go with the caller's next flush (the webhook's: with the delivery's record).
     return case
 
 

@@ -116,6 +116,8 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
     if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
         media.record(session, case, resident, incoming.msg_type, incoming.media_id)  # kept past WeChat's 3 days
+    if is_new:  # added last: its row joins the other outbox rows of this delivery in one INSERT
+        _learn_unionid(session, resident)
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
                                received_at=now, resident=resident, case=case, reply_text=reply,
@@ -163,7 +165,8 @@ def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
 def _learn_unionid(session: Session, resident: Resident) -> None:
     """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps.
 
-    The resident was created in this transaction, so the key is new: no lookup, no flush of its own.
+    The resident was created (and flushed) in this transaction, so the key is new: no lookup, no
+    flush of its own; the row is inserted with the delivery's record.
     """
     outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id},
                new_key=True)
@@ -177,14 +180,12 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
         if event in WINDOW_EVENTS:
             _window_opened(session, resident, "event", now, is_new)
         if is_new:
-            session.flush()
-            _learn_unionid(session, resident)
+            session.flush()  # its id: keys and actors below name the resident
         return _event(session, resident, incoming), None
     resident.last_message_at = now
     _window_opened(session, resident, "message", now, is_new)
     if is_new:
-        session.flush()
-        _learn_unionid(session, resident)
+        session.flush()  # its id: rate-limit keys and timeline actors below name the resident
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
