@@ -73,8 +73,8 @@ def county_deadlines(session: Session, county_id: int | None = None) -> dict[str
     if county_id is None:
         county_id = tenant.of(session).write_county
     with session.no_autoflush:  # a case being opened has no deadline yet: do not flush it for this read
-        county = tenancy.county_row(session, county_id) if county_id is not None else None
-    return merged_deadlines((county.settings or {}).get("deadlines") if county is not None else None)
+        settings = tenancy.county_settings(session, county_id) if county_id is not None else None
+    return merged_deadlines((settings or {}).get("deadlines"))
 
 
 def deadline_days(category: str | None, kind: str = "reply", table: dict[str, Any] | None = None) -> int:
@@ -305,8 +305,8 @@ CASE_FLOWS = (DEPUTY_FIRST, DIRECT_DISPATCH)
 def county_setting(session: Session, case: Case, name: str, default: Any) -> Any:
     """A setting of the case's county (`counties.settings`), else `default`."""
     county_id = case.county_id or tenant.of(session).write_county or tenant.DEFAULT_COUNTY_ID
-    county = tenancy.county_row(session, county_id)
-    return (county.settings or {}).get(name, default) if county is not None else default
+    settings = tenancy.county_settings(session, county_id)
+    return settings.get(name, default) if settings is not None else default
 
 
 def case_flow(session: Session, case: Case) -> str:
