@@ -401,9 +401,13 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
     return best if best is not None and best_score >= similarity_threshold() else None
 
 
-def follow_case(session: Session, case: Case, resident: Resident, text: str) -> None:
-    """并单: the resident's message joins an open case; they become a follower and get its updates."""
-    exists = session.get(CaseFollower, (case.id, resident.id))
+def follow_case(session: Session, case: Case, resident: Resident, text: str, *,
+                new_resident: bool = False) -> None:
+    """并单: the resident's message joins an open case; they become a follower and get its updates.
+
+    `new_resident=True` says the resident was created in this transaction, so follows nothing yet:
+    no lookup (the follower's primary key still holds)."""
+    exists = None if new_resident else session.get(CaseFollower, (case.id, resident.id))
     if exists is None:
         session.add(CaseFollower(case_id=case.id, resident_id=resident.id))
     _event(session, case, Actor("resident", resident.id), "follow", case.status, case.status, text=text)

@@ -444,7 +444,7 @@ def _on_new_matter(turn: Turn, intent: Intent):
     grid_id = resident.grid_id or directory.get(session).grid_in_text(text)
     duplicate = cases.find_duplicate(session, text, grid_id, exclude_resident_id=resident.id, now=now)
     if duplicate is not None:
-        cases.follow_case(session, duplicate, resident, text)
+        cases.follow_case(session, duplicate, resident, text, new_resident=turn.is_new)
         return say("duplicate_followed", number=duplicate.number,
                    handler=cases.handler_sentence(duplicate)), duplicate
     if not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):
