@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,10 +119,15 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     if is_new:  # added last: its row joins the other outbox rows of this delivery in one INSERT
         _learn_unionid(session, resident)
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
-    session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
-                               received_at=now, resident=resident, case=case, reply_text=reply,
-                               intent=said[0] if said else None, text=text or None))
-    session.flush()
+    session.flush()  # what the delivery caused (notices, outbox rows), then its record
+    # The record is written by one Core INSERT: nothing in the transaction reads it back, so it need
+    # not be an ORM object (a unit of work for one row cost more than the statement). Its county is
+    # the resident's, as the ORM's tenant fill would give it (`liaison.core.tenant`).
+    session.execute(insert(InboundMessage.__table__), {
+        "dedup_key": incoming.dedup_key, "msg_type": incoming.msg_type, "received_at": now,
+        "resident_id": resident.id, "case_id": case.id if case is not None else None,
+        "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
+        "county_id": resident.county_id})
     return reply
 
 
