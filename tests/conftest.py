@@ -155,6 +155,7 @@ def clean_db(migrated_database):
     from liaison.core import db
     from liaison.people import directory
     from liaison.schema import metadata
+    from liaison.tenancy import service as tenancy
 
     engine = create_engine(migrated_database)
     existing = set(inspect(engine).get_table_names())  # tests/test_migrations.py checks they all exist
@@ -164,6 +165,7 @@ def clean_db(migrated_database):
     db.init_engine(migrated_database)
     directory.invalidate()
     rules.forget()
+    tenancy.forget_county_settings()  # the counties were re-created by SQL, not through this process
     yield migrated_database
     db.clear_after_commit_hooks()
 

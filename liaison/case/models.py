@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -45,7 +46,9 @@ class Case(TenantOwned, Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_public_id)
-    number: Mapped[str] = mapped_column(String(20), unique=True)
+    # On PostgreSQL the INSERT computes the number (`case.service.next_case_number`): FetchedValue
+    # has the ORM read it back with RETURNING instead of a SELECT after the flush.
+    number: Mapped[str] = mapped_column(String(20), unique=True, server_default=FetchedValue())
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
     text: Mapped[str] = mapped_column(Text)
     category: Mapped[str | None] = mapped_column(String(32))

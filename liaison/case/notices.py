@@ -35,7 +35,8 @@ def notify(session: Session, case: Case | None, key: str, text: str, *, deputy_i
         account_ids: Iterable[int] = [account_id]
     else:
         owner = Account.deputy_id == deputy_id if deputy_id is not None else Account.department_id == department_id
-        account_ids = session.scalars(select(Account.id).where(owner, Account.active.is_(True))).all()
+        with session.no_autoflush:  # accounts are not written here: the notice waits for the next flush
+            account_ids = session.scalars(select(Account.id).where(owner, Account.active.is_(True))).all()
     for target in account_ids:
         outbox.add(session, "account_push", f"{key}:push:{target}",
                    {"account_id": target, "text": text,

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, insert, select, text, update
+from sqlalchemy import ColumnElement, String, insert, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, object_session
@@ -73,8 +73,8 @@ def county_deadlines(session: Session, county_id: int | None = None) -> dict[str
     if county_id is None:
         county_id = tenant.of(session).write_county
     with session.no_autoflush:  # a case being opened has no deadline yet: do not flush it for this read
-        county = tenancy.county_row(session, county_id) if county_id is not None else None
-    return merged_deadlines((county.settings or {}).get("deadlines") if county is not None else None)
+        settings = tenancy.county_settings(session, county_id) if county_id is not None else None
+    return merged_deadlines((settings or {}).get("deadlines"))
 
 
 def deadline_days(category: str | None, kind: str = "reply", table: dict[str, Any] | None = None) -> int:
@@ -93,13 +93,17 @@ def case_deadline_days(session: Session, case: Case, kind: str = "reply") -> int
 _pg_number_sequences: set[tuple[str, int]] = set()  # (database URL, year) known to exist
 
 
-def next_case_number(session: Session, now: datetime) -> str:
-    """Allocate the next human-readable number for the year, e.g. 2026-000123.
+def next_case_number(session: Session, now: datetime) -> str | ColumnElement[str]:
+    """The next human-readable number for the year, e.g. 2026-000123, as the value to give
+    `Case.number`.
 
     On PostgreSQL each year has its own sequence (created on first use): `nextval` takes no row lock
     and needs no commit of its own, so concurrent requests never queue on a counter. A rolled-back
-    request leaves a gap, which is harmless (numbers are unique, not dense). SQLite has a single
-    writer anyway, so there a counter row is bumped inside the caller's transaction.
+    request leaves a gap, which is harmless (numbers are unique, not dense). There the value is a SQL
+    expression the case's INSERT evaluates, the number coming back with the row (RETURNING): no round
+    trip of its own. The number can be read once the case is flushed. SQLite has a single writer
+    anyway, so there a counter row is bumped inside the caller's transaction and the number is a
+    string at once.
     """
     year = now.year
     if session.get_bind().dialect.name == "postgresql":
@@ -108,8 +112,10 @@ def next_case_number(session: Session, now: datetime) -> str:
         if known not in _pg_number_sequences:
             _create_sequence(name)
             _pg_number_sequences.add(known)
-        value = session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
-        return f"{year}-{value:06d}"
+        # One nextval, padded to at least six digits like f"{value:06d}"; `year` is an int.
+        return literal_column(
+            f"(SELECT '{year:04d}-' || lpad(v::text, greatest(6, length(v::text)), '0')"
+            f" FROM nextval('{name}') AS v)", String)
     bump = (update(CaseCounter).where(CaseCounter.year == year)
             .values(value=CaseCounter.value + 1).returning(CaseCounter.value))
     value = session.execute(bump).scalar_one_or_none()
@@ -299,8 +305,8 @@ CASE_FLOWS = (DEPUTY_FIRST, DIRECT_DISPATCH)
 def county_setting(session: Session, case: Case, name: str, default: Any) -> Any:
     """A setting of the case's county (`counties.settings`), else `default`."""
     county_id = case.county_id or tenant.of(session).write_county or tenant.DEFAULT_COUNTY_ID
-    county = tenancy.county_row(session, county_id)
-    return (county.settings or {}).get(name, default) if county is not None else default
+    settings = tenancy.county_settings(session, county_id)
+    return settings.get(name, default) if settings is not None else default
 
 
 def case_flow(session: Session, case: Case) -> str:
@@ -364,7 +370,8 @@ def open_case(session: Session, resident: Resident, text: str, *, channel: str =
         tell_deputy(session, case, entry, SUPERVISE_NOTICES["dispatch"].format(
             number=case.number, brief=case.text.splitlines()[0][:20], department=handler_label(case),
             deadline=timers.local_day(case.deadline)))
-    session.flush()  # one batch for the case and its first timeline entries
+    # The case and its first timeline entries were flushed for the notice's key; the notice and its
+    # pushes go with the caller's next flush (the webhook's: with the delivery's record).
     return case
 
 
@@ -394,9 +401,13 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
     return best if best is not None and best_score >= similarity_threshold() else None
 
 
-def follow_case(session: Session, case: Case, resident: Resident, text: str) -> None:
-    """并单: the resident's message joins an open case; they become a follower and get its updates."""
-    exists = session.get(CaseFollower, (case.id, resident.id))
+def follow_case(session: Session, case: Case, resident: Resident, text: str, *,
+                new_resident: bool = False) -> None:
+    """并单: the resident's message joins an open case; they become a follower and get its updates.
+
+    `new_resident=True` says the resident was created in this transaction, so follows nothing yet:
+    no lookup (the follower's primary key still holds)."""
+    exists = None if new_resident else session.get(CaseFollower, (case.id, resident.id))
     if exists is None:
         session.add(CaseFollower(case_id=case.id, resident_id=resident.id))
     _event(session, case, Actor("resident", resident.id), "follow", case.status, case.status, text=text)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,11 +116,18 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
     if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
         media.record(session, case, resident, incoming.msg_type, incoming.media_id)  # kept past WeChat's 3 days
+    if is_new:  # added last: its row joins the other outbox rows of this delivery in one INSERT
+        _learn_unionid(session, resident)
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
-    session.add(InboundMessage(dedup_key=incoming.dedup_key, msg_type=incoming.msg_type,
-                               received_at=now, resident=resident, case=case, reply_text=reply,
-                               intent=said[0] if said else None, text=text or None))
-    session.flush()
+    session.flush()  # what the delivery caused (notices, outbox rows), then its record
+    # The record is written by one Core INSERT: nothing in the transaction reads it back, so it need
+    # not be an ORM object (a unit of work for one row cost more than the statement). Its county is
+    # the resident's, as the ORM's tenant fill would give it (`liaison.core.tenant`).
+    session.execute(insert(InboundMessage.__table__), {
+        "dedup_key": incoming.dedup_key, "msg_type": incoming.msg_type, "received_at": now,
+        "resident_id": resident.id, "case_id": case.id if case is not None else None,
+        "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
+        "county_id": resident.county_id})
     return reply
 
 
@@ -163,7 +170,8 @@ def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
 def _learn_unionid(session: Session, resident: Resident) -> None:
     """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps.
 
-    The resident was created in this transaction, so the key is new: no lookup, no flush of its own.
+    The resident was created (and flushed) in this transaction, so the key is new: no lookup, no
+    flush of its own; the row is inserted with the delivery's record.
     """
     outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id},
                new_key=True)
@@ -177,14 +185,12 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
         if event in WINDOW_EVENTS:
             _window_opened(session, resident, "event", now, is_new)
         if is_new:
-            session.flush()
-            _learn_unionid(session, resident)
+            session.flush()  # its id: keys and actors below name the resident
         return _event(session, resident, incoming), None
     resident.last_message_at = now
     _window_opened(session, resident, "message", now, is_new)
     if is_new:
-        session.flush()
-        _learn_unionid(session, resident)
+        session.flush()  # its id: rate-limit keys and timeline actors below name the resident
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
@@ -443,7 +449,7 @@ def _on_new_matter(turn: Turn, intent: Intent):
     grid_id = resident.grid_id or directory.get(session).grid_in_text(text)
     duplicate = cases.find_duplicate(session, text, grid_id, exclude_resident_id=resident.id, now=now)
     if duplicate is not None:
-        cases.follow_case(session, duplicate, resident, text)
+        cases.follow_case(session, duplicate, resident, text, new_resident=turn.is_new)
         return say("duplicate_followed", number=duplicate.number,
                    handler=cases.handler_sentence(duplicate)), duplicate
     if not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):

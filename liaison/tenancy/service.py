@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.util import identity_key
 
 from liaison.core import db, tenant
 from liaison.core.errors import CONFLICT, INVALID, DomainError
@@ -102,6 +105,65 @@ def county_row(session: Session, county_id: int) -> County | None:
         held = session.info[_ROWS_KEY] = (transaction, {})
     held[1][county_id] = row
     return row
+
+
+SETTINGS_TTL_SECONDS = 30.0  # like the registry snapshot (liaison.people.directory.TTL_SECONDS)
+_settings_lock = threading.Lock()
+_settings_cache: dict[tuple[str, str, int], tuple[float, dict[str, Any] | None]] = {}
+_settings_generation = [0]  # bumped whenever this process writes a county: a read begun before is not kept
+_WROTE_COUNTY_KEY = "liaison.wrote_county"
+
+
+def county_settings(session: Session, county_id: int) -> dict[str, Any] | None:
+    """The `settings` of county `county_id` (None: no such county in the session's scope). Read only.
+
+    Every case opened asks for its county's flow and deadlines: the settings are kept in this process
+    for `SETTINGS_TTL_SECONDS` (per database, tenant scope and county), so the webhook does not read
+    the row on every delivery. A county written through this process is seen at once (its flush and
+    its commit empty the cache), and a row this session holds (read or being changed) is used as it
+    is; a change made by another process is believed within the TTL, as for the registry snapshot.
+    """
+    held = session.identity_map.get(identity_key(County, county_id))
+    if held is not None:
+        return held.settings or {}
+    key = (str(session.get_bind().url), tenant.of(session).key, county_id)
+    now = time.monotonic()
+    cached = _settings_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    generation = _settings_generation[0]
+    row = county_row(session, county_id)
+    value = None if row is None else (row.settings or {})
+    with _settings_lock:
+        if generation == _settings_generation[0]:  # no county written by this process meanwhile
+            _settings_cache[key] = (now + SETTINGS_TTL_SECONDS, value)
+    return value
+
+
+def forget_county_settings() -> None:
+    """Empty the county settings cache (a county was written; tests between databases)."""
+    with _settings_lock:
+        _settings_generation[0] += 1
+        _settings_cache.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _county_written(session: Session, _context) -> None:
+    if any(isinstance(obj, County) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_WROTE_COUNTY_KEY] = True
+        forget_county_settings()
+
+
+@event.listens_for(Session, "after_commit")
+def _county_committed(session: Session) -> None:
+    # Another thread may have read the old row between the flush and the commit: forget it again.
+    if session.info.pop(_WROTE_COUNTY_KEY, False):
+        forget_county_settings()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _county_rolled_back(session: Session, _previous) -> None:
+    session.info.pop(_WROTE_COUNTY_KEY, None)
 
 
 def setting(county: County, name: str, default: Any = None) -> Any:
