@@ -75,15 +75,22 @@ def local_day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=CHINA_TZ)
 
 
+_CODE_CHECKS = "ledger_code_checks"  # session.info: the (model, code) pairs a page has yet to check
+
+
 def _code_check(session: Session, model, code: str) -> None:
     """Remember that `code` must name a `model` row: `conditions` checks it at once, a page only when
     it comes back empty (a row matched means the code named one, and the check costs a round trip)."""
-    session.info.setdefault("ledger_code_checks", []).append((model, code))
+    session.info.setdefault(_CODE_CHECKS, []).append((model, code))
 
 
-def check_codes(session: Session) -> None:
-    """Raise BadFilter for a code filter whose code names nothing (the checks `_code_check` noted)."""
-    pending = session.info.pop("ledger_code_checks", [])
+def check_codes(session: Session, matched: bool = False) -> None:
+    """Raise BadFilter for a code filter whose code names nothing (the checks `_code_check` noted),
+    and forget the checks. `matched=True`: the statement found rows, so every code named one and
+    nothing is looked up."""
+    pending = session.info.pop(_CODE_CHECKS, [])
+    if matched:
+        return
     for model, code in dict.fromkeys(pending):
         if session.scalar(select(model.id).where(model.code == code)) is None:
             raise BadFilter("筛选条件无效", field=model.__tablename__)
@@ -285,7 +292,7 @@ def conditions(session: Session, scope: access.Scope, params: Mapping[str, str],
     same on the daily summary when every filled-in filter has a summary form. A code that names no
     station, grid, deputy or department is BadFilter; with `checked=False` that check is left to the
     caller (`check_codes`), who may know already that the codes named rows."""
-    session.info.pop("ledger_code_checks", None)
+    session.info.pop(_CODE_CHECKS, None)
     found = [access.case_condition(scope)]
     on_summary = summary_scope(scope)
     summary = [on_summary] if on_summary is not None else None
@@ -315,9 +322,7 @@ def page(session: Session, scope: access.Scope, params: Mapping[str, str], numbe
     count is a subquery of the page's, and the filters' codes are resolved inside it (they are looked
     up apart only when nothing matched, to tell a bad code from an empty page)."""
     rows, total = _page(session, conditions(session, scope, params, checked=False), number, size)
-    if total == 0:
-        check_codes(session)
-    session.info.pop("ledger_code_checks", None)
+    check_codes(session, matched=total > 0)
     return rows, total
 
 
@@ -340,9 +345,7 @@ def page_rows(session: Session, scope: access.Scope, params: Mapping[str, str], 
     size = size or PAGE_SIZE
     where = conditions(session, scope, params, checked=False)
     found = session.execute(_row_query(where).offset((max(number, 1) - 1) * size).limit(size + 1)).all()
-    if not found:
-        check_codes(session)
-    session.info.pop("ledger_code_checks", None)
+    check_codes(session, matched=bool(found))
     return list(rows_of(found[:size])), len(found) > size
 
 
