@@ -20,8 +20,11 @@ def route_of(text: str) -> tuple[str | None, str]:
 
 
 def test_other_processes_pick_rules_up_after_the_refresh(demo_db, monkeypatch):
+    text = "东关街的共享单车乱停乱放"
+    # a category the learned model alone does not choose (whatever the current table says)
+    target = "教育文体" if route_of(text)[0] != "教育文体" else "卫生计生"
     with db.session_scope() as session:
-        rules.add_rule(session, "共享单车", "交通运输", 15.0)
+        rules.add_rule(session, "共享单车", target, 15.0)
     rules.forget()  # as if this were another process that has not seen the rule yet
     monkeypatch.setattr(rules, "REFRESH_SECONDS", 0.0)
-    assert route_of("东关街的共享单车乱停乱放")[0] == "交通运输"
+    assert route_of(text)[0] == target
