@@ -3,7 +3,7 @@
 Runs the app in this process (Flask's test client, no gunicorn, no network client) against the bench
 database, sends the same kind of distinct safe-mode text messages as `bench_webhook.py`, and prints
 per message: SQL statements (a SQLAlchemy `before_cursor_execute` listener on the engine, plus the
-pool's pings), transactions, and Redis round trips (every packed command a redis-py connection
+pool's pings), ORM flushes that wrote something, transactions, and Redis round trips (every packed command a redis-py connection
 sends, one per command or per pipeline). `--statements` lists the statements of one message;
 `--profile` prints the top functions by cumulative CPU time (cProfile).
 
@@ -37,6 +37,7 @@ class Counters:
     def reset(self):
         self.statements = 0
         self.begins = 0
+        self.flushes = 0
         self.redis = 0
         self.redis_commands: collections.Counter = collections.Counter()
         self.log: list[str] = []
@@ -55,6 +56,12 @@ def install_counters(counters: Counters, engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         counters.begins += 1
+
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_flush")
+    def _flush(session, flush_context):  # a flush that had work (an empty flush sends nothing)
+        counters.flushes += 1
 
     original = redis.connection.AbstractConnection.send_packed_command
 
@@ -148,12 +155,14 @@ def main() -> int:
     print(f"per message (mean of {n} new residents' first messages):")
     print(f"  SQL statements      {counters.statements / n:6.2f}")
     print(f"  CPU ms (this process){cpu / n * 1000:6.2f}" + ("   (inflated by cProfile)" if profiler else ""))
+    print(f"  ORM flushes         {counters.flushes / n:6.2f}")
     print(f"  transactions        {counters.begins / n:6.2f}")
     print(f"  Redis round trips   {counters.redis / n:6.2f}   "
           + ", ".join(f"{k} {v / n:.2f}" for k, v in counters.redis_commands.most_common()))
     if profiler:
         profiler.dump_stats(os.environ.get("PROFILE_OUT", "/tmp/profile_webhook.prof"))
         stats = pstats.Stats(profiler)
+        print(f"  Python calls        {stats.total_calls / n:6.0f}   (cProfile: every function call)")
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(30)
     return 0
