@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, exists, insert, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,7 +112,7 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
                                    received_at=now, reply_text=None))
         session.flush()
         return None
-    resident, is_new = _resident(session, incoming.openid)
+    resident, is_new = _resident(session, incoming, now)
     said: list[str] = []  # the intent a text message was taken for (set by _text)
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
     if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
@@ -154,17 +155,79 @@ def is_duplicate_error(error: IntegrityError) -> bool:
     return "inbound_messages" in str(error.orig) or "dedup_key" in str(error.orig)
 
 
-def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
+def _resident(session: Session, incoming: Incoming, now: datetime) -> tuple[Resident, bool]:
     """The resident behind an official-account openid, created on first contact (and whether new).
 
-    A new row is flushed by `_dispatch` once its window fields are set: one INSERT, no UPDATE.
+    On PostgreSQL one statement finds or creates the row (`_find_or_insert_resident`): a new
+    resident is inserted with the fields this delivery sets (`_touch`), so it needs no flush of its
+    own. Elsewhere a new row is flushed by `_dispatch` once its fields are set: one INSERT, no UPDATE.
     """
+    openid = incoming.openid
+    if session.get_bind().dialect.name == "postgresql":
+        found = _find_or_insert_resident(session, incoming, now)
+        if found is not None:
+            return found
     resident = session.scalar(select(Resident).where(Resident.oa_openid == openid))
     if resident is not None:
         return resident, False
     resident = Resident(oa_openid=openid, window_used=0)
     session.add(resident)
     return resident, True
+
+
+def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
+                             ) -> tuple[Resident, bool] | None:
+    """The resident of `incoming.openid` in one round trip: the existing row, else a new one inserted
+    with what this delivery sets on it (`_touch` on a transient resident), loaded as a persistent
+    object either way (the later `_touch` of `_dispatch` sets the same values: no UPDATE).
+
+    None when neither part returned a row (not expected: the INSERT runs exactly when nothing was
+    found); the caller's plain lookup follows. The row's county is the write county (the column's
+    default, RLS-checked).
+    """
+    draft = Resident(oa_openid=incoming.openid, window_used=0)
+    _touch(draft, incoming, now)
+    # What the draft says; the model's Python defaults (public id, created_at, …) come with the
+    # INSERT (`include_defaults`), the county from the column's server default.
+    values = {column.key: getattr(draft, column.key) for column in Resident.__table__.columns
+              if getattr(draft, column.key, None) is not None}
+    statement = _resident_upsert(tuple(values))
+    params = {f"v_{key}": value for key, value in values.items()}
+    row = session.execute(statement, params).first()
+    if row is None:
+        return None
+    return row[0], bool(row[1])
+
+
+@lru_cache(maxsize=16)
+def _resident_upsert(columns: tuple[str, ...]):
+    """The statement of `_find_or_insert_resident` for one set of given columns (a few: messages,
+    events), built once: `found` the existing row, else `inserted` (nothing when `found` has it)."""
+    table = Resident.__table__
+    found = select(table).where(table.c.oa_openid == bindparam("v_oa_openid")).cte("found")
+    # No ON CONFLICT: the dialect's INSERT … ON CONFLICT is not cacheable (compiled per message).
+    # A concurrent first delivery of the same resident makes this INSERT wait for its commit and
+    # fail on the unique key: the webhook retries the delivery, which then finds the row.
+    inserted = (insert(table)
+                .from_select(list(columns), select(*[bindparam(f"v_{c}", type_=table.c[c].type)
+                                                     for c in columns])
+                             .where(~exists(select(found.c.id))))
+                .returning(*table.c).cte("inserted"))
+    both = union_all(select(literal(False).label("is_new"), *found.c),
+                     select(literal(True).label("is_new"), *inserted.c))
+    return select(Resident, both.selected_columns.is_new).from_statement(both)
+
+
+def _touch(resident: Resident, incoming: Incoming, now: datetime) -> None:
+    """What every delivery sets on its resident: when they last wrote or acted, and the customer-
+    service window the action opened (`channels.open_window`)."""
+    if incoming.msg_type == "event":
+        resident.last_event_at = now
+        if (incoming.event or "").lower() in WINDOW_EVENTS:
+            channels.open_window(resident, "event", now)
+        return
+    resident.last_message_at = now
+    channels.open_window(resident, "message", now)
 
 
 def _learn_unionid(session: Session, resident: Resident) -> None:
@@ -179,18 +242,13 @@ def _learn_unionid(session: Session, resident: Resident) -> None:
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
               now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
+    _touch(resident, incoming, now)
+    if not is_new and (incoming.msg_type != "event" or (incoming.event or "").lower() in WINDOW_EVENTS):
+        _window_opened(session, resident, now)
+    if resident.id is None:
+        session.flush()  # its id: rate-limit keys, outbox keys and timeline actors below name the resident
     if incoming.msg_type == "event":
-        resident.last_event_at = now
-        event = (incoming.event or "").lower()
-        if event in WINDOW_EVENTS:
-            _window_opened(session, resident, "event", now, is_new)
-        if is_new:
-            session.flush()  # its id: keys and actors below name the resident
         return _event(session, resident, incoming), None
-    resident.last_message_at = now
-    _window_opened(session, resident, "message", now, is_new)
-    if is_new:
-        session.flush()  # its id: rate-limit keys and timeline actors below name the resident
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
@@ -217,11 +275,10 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
     return None, None
 
 
-def _window_opened(session: Session, resident: Resident, kind: str, now: datetime, is_new: bool) -> None:
-    """A user action opened a customer-service window: messages waiting for one may go now."""
-    channels.open_window(resident, kind, now)
-    if not is_new:  # nothing can be waiting for someone we have never seen
-        outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
+def _window_opened(session: Session, resident: Resident, now: datetime) -> None:
+    """A user action opened a customer-service window (`_touch`): messages waiting for one may go
+    now. Not called for a new resident: nothing can be waiting for someone we have never seen."""
+    outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
 
 
 # --- what a text message is --------------------------------------------------------------------
