@@ -9,7 +9,7 @@ sends, one per command or per pipeline). `--statements` lists the statements of 
 
 The counters are installed here, around the app: no production code path counts anything.
 
-    python bench/profile_webhook.py [--messages 200] [--warmup 20] [--statements] [--profile]
+    python bench/profile_webhook.py [--messages 200] [--warmup 20] [--statements] [--profile] [--accounts]
 """
 from __future__ import annotations
 
@@ -92,6 +92,21 @@ def install_counters(counters: Counters, engine) -> None:
     engine.dialect.do_ping = do_ping.__get__(engine.dialect)
 
 
+def add_accounts() -> None:
+    """One active account per deputy and per department, and one county staff account."""
+    from sqlalchemy import select
+
+    from liaison.core import db
+    from liaison.people.models import Account, Department, Deputy
+
+    with db.session_scope() as session:
+        for deputy_id, name in session.execute(select(Deputy.id, Deputy.name)):
+            session.add(Account(role="deputy", name=name, deputy_id=deputy_id, active=True))
+        for department_id, name in session.execute(select(Department.id, Department.name)):
+            session.add(Account(role="department", name=f"{name} 承办人", department_id=department_id, active=True))
+        session.add(Account(role="staff", name="工委", active=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
@@ -99,6 +114,9 @@ def main() -> int:
     parser.add_argument("--statements", action="store_true", help="list one message's statements")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured messages")
     parser.add_argument("--no-prepare", action="store_true", help="reuse the bench database as it is")
+    parser.add_argument("--accounts", action="store_true",
+                        help="give every deputy and department one active account and the county one staff"
+                             " account, as in a staffed county (the demo has none): handler pushes are measured")
     args = parser.parse_args()
 
     from wechat_fake.server import FakeWeChatServer
@@ -110,6 +128,8 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
+        if args.accounts:
+            add_accounts()
     fake = FakeWeChatServer(appid=APP_ID, secret=SECRET).start()
     os.environ.update({"DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench",
                        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": SECRET,
