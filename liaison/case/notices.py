@@ -38,10 +38,12 @@ def notify(session: Session, case: Case | None, key: str, text: str, *, deputy_i
         with session.no_autoflush:  # accounts are not written here: the notice waits for the next flush
             account_ids = session.scalars(select(Account.id).where(owner, Account.active.is_(True))).all()
     for target in account_ids:
+        # A new notice key makes its pushes' keys new too (only `notify` writes them): no lookup, and
+        # the rows wait for the caller's next flush with the notice.
         outbox.add(session, "account_push", f"{key}:push:{target}",
                    {"account_id": target, "text": text,
                     "case_number": case.number if case else "", "title": text},
-                   case_id=case.id if case else None)
+                   case_id=case.id if case else None, new_key=new_key)
     return True
 
 
