@@ -22,7 +22,7 @@ from liaison.case import lifecycle
 from liaison.case import service as cases
 from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseFollower, Rating
-from liaison.core import ratelimit
+from liaison.core import ratelimit, tenant
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
@@ -182,8 +182,9 @@ def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
     object either way (the later `_touch` of `_dispatch` sets the same values: no UPDATE).
 
     None when neither part returned a row (not expected: the INSERT runs exactly when nothing was
-    found); the caller's plain lookup follows. The row's county is the write county (the column's
-    default, RLS-checked).
+    found); the caller's plain lookup follows. The lookup names the scope's counties itself (the
+    tenant criteria do not rewrite a given statement); the new row's county is the write county (the
+    column's default, RLS-checked).
     """
     draft = Resident(oa_openid=incoming.openid, window_used=0)
     _touch(draft, incoming, now)
@@ -191,8 +192,11 @@ def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
     # INSERT (`include_defaults`), the county from the column's server default.
     values = {column.key: getattr(draft, column.key) for column in Resident.__table__.columns
               if getattr(draft, column.key, None) is not None}
-    statement = _resident_upsert(tuple(values))
+    scope = tenant.of(session)
+    statement = _resident_upsert(tuple(values), scoped=not scope.every_county)
     params = {f"v_{key}": value for key, value in values.items()}
+    if not scope.every_county:  # the domain's county criteria, which a given statement does not get
+        params["county_ids"] = sorted(scope.county_ids)
     row = session.execute(statement, params).first()
     if row is None:
         return None
@@ -200,11 +204,15 @@ def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
 
 
 @lru_cache(maxsize=16)
-def _resident_upsert(columns: tuple[str, ...]):
+def _resident_upsert(columns: tuple[str, ...], scoped: bool):
     """The statement of `_find_or_insert_resident` for one set of given columns (a few: messages,
-    events), built once: `found` the existing row, else `inserted` (nothing when `found` has it)."""
+    events), built once: `found` the existing row (in the scope's counties when `scoped`), else
+    `inserted` (nothing when `found` has it)."""
     table = Resident.__table__
-    found = select(table).where(table.c.oa_openid == bindparam("v_oa_openid")).cte("found")
+    condition = table.c.oa_openid == bindparam("v_oa_openid")
+    if scoped:
+        condition &= table.c.county_id.in_(bindparam("county_ids", expanding=True))
+    found = select(table).where(condition).cte("found")
     # No ON CONFLICT: the dialect's INSERT … ON CONFLICT is not cacheable (compiled per message).
     # A concurrent first delivery of the same resident makes this INSERT wait for its commit and
     # fail on the unique key: the webhook retries the delivery, which then finds the row.

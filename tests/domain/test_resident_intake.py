@@ -48,3 +48,25 @@ def test_a_first_event_creates_its_resident_with_the_event_window(demo_db):
         resident = session.scalar(select(Resident).where(Resident.oa_openid == "o_intake_2"))
         assert resident.last_event_at == now and resident.last_message_at is None
         assert resident.window_kind == "event" and resident.window_opened_at == now
+
+
+def test_a_resident_of_another_county_is_not_taken_for_this_one(demo_db):
+    """The lookup names the scope's counties itself: another county's row with the same openid is not
+    this county's resident (its INSERT then fails on the unique openid, as before the one-statement
+    lookup), and the other county's row is untouched."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from liaison.core import tenant
+    from liaison.tenancy import service as tenancy
+
+    with tenant.use(tenant.all_counties("test set-up")), db.session_scope() as session:
+        other = tenancy.add_county(session, "yixian_intake", "乙县").id
+    with tenant.use(tenant.county(other)), db.session_scope() as session:
+        session.add(Resident(oa_openid="o_intake_3", window_used=0))
+    with pytest.raises(IntegrityError):
+        deliver(conversation.Incoming(openid="o_intake_3", msg_type="text", create_time=4, msg_id="9100004",
+                                      content="你好"), utcnow())
+    with tenant.use(tenant.all_counties("test check")), db.session_scope() as session:
+        (resident,) = session.scalars(select(Resident).where(Resident.oa_openid == "o_intake_3")).all()
+        assert resident.county_id == other and resident.last_message_at is None
