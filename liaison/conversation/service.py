@@ -29,7 +29,7 @@ from liaison.engagement import broadcasts, surveys
 from liaison.intake import service as intake
 from liaison.media import service as media
 from liaison.messaging import channels, outbox
-from liaison.messaging.models import InboundMessage
+from liaison.messaging.models import InboundMessage, OutboxMessage
 from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Resident, Station
@@ -117,19 +117,46 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
     if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
         media.record(session, case, resident, incoming.msg_type, incoming.media_id)  # kept past WeChat's 3 days
-    if is_new:  # added last: its row joins the other outbox rows of this delivery in one INSERT
-        _learn_unionid(session, resident)
+    ask = None  # a new follower's unionid request, written with the record on PostgreSQL
+    if is_new:
+        if session.get_bind().dialect.name == "postgresql":
+            ask = _unionid_request(resident)
+        else:  # added last: its row joins the other outbox rows of this delivery in one INSERT
+            _learn_unionid(session, resident)
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.flush()  # what the delivery caused (notices, outbox rows), then its record
     # The record is written by one Core INSERT: nothing in the transaction reads it back, so it need
     # not be an ORM object (a unit of work for one row cost more than the statement). Its county is
     # the resident's, as the ORM's tenant fill would give it (`liaison.core.tenant`).
-    session.execute(insert(InboundMessage.__table__), {
+    record = {
         "dedup_key": incoming.dedup_key, "msg_type": incoming.msg_type, "received_at": now,
         "resident_id": resident.id, "case_id": case.id if case is not None else None,
         "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
-        "county_id": resident.county_id})
+        "county_id": resident.county_id}
+    if ask is None:
+        session.execute(insert(InboundMessage.__table__), record)
+        return reply
+    # The record and the unionid request in one statement (the record a CTE of the outbox INSERT).
+    kind, key, payload = ask
+    params = {**{f"r_{name}": value for name, value in record.items()},
+              "o_kind": kind, "o_dedup_key": key, "o_payload": payload, "o_created_at": now,
+              "o_county_id": resident.county_id,
+              **{f"o_{name}": value for name, value in outbox.initial_state(now).items()}}
+    outbox.inserted_fresh(session, session.execute(_record_with_request(), params).scalars().all())
     return reply
+
+
+@lru_cache(maxsize=1)
+def _record_with_request():
+    """WITH record AS (INSERT INTO inbound_messages …) INSERT INTO outbox … RETURNING id."""
+    records, requests = InboundMessage.__table__, OutboxMessage.__table__
+    record = insert(records).values({name: bindparam(f"r_{name}", type_=records.c[name].type) for name in (
+        "dedup_key", "msg_type", "received_at", "resident_id", "case_id", "reply_text", "intent", "text",
+        "county_id")}).cte("record")
+    values = {name: bindparam(f"o_{name}", type_=requests.c[name].type) for name in (
+        "kind", "dedup_key", "payload", "created_at", "county_id", "status", "next_attempt_at", "lease_until")}
+    return (insert(requests).values(attempts=literal(0), **values)
+            .returning(requests.c.id).add_cte(record))
 
 
 def _account_event(session: Session, incoming: Incoming) -> None:
@@ -238,14 +265,20 @@ def _touch(resident: Resident, incoming: Incoming, now: datetime) -> None:
     channels.open_window(resident, "message", now)
 
 
+def _unionid_request(resident: Resident) -> tuple[str, str, dict]:
+    """The outbox row (kind, key, payload) asking WeChat (a worker calls user/info) who this new
+    follower is across apps."""
+    return "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id}
+
+
 def _learn_unionid(session: Session, resident: Resident) -> None:
-    """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps.
+    """Queue `_unionid_request` through `outbox.add` (where the record is not written with it).
 
     The resident was created (and flushed) in this transaction, so the key is new: no lookup, no
-    flush of its own; the row is inserted with the delivery's record.
+    flush of its own; the row is inserted with the delivery's other outbox rows.
     """
-    outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id},
-               new_key=True)
+    kind, key, payload = _unionid_request(resident)
+    outbox.add(session, kind, key, payload, new_key=True)
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
