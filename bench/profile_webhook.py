@@ -3,13 +3,13 @@
 Runs the app in this process (Flask's test client, no gunicorn, no network client) against the bench
 database, sends the same kind of distinct safe-mode text messages as `bench_webhook.py`, and prints
 per message: SQL statements (a SQLAlchemy `before_cursor_execute` listener on the engine, plus the
-pool's pings), transactions, and Redis round trips (every packed command a redis-py connection
+pool's pings), ORM flushes that wrote something, transactions, and Redis round trips (every packed command a redis-py connection
 sends, one per command or per pipeline). `--statements` lists the statements of one message;
 `--profile` prints the top functions by cumulative CPU time (cProfile).
 
 The counters are installed here, around the app: no production code path counts anything.
 
-    python bench/profile_webhook.py [--messages 200] [--warmup 20] [--statements] [--profile]
+    python bench/profile_webhook.py [--messages 200] [--warmup 20] [--statements] [--profile] [--accounts]
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class Counters:
     def reset(self):
         self.statements = 0
         self.begins = 0
+        self.flushes = 0
         self.redis = 0
         self.redis_commands: collections.Counter = collections.Counter()
         self.log: list[str] = []
@@ -55,6 +56,12 @@ def install_counters(counters: Counters, engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         counters.begins += 1
+
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_flush")
+    def _flush(session, flush_context):  # a flush that had work (an empty flush sends nothing)
+        counters.flushes += 1
 
     original = redis.connection.AbstractConnection.send_packed_command
 
@@ -85,6 +92,21 @@ def install_counters(counters: Counters, engine) -> None:
     engine.dialect.do_ping = do_ping.__get__(engine.dialect)
 
 
+def add_accounts() -> None:
+    """One active account per deputy and per department, and one county staff account."""
+    from sqlalchemy import select
+
+    from liaison.core import db
+    from liaison.people.models import Account, Department, Deputy
+
+    with db.session_scope() as session:
+        for deputy_id, name in session.execute(select(Deputy.id, Deputy.name)):
+            session.add(Account(role="deputy", name=name, deputy_id=deputy_id, active=True))
+        for department_id, name in session.execute(select(Department.id, Department.name)):
+            session.add(Account(role="department", name=f"{name} 承办人", department_id=department_id, active=True))
+        session.add(Account(role="staff", name="工委", active=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
@@ -92,6 +114,9 @@ def main() -> int:
     parser.add_argument("--statements", action="store_true", help="list one message's statements")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured messages")
     parser.add_argument("--no-prepare", action="store_true", help="reuse the bench database as it is")
+    parser.add_argument("--accounts", action="store_true",
+                        help="give every deputy and department one active account and the county one staff"
+                             " account, as in a staffed county (the demo has none): handler pushes are measured")
     args = parser.parse_args()
 
     from wechat_fake.server import FakeWeChatServer
@@ -103,6 +128,8 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
+        if args.accounts:
+            add_accounts()
     fake = FakeWeChatServer(appid=APP_ID, secret=SECRET).start()
     os.environ.update({"DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench",
                        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": SECRET,
@@ -148,12 +175,14 @@ def main() -> int:
     print(f"per message (mean of {n} new residents' first messages):")
     print(f"  SQL statements      {counters.statements / n:6.2f}")
     print(f"  CPU ms (this process){cpu / n * 1000:6.2f}" + ("   (inflated by cProfile)" if profiler else ""))
+    print(f"  ORM flushes         {counters.flushes / n:6.2f}")
     print(f"  transactions        {counters.begins / n:6.2f}")
     print(f"  Redis round trips   {counters.redis / n:6.2f}   "
           + ", ".join(f"{k} {v / n:.2f}" for k, v in counters.redis_commands.most_common()))
     if profiler:
         profiler.dump_stats(os.environ.get("PROFILE_OUT", "/tmp/profile_webhook.prof"))
         stats = pstats.Stats(profiler)
+        print(f"  Python calls        {stats.total_calls / n:6.0f}   (cProfile: every function call)")
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(30)
     return 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, exists, insert, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,14 +22,14 @@ from liaison.case import lifecycle
 from liaison.case import service as cases
 from liaison.case.lifecycle import Status
 from liaison.case.models import Case, CaseFollower, Rating
-from liaison.core import ratelimit
+from liaison.core import ratelimit, tenant
 from liaison.core.clock import utcnow
 from liaison.core.workcalendar import CHINA_TZ
 from liaison.engagement import broadcasts, surveys
 from liaison.intake import service as intake
 from liaison.media import service as media
 from liaison.messaging import channels, outbox
-from liaison.messaging.models import InboundMessage
+from liaison.messaging.models import InboundMessage, OutboxMessage
 from liaison.messaging.texts import brief, day, lines, rating_prompt_text, say
 from liaison.people import directory
 from liaison.people.models import DEPUTY_LEVEL_NAMES, Deputy, DeputyGrid, Enterprise, Grid, Resident, Station
@@ -111,24 +112,51 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
                                    received_at=now, reply_text=None))
         session.flush()
         return None
-    resident, is_new = _resident(session, incoming.openid)
+    resident, is_new = _resident(session, incoming, now)
     said: list[str] = []  # the intent a text message was taken for (set by _text)
     reply, case = _dispatch(session, resident, incoming, join_window, now, is_new, said)
     if case is not None and incoming.media_id and incoming.msg_type in media.KINDS:
         media.record(session, case, resident, incoming.msg_type, incoming.media_id)  # kept past WeChat's 3 days
-    if is_new:  # added last: its row joins the other outbox rows of this delivery in one INSERT
-        _learn_unionid(session, resident)
+    ask = None  # a new follower's unionid request, written with the record on PostgreSQL
+    if is_new:
+        if session.get_bind().dialect.name == "postgresql":
+            ask = _unionid_request(resident)
+        else:  # added last: its row joins the other outbox rows of this delivery in one INSERT
+            _learn_unionid(session, resident)
     text = (incoming.content or "")[:MAX_CASE_TEXT] if incoming.msg_type in ("text", "voice") else None
     session.flush()  # what the delivery caused (notices, outbox rows), then its record
     # The record is written by one Core INSERT: nothing in the transaction reads it back, so it need
     # not be an ORM object (a unit of work for one row cost more than the statement). Its county is
     # the resident's, as the ORM's tenant fill would give it (`liaison.core.tenant`).
-    session.execute(insert(InboundMessage.__table__), {
+    record = {
         "dedup_key": incoming.dedup_key, "msg_type": incoming.msg_type, "received_at": now,
         "resident_id": resident.id, "case_id": case.id if case is not None else None,
         "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
-        "county_id": resident.county_id})
+        "county_id": resident.county_id}
+    if ask is None:
+        session.execute(insert(InboundMessage.__table__), record)
+        return reply
+    # The record and the unionid request in one statement (the record a CTE of the outbox INSERT).
+    kind, key, payload = ask
+    params = {**{f"r_{name}": value for name, value in record.items()},
+              "o_kind": kind, "o_dedup_key": key, "o_payload": payload, "o_created_at": now,
+              "o_county_id": resident.county_id,
+              **{f"o_{name}": value for name, value in outbox.initial_state(now).items()}}
+    outbox.inserted_fresh(session, session.execute(_record_with_request(), params).scalars().all())
     return reply
+
+
+@lru_cache(maxsize=1)
+def _record_with_request():
+    """WITH record AS (INSERT INTO inbound_messages …) INSERT INTO outbox … RETURNING id."""
+    records, requests = InboundMessage.__table__, OutboxMessage.__table__
+    record = insert(records).values({name: bindparam(f"r_{name}", type_=records.c[name].type) for name in (
+        "dedup_key", "msg_type", "received_at", "resident_id", "case_id", "reply_text", "intent", "text",
+        "county_id")}).cte("record")
+    values = {name: bindparam(f"o_{name}", type_=requests.c[name].type) for name in (
+        "kind", "dedup_key", "payload", "created_at", "county_id", "status", "next_attempt_at", "lease_until")}
+    return (insert(requests).values(attempts=literal(0), **values)
+            .returning(requests.c.id).add_cte(record))
 
 
 def _account_event(session: Session, incoming: Incoming) -> None:
@@ -154,11 +182,18 @@ def is_duplicate_error(error: IntegrityError) -> bool:
     return "inbound_messages" in str(error.orig) or "dedup_key" in str(error.orig)
 
 
-def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
+def _resident(session: Session, incoming: Incoming, now: datetime) -> tuple[Resident, bool]:
     """The resident behind an official-account openid, created on first contact (and whether new).
 
-    A new row is flushed by `_dispatch` once its window fields are set: one INSERT, no UPDATE.
+    On PostgreSQL one statement finds or creates the row (`_find_or_insert_resident`): a new
+    resident is inserted with the fields this delivery sets (`_touch`), so it needs no flush of its
+    own. Elsewhere a new row is flushed by `_dispatch` once its fields are set: one INSERT, no UPDATE.
     """
+    openid = incoming.openid
+    if session.get_bind().dialect.name == "postgresql":
+        found = _find_or_insert_resident(session, incoming, now)
+        if found is not None:
+            return found
     resident = session.scalar(select(Resident).where(Resident.oa_openid == openid))
     if resident is not None:
         return resident, False
@@ -167,30 +202,94 @@ def _resident(session: Session, openid: str) -> tuple[Resident, bool]:
     return resident, True
 
 
+def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
+                             ) -> tuple[Resident, bool] | None:
+    """The resident of `incoming.openid` in one round trip: the existing row, else a new one inserted
+    with what this delivery sets on it (`_touch` on a transient resident), loaded as a persistent
+    object either way (the later `_touch` of `_dispatch` sets the same values: no UPDATE).
+
+    None when neither part returned a row (not expected: the INSERT runs exactly when nothing was
+    found); the caller's plain lookup follows. The lookup names the scope's counties itself (the
+    tenant criteria do not rewrite a given statement); the new row's county is the write county (the
+    column's default, RLS-checked).
+    """
+    draft = Resident(oa_openid=incoming.openid, window_used=0)
+    _touch(draft, incoming, now)
+    # What the draft says; the model's Python defaults (public id, created_at, …) come with the
+    # INSERT (`include_defaults`), the county from the column's server default.
+    values = {column.key: getattr(draft, column.key) for column in Resident.__table__.columns
+              if getattr(draft, column.key, None) is not None}
+    scope = tenant.of(session)
+    statement = _resident_upsert(tuple(values), scoped=not scope.every_county)
+    params = {f"v_{key}": value for key, value in values.items()}
+    if not scope.every_county:  # the domain's county criteria, which a given statement does not get
+        params["county_ids"] = sorted(scope.county_ids)
+    row = session.execute(statement, params).first()
+    if row is None:
+        return None
+    return row[0], bool(row[1])
+
+
+@lru_cache(maxsize=16)
+def _resident_upsert(columns: tuple[str, ...], scoped: bool):
+    """The statement of `_find_or_insert_resident` for one set of given columns (a few: messages,
+    events), built once: `found` the existing row (in the scope's counties when `scoped`), else
+    `inserted` (nothing when `found` has it)."""
+    table = Resident.__table__
+    condition = table.c.oa_openid == bindparam("v_oa_openid")
+    if scoped:
+        condition &= table.c.county_id.in_(bindparam("county_ids", expanding=True))
+    found = select(table).where(condition).cte("found")
+    # No ON CONFLICT: the dialect's INSERT … ON CONFLICT is not cacheable (compiled per message).
+    # A concurrent first delivery of the same resident makes this INSERT wait for its commit and
+    # fail on the unique key: the webhook retries the delivery, which then finds the row.
+    inserted = (insert(table)
+                .from_select(list(columns), select(*[bindparam(f"v_{c}", type_=table.c[c].type)
+                                                     for c in columns])
+                             .where(~exists(select(found.c.id))))
+                .returning(*table.c).cte("inserted"))
+    both = union_all(select(literal(False).label("is_new"), *found.c),
+                     select(literal(True).label("is_new"), *inserted.c))
+    return select(Resident, both.selected_columns.is_new).from_statement(both)
+
+
+def _touch(resident: Resident, incoming: Incoming, now: datetime) -> None:
+    """What every delivery sets on its resident: when they last wrote or acted, and the customer-
+    service window the action opened (`channels.open_window`)."""
+    if incoming.msg_type == "event":
+        resident.last_event_at = now
+        if (incoming.event or "").lower() in WINDOW_EVENTS:
+            channels.open_window(resident, "event", now)
+        return
+    resident.last_message_at = now
+    channels.open_window(resident, "message", now)
+
+
+def _unionid_request(resident: Resident) -> tuple[str, str, dict]:
+    """The outbox row (kind, key, payload) asking WeChat (a worker calls user/info) who this new
+    follower is across apps."""
+    return "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id}
+
+
 def _learn_unionid(session: Session, resident: Resident) -> None:
-    """Ask WeChat (through the outbox: a worker calls user/info) who this new follower is across apps.
+    """Queue `_unionid_request` through `outbox.add` (where the record is not written with it).
 
     The resident was created (and flushed) in this transaction, so the key is new: no lookup, no
-    flush of its own; the row is inserted with the delivery's record.
+    flush of its own; the row is inserted with the delivery's other outbox rows.
     """
-    outbox.add(session, "fetch_unionid", f"unionid:{resident.id}", {"resident_id": resident.id},
-               new_key=True)
+    kind, key, payload = _unionid_request(resident)
+    outbox.add(session, kind, key, payload, new_key=True)
 
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
               now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
+    _touch(resident, incoming, now)
+    if not is_new and (incoming.msg_type != "event" or (incoming.event or "").lower() in WINDOW_EVENTS):
+        _window_opened(session, resident, now)
+    if resident.id is None:
+        session.flush()  # its id: rate-limit keys, outbox keys and timeline actors below name the resident
     if incoming.msg_type == "event":
-        resident.last_event_at = now
-        event = (incoming.event or "").lower()
-        if event in WINDOW_EVENTS:
-            _window_opened(session, resident, "event", now, is_new)
-        if is_new:
-            session.flush()  # its id: keys and actors below name the resident
         return _event(session, resident, incoming), None
-    resident.last_message_at = now
-    _window_opened(session, resident, "message", now, is_new)
-    if is_new:
-        session.flush()  # its id: rate-limit keys and timeline actors below name the resident
     if incoming.msg_type in ("text", "voice"):
         text = (incoming.content or "").strip()
         if not text:
@@ -217,11 +316,10 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
     return None, None
 
 
-def _window_opened(session: Session, resident: Resident, kind: str, now: datetime, is_new: bool) -> None:
-    """A user action opened a customer-service window: messages waiting for one may go now."""
-    channels.open_window(resident, kind, now)
-    if not is_new:  # nothing can be waiting for someone we have never seen
-        outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
+def _window_opened(session: Session, resident: Resident, now: datetime) -> None:
+    """A user action opened a customer-service window (`_touch`): messages waiting for one may go
+    now. Not called for a new resident: nothing can be waiting for someone we have never seen."""
+    outbox.release_waiting(session, resident.id, limit=channels.window_remaining(resident, now))
 
 
 # --- what a text message is --------------------------------------------------------------------

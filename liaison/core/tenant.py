@@ -20,7 +20,8 @@ single-county without naming it. Workers, sweeps and migrations ask for every co
 (`all_counties(reason)`).
 
 Statements not covered by (1): `text()` SQL, and Core statements on a `Table` rather than a mapped
-class (none in the domain); the subquery of `insert().from_select()`. PostgreSQL's policies cover
+class, also when loaded as entities (`from_statement`: the webhook's find-or-insert of a resident);
+the subquery of `insert().from_select()`. PostgreSQL's policies cover
 them; on SQLite there is one county.
 """
 from __future__ import annotations
@@ -222,6 +223,10 @@ def _begin_in_scope(session: Session, _transaction, connection) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _add_tenant_criteria(state) -> None:
     if state.is_column_load or not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_from_statement:
+        # Its SQL is given (a Core statement loaded as entities): loader criteria cannot change it,
+        # only cost a copy whose cache key is computed afresh. Loads from its rows pass here again.
         return
     scope = of(state.session)
     if scope.every_county or not _criteria_enabled.get():

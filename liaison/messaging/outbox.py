@@ -42,21 +42,30 @@ def add(session: Session, kind: str, dedup_key: str, payload: dict[str, Any], *,
         existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
         if existing is not None:
             return None
-    now = utcnow()
     row = OutboxMessage(kind=kind, dedup_key=dedup_key, payload=payload, case_id=case_id,
-                        resident_id=resident_id, next_attempt_at=not_before or now,
-                        status=lifecycle.PENDING)
-    if not_before is None:
-        # Handed to the queue right after this commit (the after-commit hook): marked so in the same
-        # insert, which keeps a second transaction out of every request. Should that hand-over fail,
-        # the hook puts the row back to pending, or at worst the relay takes it after the lease.
-        row.status, row.lease_until = lifecycle.ENQUEUED, now + ENQUEUE_LEASE  # an INITIAL status
+                        resident_id=resident_id, **initial_state(utcnow(), not_before))
     session.add(row)
     if not new_key:
         session.flush()
     if not_before is None:
         session.info.setdefault("outbox_fresh_rows", []).append(row)
     return row
+
+
+def initial_state(now: datetime, not_before: datetime | None = None) -> dict[str, Any]:
+    """The queue columns of a new row (`add`, and statements that insert rows themselves)."""
+    if not_before is not None:
+        return {"status": lifecycle.PENDING, "next_attempt_at": not_before, "lease_until": None}
+    # Handed to the queue right after this commit (the after-commit hook): marked so in the same
+    # insert, which keeps a second transaction out of every request. Should that hand-over fail,
+    # the hook puts the row back to pending, or at worst the relay takes it after the lease.
+    return {"status": lifecycle.ENQUEUED, "next_attempt_at": now, "lease_until": now + ENQUEUE_LEASE}
+
+
+def inserted_fresh(session: Session, ids: Iterable[int]) -> None:
+    """Rows a statement inserted with `initial_state(now)` (no not_before): hand them to the queue
+    after this commit, like the rows `add` writes."""
+    session.info.setdefault("outbox_fresh_ids", []).extend(ids)
 
 
 def relay_due(session: Session, enqueue: Callable[[int, int], None], *, now: datetime | None = None,
@@ -84,8 +93,11 @@ def _due(now: datetime):
 
 def fresh_rows(session: Session) -> list[tuple[int, int]]:
     """(id, attempt) of the rows this session's transaction marked for the queue; forgets them."""
-    added = [(row.id, 0) for row in session.info.pop("outbox_fresh_rows", [])]
-    return added + session.info.pop("outbox_fresh", [])
+    added = [row.id for row in session.info.pop("outbox_fresh_rows", [])]
+    added += session.info.pop("outbox_fresh_ids", [])
+    # In the order they were written (ids are): a notice's pushes before what the transaction wrote
+    # after it, whichever way each row was inserted.
+    return [(outbox_id, 0) for outbox_id in sorted(added)] + session.info.pop("outbox_fresh", [])
 
 
 def back_to_pending(session: Session, ids: Iterable[int]) -> None:
