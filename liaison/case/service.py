@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, insert, literal_column, select, text, update
+from sqlalchemy import ColumnClause, ColumnElement, String, bindparam, inspect, insert, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 
 from classifiers import get_classifier, route, signature, similarity, similarity_threshold
 from liaison.case import lifecycle, notices, rules, timers
@@ -252,7 +252,7 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
     """Work landed on a handler (代表接单/部门办单 start here): tell them at once, in the mini-program
     and by a push, instead of leaving it to the digest or the acceptance-overdue reminder."""
     fresh = entry.id is None  # written by this transaction: a key naming it cannot exist yet
-    if fresh:
+    if fresh and not _insert_new_case(session, case):
         session.flush()  # the entry's id keys the notice
     detail = entry.detail or {}
     text = HANDOVER_NOTICES[entry.action].format(
@@ -262,6 +262,116 @@ def _tell_handler(session: Session, case: Case, entry: CaseEvent) -> None:
         reason=detail.get("reason") or "")
     notices.notify_handler(session, case, "new_work", text, key=f"new_work:{case.id}:{entry.id}",
                            new_key=fresh)
+
+
+def _insert_new_case(session: Session, case: Case) -> bool:
+    """Write a case being opened and its first timeline entries with one statement (PostgreSQL), so
+    the handler's notice has their ids without a flush: WITH c AS (INSERT INTO cases … RETURNING),
+    e1 AS (INSERT INTO case_events … SELECT … FROM c RETURNING), e2 AS (… FROM e1 …) SELECT the ids.
+    Each entry's INSERT reads the one before it, so the entries' ids follow the timeline's order.
+    The rows then join the session as persistent objects, as a flush would have left them (the same
+    Python objects, every column loaded). False (nothing done: the caller flushes) where the ORM must
+    write them: not PostgreSQL, city staff's scope, a case already written, or a parent not yet in
+    the database."""
+    if session.get_bind().dialect.name != "postgresql" or tenant.of(session).city_id is not None:
+        return False
+    state = inspect(case)
+    if not state.pending:
+        return False
+    for key in ("resident", "deputy", "department", "grid"):
+        parent = state.dict.get(key)
+        if parent is not None and inspect(parent).key is None:  # a parent the flush would write first
+            return False
+    if case.resident_id is None and case.resident is not None:
+        case.resident_id = case.resident.id
+    entries = [obj for obj in session.new if isinstance(obj, CaseEvent) and obj.case is case]
+    number = state.dict.get("number")
+    if case.resident_id is None or not entries or not isinstance(number, (str, ColumnClause)):
+        return False
+    entries = _in_added_order(entries)
+    case.county_id = tenant.county_for_new(session, case)
+    values = _insert_values(case)
+    number = values.pop("number")
+    params = {f"c_{name}": value for name, value in values.items()}
+    rows = []
+    for position, entry in enumerate(entries):
+        entry.county_id = tenant.county_for_new(session, entry)
+        row = _insert_values(entry)
+        row.pop("case_id", None)
+        rows.append(tuple(row))
+        params.update({f"e{position}_{name}": value for name, value in row.items()})
+    expression = number.name if isinstance(number, ColumnClause) else None  # next_case_number's SQL
+    if expression is None:
+        params["c_number"] = number
+    statement = _new_case_statement(tuple(values), expression, tuple(rows))
+    case_id, number, county_id, *entry_ids = session.execute(statement, params).one()
+    _attach(session, case, id=case_id, number=number, county_id=county_id)
+    for entry, entry_id in zip(entries, entry_ids):
+        _attach(session, entry, id=entry_id, case_id=case_id)
+    return True
+
+
+@lru_cache(maxsize=32)
+def _new_case_statement(case_columns: tuple[str, ...], number: str | None,
+                        entry_columns: tuple[tuple[str, ...], ...]):
+    """The statement of `_insert_new_case` for one shape of case and entries, built once: the case's
+    values are the parameters `c_<column>` (its number the SQL `number` when given), entry n's
+    `e<n>_<column>`."""
+    cases, events = Case.__table__, CaseEvent.__table__
+    values = {name: bindparam(f"c_{name}", type_=cases.c[name].type) for name in case_columns}
+    values["number"] = literal_column(number, String) if number is not None else bindparam(
+        "c_number", type_=cases.c.number.type)
+    written = insert(cases).values(values).returning(cases.c.id, cases.c.number, cases.c.county_id).cte("c")
+    previous, joined, ids = written, written, []
+    for position, columns in enumerate(entry_columns):
+        # Each entry's row is selected from the one before it: written after it, so its id is larger.
+        source = select(previous.c.id if previous is written else previous.c.case_id,
+                        *[bindparam(f"e{position}_{name}", type_=events.c[name].type) for name in columns])
+        previous = insert(events).from_select(["case_id", *columns], source).returning(
+            events.c.id, events.c.case_id).cte(f"e{position}")
+        joined = joined.join(previous, previous.c.case_id == written.c.id)
+        ids.append(previous.c.id)
+    return select(written.c.id, written.c.number, written.c.county_id, *ids).select_from(joined)
+
+
+def _in_added_order(objects: list) -> list:
+    """`objects` in the order they were added to the session (the order a flush inserts them)."""
+    return sorted(objects, key=lambda obj: inspect(obj).insert_order)
+
+
+def _insert_values(obj) -> dict[str, Any]:
+    """The column values an ORM INSERT of the pending `obj` would send, its Python-side column
+    defaults applied (and kept on the object); the primary key and unset server-side defaults are
+    left to the database."""
+    state = inspect(obj)
+    values: dict[str, Any] = {}
+    for prop in state.mapper.column_attrs:
+        column = prop.columns[0]
+        if column.primary_key:
+            continue
+        value = state.dict.get(prop.key, _MISSING)
+        if value is _MISSING or value is None:  # as the ORM: a None leaves the column to its default
+            if column.default is not None:
+                value = column.default.arg(None) if column.default.is_callable else column.default.arg
+                state.dict[prop.key] = value
+            elif column.server_default is not None:
+                continue
+            else:
+                value = None
+        values[column.key] = value
+    return values
+
+
+_MISSING = object()
+
+
+def _attach(session: Session, obj, **written: Any) -> None:
+    """Make the pending `obj`, just written by a statement, persistent as a flush leaves it: the
+    columns the database gave (`written`) set, every attribute loaded, no history."""
+    session.expunge(obj)
+    inspect(obj).dict.update(written)  # committed values, as a load sets them: no change events
+    make_transient_to_detached(obj)
+    session.add(obj)
 
 
 def _route(session: Session, case: Case, text: str) -> None:

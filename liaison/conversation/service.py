@@ -206,7 +206,7 @@ def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
                              ) -> tuple[Resident, bool] | None:
     """The resident of `incoming.openid` in one round trip: the existing row, else a new one inserted
     with what this delivery sets on it (`_touch` on a transient resident), loaded as a persistent
-    object either way (the later `_touch` of `_dispatch` sets the same values: no UPDATE).
+    object either way (`_dispatch` does not touch a new one again: nothing left for a flush).
 
     None when neither part returned a row (not expected: the INSERT runs exactly when nothing was
     found); the caller's plain lookup follows. The lookup names the scope's counties itself (the
@@ -283,7 +283,8 @@ def _learn_unionid(session: Session, resident: Resident) -> None:
 
 def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_window: timedelta,
               now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
-    _touch(resident, incoming, now)
+    if not (is_new and resident.id is not None):  # a new row with an id was inserted touched
+        _touch(resident, incoming, now)
     if not is_new and (incoming.msg_type != "event" or (incoming.event or "").lower() in WINDOW_EVENTS):
         _window_opened(session, resident, now)
     if resident.id is None:

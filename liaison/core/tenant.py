@@ -303,20 +303,26 @@ def _parent_county(session: Session, obj) -> int | None:
     return None
 
 
+def county_for_new(session: Session, obj) -> int:
+    """The county a new county-owned row `obj` is written in: its own, else (several counties
+    visible: a worker, city staff) its parent's, else the scope's write county; checked against the
+    scope. What `_fill_county` gives every new row before a flush, for a row a statement writes."""
+    scope = of(session)
+    county_id = obj.county_id
+    if county_id is None and scope.county_ids != frozenset({scope.write_county}):
+        # Several counties are visible (a worker, city staff): the row belongs where its parent is.
+        county_id = _parent_county(session, obj)
+    if county_id is None:
+        county_id = scope.write_county
+    if county_id is None:
+        raise TenantScopeError(f"a new {type(obj).__name__} has no county (scope: {scope.reason or scope.key})")
+    if not scope.allows(county_id):
+        raise TenantScopeError(f"a new {type(obj).__name__} of county {county_id} is outside the scope")
+    return county_id
+
+
 @event.listens_for(Session, "before_flush")
 def _fill_county(session: Session, _context, _instances) -> None:
-    scope = of(session)
     for obj in session.new:
-        if not isinstance(obj, TenantOwned):
-            continue
-        county_id = obj.county_id
-        if county_id is None and scope.county_ids != frozenset({scope.write_county}):
-            # Several counties are visible (a worker, city staff): the row belongs where its parent is.
-            county_id = _parent_county(session, obj)
-        if county_id is None:
-            county_id = scope.write_county
-        if county_id is None:
-            raise TenantScopeError(f"a new {type(obj).__name__} has no county (scope: {scope.reason or scope.key})")
-        if not scope.allows(county_id):
-            raise TenantScopeError(f"a new {type(obj).__name__} of county {county_id} is outside the scope")
-        obj.county_id = county_id
+        if isinstance(obj, TenantOwned):
+            obj.county_id = county_for_new(session, obj)
