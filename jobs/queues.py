@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
 QUEUE_NAMES = (URGENT, DEFAULT, BULK)
+# What one outbox row's delivery may take (RQ's default job timeout): a job of several rows gets it per row.
+ROW_TIMEOUT = Queue.DEFAULT_TIMEOUT
 
 
 class RQJobQueue:
@@ -37,11 +39,22 @@ class RQJobQueue:
         self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
 
     def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
-        """Several outbox rows in one Redis round trip (e.g. one notice to each follower of a case)."""
-        self.queues[URGENT].enqueue_many([
-            Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,), job_id=f"outbox-{outbox_id}-{attempt}",
-                               result_ttl=3600, failure_ttl=7 * 24 * 3600)
-            for outbox_id, attempt in rows])
+        """The outbox rows of one transaction (a case's notices, a notice's pushes) in one Redis round
+        trip and one job: a single row is `enqueue_outbox`'s job; several are one `deliver_outbox_rows`
+        job, which delivers each row in turn (one failing row does not stop the others; each row's
+        claim makes a repeat harmless), with a timeout of `ROW_TIMEOUT` per row."""
+        if len(rows) == 1:
+            (outbox_id, attempt), = rows
+            job = Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,),
+                                     job_id=f"outbox-{outbox_id}-{attempt}", result_ttl=3600,
+                                     failure_ttl=7 * 24 * 3600)
+        else:
+            (first_id, first_attempt), ids = rows[0], [outbox_id for outbox_id, _ in rows]
+            job = Queue.prepare_data("jobs.tasks.deliver_outbox_rows", (ids,),
+                                     job_id=f"outbox-{first_id}-{first_attempt}-rows-{len(rows)}",
+                                     timeout=ROW_TIMEOUT * len(rows), result_ttl=3600,
+                                     failure_ttl=7 * 24 * 3600)
+        self.queues[URGENT].enqueue_many([job])
 
 
 class LocalJobQueue:

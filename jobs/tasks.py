@@ -5,6 +5,8 @@ queue; either way `liaison.runtime` is already configured for the process.
 """
 from __future__ import annotations
 
+import logging
+
 from jobs.broadcast_tasks import resume_broadcasts
 from jobs.interop_tasks import handoff_sweep
 from jobs.media_tasks import media_sweep
@@ -12,11 +14,35 @@ from liaison.messaging import delivery
 from liaison.messaging.models import OutboxMessage
 from liaison.tenancy.service import in_row_county, per_county
 
+log = logging.getLogger(__name__)
+
 
 @in_row_county(OutboxMessage)
 def deliver_outbox(outbox_id: int) -> str:
     """Send one outbox message (idempotent: a duplicate or retried job does nothing)."""
     return delivery.deliver(outbox_id)
+
+
+class RowsFailed(Exception):
+    """Some rows of a `deliver_outbox_rows` job failed (the others were delivered)."""
+
+
+def deliver_outbox_rows(outbox_ids: list[int]) -> dict[int, str]:
+    """The outbox rows one transaction wrote, in one job: each delivered as `deliver_outbox` would
+    (its own county, its own session and claim), in order. A row that fails is logged and left to
+    the outbox's retry state, and the next row goes on; the job then fails naming the failed rows'
+    ids, so a retry of it redoes only those (the others' claims make them "skipped")."""
+    results: dict[int, str] = {}
+    failed: list[int] = []
+    for outbox_id in outbox_ids:
+        try:
+            results[outbox_id] = deliver_outbox(outbox_id)
+        except Exception:  # noqa: BLE001 - one row's fault must not hold back the others
+            log.exception("outbox row %s failed; the job goes on with the next row", outbox_id)
+            failed.append(outbox_id)
+    if failed:
+        raise RowsFailed(f"outbox rows {failed} failed (of {len(outbox_ids)})")
+    return results
 
 
 @per_county  # a county's deadlines, staff and deputies are its own
