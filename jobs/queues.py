@@ -38,11 +38,18 @@ class RQJobQueue:
     def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
         self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
 
-    def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
+    def enqueue_outbox_many(self, rows: list[tuple[int, int]], also: list[tuple] = ()) -> None:
         """The outbox rows of one transaction (a case's notices, a notice's pushes) in one Redis round
         trip and one job: a single row is `enqueue_outbox`'s job; several are one `deliver_outbox_rows`
         job, which delivers each row in turn (one failing row does not stop the others; each row's
-        claim makes a repeat harmless), with a timeout of `ROW_TIMEOUT` per row."""
+        claim makes a repeat harmless), with a timeout of `ROW_TIMEOUT` per row. `also`: Redis commands
+        of the transaction sent in the same round trip (its rate-limit counts, `ratelimit.count_new`)."""
+        pipe = self.redis.pipeline()
+        for command in also:
+            pipe.execute_command(*command)
+        if not rows:
+            pipe.execute()
+            return
         if len(rows) == 1:
             (outbox_id, attempt), = rows
             job = Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,),
@@ -54,7 +61,8 @@ class RQJobQueue:
                                      job_id=f"outbox-{first_id}-{first_attempt}-rows-{len(rows)}",
                                      timeout=ROW_TIMEOUT * len(rows), result_ttl=3600,
                                      failure_ttl=7 * 24 * 3600)
-        self.queues[URGENT].enqueue_many([job])
+        self.queues[URGENT].enqueue_many([job], pipeline=pipe)
+        pipe.execute()
 
 
 class LocalJobQueue:
@@ -84,7 +92,10 @@ class LocalJobQueue:
     def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
         self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id)
 
-    def enqueue_outbox_many(self, rows: list[tuple[int, int]]) -> None:
+    def enqueue_outbox_many(self, rows: list[tuple[int, int]], also: list[tuple] = ()) -> None:
+        from liaison.core import ratelimit
+
+        ratelimit.send_pending(list(also))
         for outbox_id, attempt in rows:
             self.enqueue_outbox(outbox_id, attempt)
 
@@ -99,17 +110,18 @@ _current = None
 def install(settings: Settings, redis_client=None):
     """Create this process's queue and make every committed outbox row go to it at once."""
     global _current
-    from liaison.core import db, tenant
+    from liaison.core import db, ratelimit, tenant
     from liaison.messaging import outbox
 
     _current = RQJobQueue(redis_client) if redis_client is not None else LocalJobQueue()
 
     def kick(session) -> None:
         fresh = outbox.fresh_rows(session)
-        if not fresh:
+        counts = ratelimit.take_pending(session.info)
+        if not fresh and not counts:
             return
         try:
-            _current.enqueue_outbox_many(fresh)
+            _current.enqueue_outbox_many(fresh, counts)
         except Exception as error:  # Redis down: the scheduler's relay sweep hands them over later
             if isinstance(error, REDIS_ERRORS):  # expected in an outage: one line, not a traceback
                 log.warning("could not enqueue %d outbox row(s) now (%s); the relay sweep will",
@@ -117,12 +129,16 @@ def install(settings: Settings, redis_client=None):
             else:
                 log.warning("could not enqueue outbox rows now; the relay sweep will", exc_info=True)
             # Rows whose job did get in are harmless to hand back: the job claims before sending.
+            # (The rate-limit counts sent with them are lost, as with a storage outage in `hit`.)
+            if not fresh:
+                return
             with tenant.use(tenant.all_counties("hand outbox rows back to the relay")), \
                     db.session_scope() as relay_session:
                 outbox.back_to_pending(relay_session, [i for i, _ in fresh])
 
     db.clear_after_commit_hooks()
     db.on_after_commit(kick)
+    ratelimit.send_counts_after_commit()  # `kick` sends them with the transaction's jobs
     db.on_after_commit(_kick_media)
     return _current
 

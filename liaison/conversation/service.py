@@ -551,7 +551,9 @@ def _on_new_matter(turn: Turn, intent: Intent):
         cases.follow_case(session, duplicate, resident, text, new_resident=turn.is_new)
         return say("duplicate_followed", number=duplicate.number,
                    handler=cases.handler_sentence(duplicate)), duplicate
-    if not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):
+    if turn.is_new:  # created by this delivery: no case counted yet, so none over the limit
+        ratelimit.count_new(session.info, ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id))
+    elif not ratelimit.hit(ratelimit.CASES_PER_RESIDENT, "resident", str(resident.id)):
         return _over_case_limit(session, resident, actor, text)
     case = cases.open_case(session, resident, text, now=now)
     previous = (intent.data or {}).get("previous")

@@ -96,6 +96,16 @@ class Limits:
             log.warning("rate limit storage unavailable; %s not counted", rule)
         return True
 
+    def count_commands(self, rule: str, *identity: str) -> list[tuple]:
+        """`hit` as a Redis command for a caller that sends it in a pipeline of its own: `_HIT_ALL`
+        by EVAL (a pipeline cannot load a script first; Redis caches it by its digest)."""
+        items = self.rules[rule]
+        keys = [self.storage.prefixed_key(item.key_for(rule, *identity)) for item in items]
+        args: list = [time.time()]
+        for item in items:
+            args += [item.amount, item.get_expiry()]
+        return [("EVAL", _HIT_ALL, len(keys), *keys, *args)]
+
 
 _current: Limits | None = None
 _lock = threading.Lock()
@@ -128,3 +138,48 @@ def hit(rule: str, *identity: str) -> bool:
     if limits is None or rule not in limits.rules:
         return True
     return limits.hit(rule, *identity)
+
+
+PENDING_KEY = "ratelimit_pending_counts"
+_after_commit = False  # whether this process's after-commit hand-over sends the pending counts
+
+
+def send_counts_after_commit(enabled: bool = True) -> None:
+    """Called by the after-commit hand-over that sends `take_pending`'s commands (`jobs.queues`)."""
+    global _after_commit
+    _after_commit = enabled
+
+
+def count_new(info: dict, rule: str, *identity: str) -> None:
+    """Count one action under `rule` for an identity created in the caller's transaction (a new
+    resident's first case): nothing can have been counted under it yet, so no limit is reached and
+    there is nothing to check. With Redis the count waits in `info` (the session's) for the
+    after-commit hand-over to the queue, where one is installed (`send_counts_after_commit`), which
+    sends it with the transaction's jobs in one round trip (`take_pending`); elsewhere it is counted
+    at once. A count the hand-over cannot send is lost, as with a storage outage in `hit`."""
+    limits = _current
+    if limits is None or rule not in limits.rules:
+        return
+    if limits._hit_all is None or not _after_commit:
+        limits.hit(rule, *identity)
+        return
+    info.setdefault(PENDING_KEY, []).extend(limits.count_commands(rule, *identity))
+
+
+def take_pending(info: dict) -> list[tuple]:
+    """The Redis commands of the counts `count_new` left in `info`; forgets them."""
+    return info.pop(PENDING_KEY, [])
+
+
+def send_pending(commands: list[tuple]) -> None:
+    """Send `take_pending`'s commands on the limits' own connection (one round trip)."""
+    limits = _current
+    if not commands or limits is None or limits._hit_all is None:
+        return
+    try:
+        pipe = limits.storage.get_connection().pipeline()
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - storage down: not counted (see module docstring)
+        log.warning("rate limit storage unavailable; %d count command(s) not sent", len(commands))
