@@ -3,7 +3,6 @@
 loaded, the entries' ids in the timeline's order, later changes written as UPDATEs."""
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
@@ -11,15 +10,7 @@ from liaison.case import service as cases
 from liaison.case.models import Case, CaseEvent
 from liaison.core import db
 from liaison.people.models import Resident
-
-
-@pytest.fixture
-def resident(demo_db):
-    with db.session_scope() as session:
-        person = Resident(oa_openid="o_open_statement")
-        session.add(person)
-        session.flush()
-        return person.id
+from tests.domain.test_cases import resident  # noqa: F401 - the fixture: one resident's id
 
 
 def _columns(obj) -> dict:
