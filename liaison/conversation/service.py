@@ -253,16 +253,21 @@ def _resident_upsert(columns: tuple[str, ...], scoped: bool):
     return select(Resident, both.selected_columns.is_new).from_statement(both)
 
 
+def _opens_window(incoming: Incoming) -> bool:
+    """Whether the delivery opens a customer-service window: any message, and the events of
+    `WINDOW_EVENTS`."""
+    return incoming.msg_type != "event" or (incoming.event or "").lower() in WINDOW_EVENTS
+
+
 def _touch(resident: Resident, incoming: Incoming, now: datetime) -> None:
     """What every delivery sets on its resident: when they last wrote or acted, and the customer-
     service window the action opened (`channels.open_window`)."""
     if incoming.msg_type == "event":
         resident.last_event_at = now
-        if (incoming.event or "").lower() in WINDOW_EVENTS:
-            channels.open_window(resident, "event", now)
-        return
-    resident.last_message_at = now
-    channels.open_window(resident, "message", now)
+    else:
+        resident.last_message_at = now
+    if _opens_window(incoming):
+        channels.open_window(resident, "event" if incoming.msg_type == "event" else "message", now)
 
 
 def _unionid_request(resident: Resident) -> tuple[str, str, dict]:
@@ -285,7 +290,7 @@ def _dispatch(session: Session, resident: Resident, incoming: Incoming, join_win
               now: datetime, is_new: bool, said: list[str]) -> tuple[str | None, Case | None]:
     if not (is_new and resident.id is not None):  # a new row with an id was inserted touched
         _touch(resident, incoming, now)
-    if not is_new and (incoming.msg_type != "event" or (incoming.event or "").lower() in WINDOW_EVENTS):
+    if not is_new and _opens_window(incoming):
         _window_opened(session, resident, now)
     if resident.id is None:
         session.flush()  # its id: rate-limit keys, outbox keys and timeline actors below name the resident
