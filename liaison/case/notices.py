@@ -66,7 +66,7 @@ def _in_one_statement(session: Session, case: Case | None) -> bool:
     in the database (its id and county known) on PostgreSQL, in a scope of whole counties (city
     staff's rules are the ORM's criteria)."""
     return (case is not None and case.id is not None and case.county_id is not None
-            and tenant.of(session).city_id is None and session.get_bind().dialect.name == "postgresql")
+            and tenant.writes_by_statement(session))
 
 
 def _notify_in_one_statement(session: Session, case: Case, key: str, text: str, kind: str,

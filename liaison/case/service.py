@@ -273,7 +273,7 @@ def _insert_new_case(session: Session, case: Case) -> bool:
     Python objects, every column loaded). False (nothing done: the caller flushes) where the ORM must
     write them: not PostgreSQL, city staff's scope, a case already written, or a parent not yet in
     the database."""
-    if session.get_bind().dialect.name != "postgresql" or tenant.of(session).city_id is not None:
+    if not tenant.writes_by_statement(session):
         return False
     state = inspect(case)
     if not state.pending:

@@ -303,6 +303,13 @@ def _parent_county(session: Session, obj) -> int | None:
     return None
 
 
+def writes_by_statement(session: Session) -> bool:
+    """Whether a Core statement may write county-owned rows in place of the ORM's flush: on
+    PostgreSQL (its policies check the county), in a scope of whole counties (city staff's rules are
+    the ORM's criteria, which a given statement does not get)."""
+    return of(session).city_id is None and session.get_bind().dialect.name == "postgresql"
+
+
 def county_for_new(session: Session, obj) -> int:
     """The county a new county-owned row `obj` is written in: its own, else (several counties
     visible: a worker, city staff) its parent's, else the scope's write county; checked against the
