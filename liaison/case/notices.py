@@ -86,7 +86,8 @@ def _notify_in_one_statement(session: Session, case: Case, key: str, text: str, 
     if owner != "account" and not scope.every_county:  # the domain's criteria on the accounts lookup
         params["county_ids"] = sorted(scope.county_ids)
     statement = _notice_statement(owner, scoped=owner != "account" and not scope.every_county)
-    outbox.inserted_fresh(session, session.execute(statement, params).scalars().all())
+    # On the session's connection: a Core statement needs none of the ORM's execution (events, criteria).
+    outbox.inserted_fresh(session, session.connection().execute(statement, params).scalars().all())
 
 
 @lru_cache(maxsize=8)

@@ -304,7 +304,8 @@ def _insert_new_case(session: Session, case: Case) -> bool:
     if expression is None:
         params["c_number"] = number
     statement = _new_case_statement(tuple(values), expression, tuple(rows))
-    case_id, number, county_id, *entry_ids = session.execute(statement, params).one()
+    # On the session's connection: a Core statement needs none of the ORM's execution (events, criteria).
+    case_id, number, county_id, *entry_ids = session.connection().execute(statement, params).one()
     _attach(session, case, id=case_id, number=number, county_id=county_id)
     for entry, entry_id in zip(entries, entry_ids):
         _attach(session, entry, id=entry_id, case_id=case_id)

@@ -134,7 +134,7 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
         "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
         "county_id": resident.county_id}
     if ask is None:
-        session.execute(insert(InboundMessage.__table__), record)
+        session.connection().execute(_record_insert(), record)  # Core: none of the ORM's execution
         return reply
     # The record and the unionid request in one statement (the record a CTE of the outbox INSERT).
     kind, key, payload = ask
@@ -142,8 +142,15 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
               "o_kind": kind, "o_dedup_key": key, "o_payload": payload, "o_created_at": now,
               "o_county_id": resident.county_id,
               **{f"o_{name}": value for name, value in outbox.initial_state(now).items()}}
-    outbox.inserted_fresh(session, session.execute(_record_with_request(), params).scalars().all())
+    outbox.inserted_fresh(session, session.connection().execute(_record_with_request(), params).scalars().all())
     return reply
+
+
+@lru_cache(maxsize=1)
+def _record_insert():
+    """INSERT INTO inbound_messages …, built once (a statement built per message has its cache key
+    computed afresh)."""
+    return insert(InboundMessage.__table__)
 
 
 @lru_cache(maxsize=1)
