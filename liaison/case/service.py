@@ -21,7 +21,7 @@ from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
 from liaison.core import tenant
 from liaison.core.clock import utcnow
-from liaison.core.db import get_engine
+from liaison.core.db import autoflush, fetch, get_engine
 from liaison.core.errors import NOT_FOUND, DomainError
 from liaison.core.types import Actor, new_public_id
 from liaison.core.workcalendar import add_working_days
@@ -495,21 +495,44 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
     mine = signature(text)
     if not mine:
         return None
-    query = select(Case).where(
-        Case.grid_id == grid_id, Case.status.in_(lifecycle.OPEN_STATUSES),
-        Case.created_at >= now - DUPLICATE_WINDOW)
-    if session.get_bind().dialect.name == "postgresql":
-        # GIN-indexed overlap: only cases sharing a keyword are candidates.
-        query = query.where(Case.signature.op("&&")(array(sorted(mine), type_=String(64))))
-    candidates = session.scalars(query.order_by(Case.created_at.desc()).limit(50)).all()
-    best, best_score = None, 0.0
-    for candidate in candidates:
-        if exclude_resident_id is not None and candidate.resident_id == exclude_resident_id:
+    # Only what the comparison needs, on the session's connection (the candidates are up to 50 rows:
+    # loading them as cases cost more than the statement); the chosen case is then fetched by id.
+    autoflush(session)  # as the ORM's query would: a case of this transaction not yet written is one
+    scope = tenant.of(session)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    params = {"grid_id": grid_id, "since": now - DUPLICATE_WINDOW}
+    if postgresql:
+        params["signature"] = sorted(mine)
+    if not scope.every_county:  # the domain's county criteria, which a given statement does not get
+        params["county_ids"] = sorted(scope.county_ids)
+    candidates = session.connection().execute(
+        _duplicate_candidates(postgresql, scoped=not scope.every_county), params).all()
+    best_id, best_score = None, 0.0
+    for candidate_id, resident_id, candidate_signature in candidates:
+        if exclude_resident_id is not None and resident_id == exclude_resident_id:
             continue
-        score = similarity(mine, frozenset(candidate.signature or []))
+        score = similarity(mine, frozenset(candidate_signature or []))
         if score > best_score:
-            best, best_score = candidate, score
-    return best if best is not None and best_score >= similarity_threshold() else None
+            best_id, best_score = candidate_id, score
+    if best_id is None or best_score < similarity_threshold():
+        return None
+    return fetch(session, Case, best_id)
+
+
+@lru_cache(maxsize=4)
+def _duplicate_candidates(postgresql: bool, scoped: bool):
+    """`find_duplicate`'s candidates (id, resident, signature): the open cases of a grid opened since
+    `since`, newest first, at most 50; on PostgreSQL only those sharing a keyword (GIN-indexed
+    overlap); in the scope's counties when `scoped`. Built once per kind."""
+    cases = Case.__table__
+    query = select(cases.c.id, cases.c.resident_id, cases.c.signature).where(
+        cases.c.grid_id == bindparam("grid_id"), cases.c.status.in_(lifecycle.OPEN_STATUSES),
+        cases.c.created_at >= bindparam("since", type_=cases.c.created_at.type))
+    if postgresql:
+        query = query.where(cases.c.signature.op("&&")(bindparam("signature", type_=cases.c.signature.type)))
+    if scoped:
+        query = query.where(cases.c.county_id.in_(bindparam("county_ids", expanding=True)))
+    return query.order_by(cases.c.created_at.desc()).limit(50)
 
 
 def follow_case(session: Session, case: Case, resident: Resident, text: str, *,

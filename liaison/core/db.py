@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.base import instance_state
+from sqlalchemy import bindparam, inspect, select
 
 from liaison.core import tenant  # noqa: F401  (installs the tenant scope on every session)
 
@@ -98,6 +101,64 @@ def _ping_if_idle(engine: Engine) -> None:
         if not alive:
             raise exc.DisconnectionError()
         record.info["liaison.used_at"] = time.monotonic()
+
+
+def adopt(session: Session, cls: type, values: dict):
+    """The persistent `cls` object of a row a Core statement of this transaction read or wrote
+    (`values`: every mapped column's value by key, as the statement returned them): the session's own
+    object when it holds that row already, else a new one, as a load leaves it (every column
+    loaded, no history; relationships load lazily). Cheaper than loading the row through the ORM,
+    which a hot path pays for each statement; the tenant criteria do not apply, so the statement
+    must name its counties itself."""
+    mapper = inspect(cls)
+    key = mapper.identity_key_from_primary_key([values[column.key] for column in mapper.primary_key])
+    existing = session.identity_map.get(key)
+    if existing is not None:
+        return existing
+    obj = mapper.class_manager.new_instance()  # no __init__: no Python defaults over the row's values
+    instance_state(obj).dict.update(values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def fetch(session: Session, cls: type, row_id):
+    """`session.get(cls, row_id)` for a hot path: the session's own object if it holds the row, else
+    one Core SELECT on the session's connection, adopted (`adopt`) instead of loaded by the ORM.
+    The row must be in the session's counties (checked in the statement when `cls` is county-owned
+    and the scope is not every county); None when there is no such row."""
+    mapper = inspect(cls)
+    held = session.identity_map.get(mapper.identity_key_from_primary_key([row_id]))
+    if held is not None:
+        return held
+    scope = tenant.of(session)
+    scoped = "county_id" in mapper.columns and not scope.every_county
+    params = {"row_id": row_id}
+    if scoped:
+        params["county_ids"] = sorted(scope.county_ids)
+    row = session.connection().execute(_by_id(cls, scoped), params).first()
+    if row is None:
+        return None
+    return adopt(session, cls, dict(zip([column.key for column in mapper.local_table.columns], row)))
+
+
+@lru_cache(maxsize=64)
+def _by_id(cls: type, scoped: bool):
+    """SELECT <every column> FROM <cls's table> WHERE id = :row_id [AND county_id IN :county_ids]."""
+    table = inspect(cls).local_table
+    (key,) = table.primary_key.columns
+    query = select(table).where(key == bindparam("row_id"))
+    if scoped:
+        query = query.where(table.c.county_id.in_(bindparam("county_ids", expanding=True)))
+    return query
+
+
+def autoflush(session: Session) -> None:
+    """What the ORM's autoflush does before a query, for a Core statement run on the session's
+    connection that reads rows the session may hold unwritten: flush them, unless autoflush is off
+    (`session.no_autoflush`) or nothing is pending."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
 
 
 def is_unavailable(error: BaseException) -> bool:
