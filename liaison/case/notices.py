@@ -15,7 +15,7 @@ from sqlalchemy import Integer, String, bindparam, cast, func, insert, literal, 
 from sqlalchemy.orm import Session
 
 from liaison.case.models import Case, Notice
-from liaison.core import tenant
+from liaison.core import db, tenant
 from liaison.core.clock import utcnow
 from liaison.core.types import new_public_id
 from liaison.messaging import outbox
@@ -86,8 +86,8 @@ def _notify_in_one_statement(session: Session, case: Case, key: str, text: str, 
     if owner != "account" and not scope.every_county:  # the domain's criteria on the accounts lookup
         params["county_ids"] = sorted(scope.county_ids)
     statement = _notice_statement(owner, scoped=owner != "account" and not scope.every_county)
-    # On the session's connection: a Core statement needs none of the ORM's execution (events, criteria).
-    outbox.inserted_fresh(session, session.connection().execute(statement, params).scalars().all())
+    # Straight to the driver (`db.run`): a Core statement needs none of the ORM's execution.
+    outbox.inserted_fresh(session, [outbox_id for outbox_id, in db.run(session, statement, params)])
 
 
 @lru_cache(maxsize=8)
@@ -108,7 +108,7 @@ def _notice_statement(owner: str, scoped: bool):
         column = accounts.c.deputy_id if owner == "deputy" else accounts.c.department_id
         condition = (column == bindparam(f"{owner}_id", type_=Integer)) & accounts.c.active.is_(True)
         if scoped:
-            condition &= accounts.c.county_id.in_(bindparam("county_ids", expanding=True))
+            condition &= tenant.in_county_ids(accounts.c.county_id, postgresql=True)
         targets = select(accounts.c.id).where(condition).subquery("targets")
     queue_columns = ("status", "next_attempt_at", "lease_until")
     rows = select(

@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, String, bindparam, inspect, insert, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import (ColumnClause, ColumnElement, String, any_, bindparam, inspect, insert, literal, literal_column,
+                        select, text, update)
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 
@@ -21,7 +22,8 @@ from liaison.case.lifecycle import IllegalTransition, Status
 from liaison.case.models import Case, CaseCounter, CaseEvent, CaseFollower, Rating
 from liaison.core import tenant
 from liaison.core.clock import utcnow
-from liaison.core.db import autoflush, fetch, get_engine
+from liaison.core.db import autoflush, fetch, get_engine, insert_values
+from liaison.core.db import run as db_run
 from liaison.core.errors import NOT_FOUND, DomainError
 from liaison.core.types import Actor, new_public_id
 from liaison.core.workcalendar import add_working_days
@@ -290,13 +292,13 @@ def _insert_new_case(session: Session, case: Case) -> bool:
         return False
     entries = _in_added_order(entries)
     case.county_id = tenant.county_for_new(session, case)
-    values = _insert_values(case)
+    values = insert_values(case)
     number = values.pop("number")
     params = {f"c_{name}": value for name, value in values.items()}
     rows = []
     for position, entry in enumerate(entries):
         entry.county_id = tenant.county_for_new(session, entry)
-        row = _insert_values(entry)
+        row = insert_values(entry)
         row.pop("case_id", None)
         rows.append(tuple(row))
         params.update({f"e{position}_{name}": value for name, value in row.items()})
@@ -304,8 +306,8 @@ def _insert_new_case(session: Session, case: Case) -> bool:
     if expression is None:
         params["c_number"] = number
     statement = _new_case_statement(tuple(values), expression, tuple(rows))
-    # On the session's connection: a Core statement needs none of the ORM's execution (events, criteria).
-    case_id, number, county_id, *entry_ids = session.connection().execute(statement, params).one()
+    # Straight to the driver (`db.run`): a Core statement needs none of the ORM's execution.
+    (case_id, number, county_id, *entry_ids), = db_run(session, statement, params)
     _attach(session, case, id=case_id, number=number, county_id=county_id)
     for entry, entry_id in zip(entries, entry_ids):
         _attach(session, entry, id=entry_id, case_id=case_id)
@@ -338,32 +340,6 @@ def _new_case_statement(case_columns: tuple[str, ...], number: str | None,
 def _in_added_order(objects: list) -> list:
     """`objects` in the order they were added to the session (the order a flush inserts them)."""
     return sorted(objects, key=lambda obj: inspect(obj).insert_order)
-
-
-def _insert_values(obj) -> dict[str, Any]:
-    """The column values an ORM INSERT of the pending `obj` would send, its Python-side column
-    defaults applied (and kept on the object); the primary key and unset server-side defaults are
-    left to the database."""
-    state = inspect(obj)
-    values: dict[str, Any] = {}
-    for prop in state.mapper.column_attrs:
-        column = prop.columns[0]
-        if column.primary_key:
-            continue
-        value = state.dict.get(prop.key, _MISSING)
-        if value is _MISSING or value is None:  # as the ORM: a None leaves the column to its default
-            if column.default is not None:
-                value = column.default.arg(None) if column.default.is_callable else column.default.arg
-                state.dict[prop.key] = value
-            elif column.server_default is not None:
-                continue
-            else:
-                value = None
-        values[column.key] = value
-    return values
-
-
-_MISSING = object()
 
 
 def _attach(session: Session, obj, **written: Any) -> None:
@@ -505,8 +481,7 @@ def find_duplicate(session: Session, text: str, grid_id: int | None, *,
         params["signature"] = sorted(mine)
     if not scope.every_county:  # the domain's county criteria, which a given statement does not get
         params["county_ids"] = sorted(scope.county_ids)
-    candidates = session.connection().execute(
-        _duplicate_candidates(postgresql, scoped=not scope.every_county), params).all()
+    candidates = db_run(session, _duplicate_candidates(postgresql, scoped=not scope.every_county), params)
     best_id, best_score = None, 0.0
     for candidate_id, resident_id, candidate_signature in candidates:
         if exclude_resident_id is not None and resident_id == exclude_resident_id:
@@ -525,13 +500,16 @@ def _duplicate_candidates(postgresql: bool, scoped: bool):
     `since`, newest first, at most 50; on PostgreSQL only those sharing a keyword (GIN-indexed
     overlap); in the scope's counties when `scoped`. Built once per kind."""
     cases = Case.__table__
+    # The open statuses as one array literal on PostgreSQL: an IN list would be expanded per execution.
+    open_statuses = (cases.c.status == any_(literal(list(lifecycle.OPEN_STATUSES), ARRAY(String)))
+                     if postgresql else cases.c.status.in_(lifecycle.OPEN_STATUSES))
     query = select(cases.c.id, cases.c.resident_id, cases.c.signature).where(
-        cases.c.grid_id == bindparam("grid_id"), cases.c.status.in_(lifecycle.OPEN_STATUSES),
+        cases.c.grid_id == bindparam("grid_id"), open_statuses,
         cases.c.created_at >= bindparam("since", type_=cases.c.created_at.type))
     if postgresql:
         query = query.where(cases.c.signature.op("&&")(bindparam("signature", type_=cases.c.signature.type)))
     if scoped:
-        query = query.where(cases.c.county_id.in_(bindparam("county_ids", expanding=True)))
+        query = query.where(tenant.in_county_ids(cases.c.county_id, postgresql))
     return query.order_by(cases.c.created_at.desc()).limit(50)
 
 

@@ -134,7 +134,7 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
         "reply_text": reply, "intent": said[0] if said else None, "text": text or None,
         "county_id": resident.county_id}
     if ask is None:
-        session.connection().execute(_record_insert(), record)  # Core: none of the ORM's execution
+        db.run(session, _record_insert(), record)  # straight to the driver: none of the ORM's execution
         return reply
     # The record and the unionid request in one statement (the record a CTE of the outbox INSERT).
     kind, key, payload = ask
@@ -142,24 +142,28 @@ def handle(session: Session, incoming: Incoming, *, join_window: timedelta,
               "o_kind": kind, "o_dedup_key": key, "o_payload": payload, "o_created_at": now,
               "o_county_id": resident.county_id,
               **{f"o_{name}": value for name, value in outbox.initial_state(now).items()}}
-    outbox.inserted_fresh(session, session.connection().execute(_record_with_request(), params).scalars().all())
+    outbox.inserted_fresh(session, [outbox_id for outbox_id, in db.run(session, _record_with_request(), params)])
     return reply
 
 
 @lru_cache(maxsize=1)
 def _record_insert():
-    """INSERT INTO inbound_messages …, built once (a statement built per message has its cache key
-    computed afresh)."""
-    return insert(InboundMessage.__table__)
+    """INSERT INTO inbound_messages (the record's columns) VALUES (…), built once."""
+    records = InboundMessage.__table__
+    return insert(records).values({name: bindparam(name, type_=records.c[name].type) for name in RECORD_COLUMNS})
+
+
+# What `handle` writes of a delivery's record (the other columns are the database's).
+RECORD_COLUMNS = ("dedup_key", "msg_type", "received_at", "resident_id", "case_id", "reply_text", "intent", "text",
+                  "county_id")
 
 
 @lru_cache(maxsize=1)
 def _record_with_request():
     """WITH record AS (INSERT INTO inbound_messages …) INSERT INTO outbox … RETURNING id."""
     records, requests = InboundMessage.__table__, OutboxMessage.__table__
-    record = insert(records).values({name: bindparam(f"r_{name}", type_=records.c[name].type) for name in (
-        "dedup_key", "msg_type", "received_at", "resident_id", "case_id", "reply_text", "intent", "text",
-        "county_id")}).cte("record")
+    record = insert(records).values({name: bindparam(f"r_{name}", type_=records.c[name].type)
+                                     for name in RECORD_COLUMNS}).cte("record")
     values = {name: bindparam(f"o_{name}", type_=requests.c[name].type) for name in (
         "kind", "dedup_key", "payload", "created_at", "county_id", "status", "next_attempt_at", "lease_until")}
     return (insert(requests).values(attempts=literal(0), **values)
@@ -222,21 +226,20 @@ def _find_or_insert_resident(session: Session, incoming: Incoming, now: datetime
     """
     draft = Resident(oa_openid=incoming.openid, window_used=0)
     _touch(draft, incoming, now)
-    # What the draft says; the model's Python defaults (public id, created_at, …) come with the
-    # INSERT (`include_defaults`), the county from the column's server default.
-    values = {column.key: getattr(draft, column.key) for column in Resident.__table__.columns
-              if getattr(draft, column.key, None) is not None}
+    # What the draft says and the model's Python defaults (public id, created_at, …), as an ORM
+    # INSERT would send them; the county from the column's server default.
+    values = {key: value for key, value in db.insert_values(draft).items() if value is not None}
     scope = tenant.of(session)
     statement = _resident_upsert(tuple(values), scoped=not scope.every_county)
     params = {f"v_{key}": value for key, value in values.items()}
     if not scope.every_county:  # the domain's county criteria, which a given statement does not get
         params["county_ids"] = sorted(scope.county_ids)
-    # On the session's connection and adopted (`db.adopt`): the ORM's execute and load of one row
-    # cost more than the statement.
-    row = session.connection().execute(statement, params).first()
-    if row is None:
+    # Straight to the driver (`db.run`) and adopted (`db.adopt`): the ORM's execute and load of one
+    # row cost more than the statement.
+    rows = db.run(session, statement, params)
+    if not rows:
         return None
-    is_new, *columns = row
+    is_new, *columns = rows[0]
     return db.adopt(session, Resident, dict(zip(_RESIDENT_KEYS, columns))), bool(is_new)
 
 
@@ -248,7 +251,7 @@ def _resident_upsert(columns: tuple[str, ...], scoped: bool):
     table = Resident.__table__
     condition = table.c.oa_openid == bindparam("v_oa_openid")
     if scoped:
-        condition &= table.c.county_id.in_(bindparam("county_ids", expanding=True))
+        condition &= tenant.in_county_ids(table.c.county_id, postgresql=True)  # a PostgreSQL statement
     found = select(table).where(condition).cte("found")
     # No ON CONFLICT: the dialect's INSERT … ON CONFLICT is not cacheable (compiled per message).
     # A concurrent first delivery of the same resident makes this INSERT wait for its commit and

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
@@ -122,6 +122,106 @@ def adopt(session: Session, cls: type, values: dict):
     return obj
 
 
+def run(session: Session, statement, params: dict[str, Any]) -> list[tuple]:
+    """The rows of a Core `statement` built once (an lru-cached construct), executed in the
+    session's transaction: on PostgreSQL its SQL, compiled once, goes to the driver's cursor directly,
+    without SQLAlchemy's per-execution work (cache key, execution context, result metadata), which
+    costs the webhook more than the round trip. The types' bind and result processing is kept, so
+    are the engine's `before_cursor_execute` listeners and its error handling (a driver error
+    becomes SQLAlchemy's, a lost connection invalidates the pool, parameters stay hidden).
+
+    `params` must name every parameter of the statement: column defaults are not computed here
+    (give them, e.g. with `insert_values`). A statement that needs SQLAlchemy at execution (Python
+    column defaults, expanding parameters), and any statement elsewhere than PostgreSQL, is run by
+    `connection.execute`."""
+    connection = session.connection()
+    dialect = connection.dialect
+    plan = _plan(statement, dialect) if dialect.name == "postgresql" else None
+    if plan is None:
+        return [tuple(row) for row in connection.execute(statement, params)]
+    sql, required, defaults, binders, result_types = plan
+    if not required <= params.keys():
+        raise ValueError(f"db.run: parameters not given: {sorted(required - params.keys())}")
+    values = {**defaults, **params} if defaults else dict(params)
+    for name, process in binders:
+        value = values.get(name)
+        if value is not None:
+            values[name] = process(value)
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if connection._has_events or connection.engine._has_events:
+            connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
+        cursor.execute(sql, values)
+        rows = cursor.fetchall() if result_types else []
+        readers = _readers.get(sql) if result_types else None
+        if result_types and readers is None:  # the result's processors: known from the first result's types
+            found = [kind._cached_result_processor(dialect, column.type_code)
+                     for kind, column in zip(result_types, cursor.description)]
+            _readers[sql] = readers = tuple(found) if any(read is not None for read in found) else ()
+    except BaseException as error:  # as SQLAlchemy's own execution: wrapped, pool invalidated on a disconnect
+        connection._handle_dbapi_exception(error, sql, values, cursor, None)
+    finally:
+        cursor.close()
+    if readers:
+        rows = [tuple(value if read is None or value is None else read(value)
+                      for value, read in zip(row, readers)) for row in rows]
+    return rows
+
+
+_plans: dict[tuple[int, str], tuple] = {}
+_readers: dict[str, tuple] = {}  # a statement's SQL -> its result processors (() for none)
+
+
+def _plan(statement, dialect):
+    """What `run` needs of `statement` on `dialect`, compiled once: (SQL, the names of the required
+    parameters, literal parameters, bind processors, the result columns' types); None for a
+    statement `run` leaves to SQLAlchemy (Python column defaults, expanding parameters)."""
+    key = (id(statement), dialect.name)
+    entry = _plans.get(key)
+    if entry is None:
+        compiled = statement.compile(dialect=dialect)
+        binds = compiled.bind_names  # parameter -> its name in the SQL (anonymous ones included)
+        plan = None
+        if not (compiled.insert_prefetch or compiled.update_prefetch or compiled.escaped_bind_names
+                or any(bind.expanding for bind in binds)):
+            required = frozenset(name for bind, name in binds.items() if bind.required)
+            defaults = {name: bind.effective_value for bind, name in binds.items() if not bind.required}
+            binders = tuple((name, process) for bind, name in binds.items()
+                            if (process := bind.type._cached_bind_processor(dialect)) is not None)
+            plan = (compiled.string, required, defaults, binders,
+                    tuple(column.type for column in compiled._result_columns))
+        # Keyed by identity, so the statement is kept with its plan: its id is never reused. It is
+        # an lru-cached construct, built once per process, so the table stays small.
+        _plans[key] = entry = (plan, statement)
+    return entry[0]
+
+
+def insert_values(obj) -> dict[str, Any]:
+    """The column values an ORM INSERT of the pending `obj` would send, its Python-side column
+    defaults applied (and kept on the object); the primary key and unset server-side defaults are
+    left to the database."""
+    state = instance_state(obj)
+    values: dict[str, Any] = {}
+    for prop in state.mapper.column_attrs:
+        column = prop.columns[0]
+        if column.primary_key:
+            continue
+        value = state.dict.get(prop.key, _MISSING)
+        if value is _MISSING or value is None:  # as the ORM: a None leaves the column to its default
+            if column.default is not None:
+                value = column.default.arg(None) if column.default.is_callable else column.default.arg
+                state.dict[prop.key] = value
+            elif column.server_default is not None:
+                continue
+            else:
+                value = None
+        values[column.key] = value
+    return values
+
+
+_MISSING = object()
+
+
 def fetch(session: Session, cls: type, row_id):
     """`session.get(cls, row_id)` for a hot path: the session's own object if it holds the row, else
     one Core SELECT on the session's connection, adopted (`adopt`) instead of loaded by the ORM.
@@ -136,20 +236,21 @@ def fetch(session: Session, cls: type, row_id):
     params = {"row_id": row_id}
     if scoped:
         params["county_ids"] = sorted(scope.county_ids)
-    row = session.connection().execute(_by_id(cls, scoped), params).first()
-    if row is None:
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    rows = run(session, _by_id(cls, scoped, postgresql), params)
+    if not rows:
         return None
-    return adopt(session, cls, dict(zip([column.key for column in mapper.local_table.columns], row)))
+    return adopt(session, cls, dict(zip([column.key for column in mapper.local_table.columns], rows[0])))
 
 
 @lru_cache(maxsize=64)
-def _by_id(cls: type, scoped: bool):
-    """SELECT <every column> FROM <cls's table> WHERE id = :row_id [AND county_id IN :county_ids]."""
+def _by_id(cls: type, scoped: bool, postgresql: bool):
+    """SELECT <every column> FROM <cls's table> WHERE id = :row_id [AND county_id in :county_ids]."""
     table = inspect(cls).local_table
     (key,) = table.primary_key.columns
     query = select(table).where(key == bindparam("row_id"))
     if scoped:
-        query = query.where(table.c.county_id.in_(bindparam("county_ids", expanding=True)))
+        query = query.where(tenant.in_county_ids(table.c.county_id, postgresql))
     return query
 
 

@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import FetchedValue, ForeignKey, event, false, inspect
+from sqlalchemy import FetchedValue, ForeignKey, Integer, any_, bindparam, event, false, inspect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
 DEFAULT_COUNTY_ID = 1
@@ -301,6 +302,15 @@ def _parent_county(session: Session, obj) -> int | None:
             if found is not None:
                 return found
     return None
+
+
+def in_county_ids(column, postgresql: bool):
+    """`column` among the parameter `county_ids` (the scope's counties, which a given statement names
+    itself): `= ANY(:county_ids)` on PostgreSQL, one array parameter, so the statement's SQL is the
+    same for any number of counties (`db.run` takes it); `IN (…)` elsewhere."""
+    if postgresql:
+        return column == any_(bindparam("county_ids", type_=ARRAY(Integer)))
+    return column.in_(bindparam("county_ids", expanding=True))
 
 
 def writes_by_statement(session: Session) -> bool:
