@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import zlib
 from typing import Callable
 
 from rq import Queue
+from rq.job import JobStatus
+from rq.utils import now, utcformat
 
 from config.settings import Settings
 from jobs.redis_link import REDIS_ERRORS
@@ -21,6 +24,62 @@ URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
 QUEUE_NAMES = (URGENT, DEFAULT, BULK)
 # What one outbox row's delivery may take (RQ's default job timeout): a job of several rows gets it per row.
 ROW_TIMEOUT = Queue.DEFAULT_TIMEOUT
+RESULT_TTL, FAILURE_TTL = 3600, 7 * 24 * 3600
+DELIVER_ROW, DELIVER_ROWS = "jobs.tasks.deliver_outbox", "jobs.tasks.deliver_outbox_rows"
+
+
+class OutboxJobHashes:
+    """The Redis commands RQ 3.0's `Queue.enqueue_many` sends for an outbox job, without RQ's work per job.
+
+    `enqueue_many` builds a `Job` (description by repr of the call, dependency, callback and retry
+    options the outbox never uses), asks Redis its version once, and sends SADD `rq:queues`, HSET of
+    the status, HSET of the whole hash (`Job.to_dict`), and RPUSH of the id. Here the hash is taken
+    from RQ's own `Job.to_dict` once per job function (the fields every outbox job shares: origin,
+    TTLs, status, RQ's empty callback and worker fields) and only the per-job fields are filled in:
+    the times, the pickled call, the description, the timeout. The status HSET is left out: the
+    whole hash sets the same status in the same transaction. The keys written and their contents
+    are RQ's (tests/test_outbox_hand_over.py compares them with `enqueue_many`'s, so a release of
+    RQ that writes otherwise fails there).
+    """
+
+    PER_JOB = ("created_at", "enqueued_at", "data", "description", "timeout")
+
+    def __init__(self, queue: Queue):
+        self.queue_key, self.queues_key = queue.key, queue.redis_queues_keys
+        self.job_prefix, self.dumps = queue.job_class.redis_job_namespace_prefix, queue.serializer.dumps
+        self._shapes = {func: self._shape(queue, func) for func in (DELIVER_ROW, DELIVER_ROWS)}
+
+    @staticmethod
+    def _shape(queue: Queue, func: str) -> tuple[list, tuple[int, ...]]:
+        """RQ's hash of a queued `func` job on `queue` as HSET's field/value list, and where the
+        values of `PER_JOB` are in it."""
+        job = queue.job_class.create(func, args=(0,), connection=queue.connection, id="outbox-shape",
+                                     origin=queue.name, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                                     timeout=ROW_TIMEOUT, status=JobStatus.QUEUED, serializer=queue.serializer)
+        job.enqueued_at = job.created_at  # as `Queue._prepare_for_queue` sets it
+        mapping = job.to_dict()
+        flat = [item for pair in mapping.items() for item in pair]
+        names = list(mapping)  # a field the hash lacks is a ValueError here: RQ changed its format
+        return flat, tuple(2 * names.index(field) + 1 for field in OutboxJobHashes.PER_JOB)
+
+    def add(self, pipe, func: str, job_id: str, args: tuple, description: str, timeout: int) -> None:
+        """Queue on `pipe` the commands that enqueue the job `job_id` calling `func(*args)` on the queue
+        (no Redis round trip: the caller executes `pipe`)."""
+        fields, (created, enqueued, data, described, timed) = self._shapes[func]
+        fields = fields.copy()
+        fields[created] = fields[enqueued] = utcformat(now())
+        fields[data] = zlib.compress(self.dumps((func, None, args, {})))
+        fields[described], fields[timed] = description, timeout
+        pipe.execute_command("SADD", self.queues_key, self.queue_key)
+        pipe.execute_command("HSET", self.job_prefix + job_id, *fields)
+        pipe.execute_command("RPUSH", self.queue_key, job_id)
+
+
+def call_description(func: str, arg) -> str:
+    """RQ's description of a call of `func` with one argument (`rq.utils.get_call_string`: the
+    argument's repr, cut after 75 characters)."""
+    text = repr(arg)
+    return f"{func}({text[:75] + '...' if len(text) > 75 else text})"
 
 
 class RQJobQueue:
@@ -30,13 +89,14 @@ class RQJobQueue:
     def __init__(self, redis_client):
         self.redis = redis_client
         self.queues = {name: Queue(name, connection=redis_client) for name in QUEUE_NAMES}
+        self.outbox_jobs = OutboxJobHashes(self.queues[URGENT])
 
     def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None, **kwargs):
-        return self.queues[queue_name].enqueue(func, *args, job_id=job_id, result_ttl=3600,
-                                               failure_ttl=7 * 24 * 3600, **kwargs)
+        return self.queues[queue_name].enqueue(func, *args, job_id=job_id, result_ttl=RESULT_TTL,
+                                               failure_ttl=FAILURE_TTL, **kwargs)
 
     def enqueue_outbox(self, outbox_id: int, attempt: int) -> None:
-        self.enqueue(URGENT, "jobs.tasks.deliver_outbox", outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
+        self.enqueue(URGENT, DELIVER_ROW, outbox_id, job_id=f"outbox-{outbox_id}-{attempt}")
 
     def enqueue_outbox_many(self, rows: list[tuple[int, int]], also: list[tuple] = ()) -> None:
         """The outbox rows of one transaction (a case's notices, a notice's pushes) in one Redis round
@@ -47,21 +107,14 @@ class RQJobQueue:
         pipe = self.redis.pipeline()
         for command in also:
             pipe.execute_command(*command)
-        if not rows:
-            pipe.execute()
-            return
         if len(rows) == 1:
             (outbox_id, attempt), = rows
-            job = Queue.prepare_data("jobs.tasks.deliver_outbox", (outbox_id,),
-                                     job_id=f"outbox-{outbox_id}-{attempt}", result_ttl=3600,
-                                     failure_ttl=7 * 24 * 3600)
-        else:
+            self.outbox_jobs.add(pipe, DELIVER_ROW, f"outbox-{outbox_id}-{attempt}", (outbox_id,),
+                                 f"{DELIVER_ROW}({outbox_id})", ROW_TIMEOUT)
+        elif rows:
             (first_id, first_attempt), ids = rows[0], [outbox_id for outbox_id, _ in rows]
-            job = Queue.prepare_data("jobs.tasks.deliver_outbox_rows", (ids,),
-                                     job_id=f"outbox-{first_id}-{first_attempt}-rows-{len(rows)}",
-                                     timeout=ROW_TIMEOUT * len(rows), result_ttl=3600,
-                                     failure_ttl=7 * 24 * 3600)
-        self.queues[URGENT].enqueue_many([job], pipeline=pipe)
+            self.outbox_jobs.add(pipe, DELIVER_ROWS, f"outbox-{first_id}-{first_attempt}-rows-{len(rows)}",
+                                 (ids,), call_description(DELIVER_ROWS, ids), ROW_TIMEOUT * len(rows))
         pipe.execute()
 
 
