@@ -33,8 +33,9 @@ def _rq_enqueue_many(redis_client, rows: list[tuple[int, int]]) -> None:
         job = Queue.prepare_data(queues.DELIVER_ROW, (outbox_id,), job_id=f"outbox-{outbox_id}-{attempt}",
                                  result_ttl=3600, failure_ttl=7 * 24 * 3600)
     else:
-        ids = [outbox_id for outbox_id, _ in rows]
-        job = Queue.prepare_data(queues.DELIVER_ROWS, (ids,), job_id=f"outbox-{rows[0][0]}-{rows[0][1]}-rows-{len(rows)}",
+        (first_id, first_attempt), ids = rows[0], [outbox_id for outbox_id, _ in rows]
+        job = Queue.prepare_data(queues.DELIVER_ROWS, (ids,),
+                                 job_id=f"outbox-{first_id}-{first_attempt}-rows-{len(rows)}",
                                  timeout=queues.ROW_TIMEOUT * len(rows), result_ttl=3600,
                                  failure_ttl=7 * 24 * 3600)
     Queue(queues.URGENT, connection=redis_client).enqueue_many([job], pipeline=pipe)
@@ -145,3 +146,9 @@ def test_a_redis_error_reaches_the_caller(redis_client):
                            retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis_lib.ConnectionError):  # `kick` hands the rows back to the relay sweep
         queues.RQJobQueue(dead).enqueue_outbox_many([(1, 0)], [("INCR", "x")])
+
+
+@pytest.mark.parametrize("value", ["", "urgent", 604800, "引号\"'\\\n]]", b"\x00\xff\x80"])
+def test_a_constant_of_the_job_script_reaches_redis_as_redis_py_would_send_it(redis_client, value):
+    sent = value if isinstance(value, bytes) else str(value).encode()
+    assert redis_client.eval(f"return {queues._lua_string(value)}", 0) == sent
