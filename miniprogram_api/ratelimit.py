@@ -71,6 +71,13 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 2} if settings.redis_url else {})
     limiter.init_app(app)
 
+    @limiter.request_filter
+    def _outside_the_api() -> bool:
+        # Only the API's views carry these limits. Elsewhere the limiter would still resolve limits
+        # on every request: the WeChat webhook's hot path paid ~280 Python calls a delivery for
+        # nothing (the chat's own limits are the domain's, `liaison.core.ratelimit`).
+        return request.blueprint != "miniprogram_api"
+
     @app.errorhandler(429)
     def _too_many(error):
         from .framework import ApiError, error_response
