@@ -24,7 +24,29 @@ def _idf(word: str) -> float:
 
 
 def signature(text: str, size: int | None = None) -> frozenset[str]:
+    """The ``size`` (default ``signature_size``) most informative content words of ``text``."""
     size = size or get_routing_config().signature_size
+    key = (text, size, get_classifier())
+    last = _last_signature
+    if last is not None and last[0] == key:
+        return last[1]
+    result = _signature(text, size)
+    _set_last_signature((key, result))
+    return result
+
+
+# The last signature made (its text, size and model, and the signature): the webhook asks for the
+# same message's twice (the duplicate lookup, then the new case), and each costs a jieba segmentation.
+# One shared slot, replaced whole, so a thread never sees another message's signature as its own.
+_last_signature: tuple | None = None
+
+
+def _set_last_signature(entry: tuple) -> None:
+    global _last_signature
+    _last_signature = entry
+
+
+def _signature(text: str, size: int) -> frozenset[str]:
     words = [w for w in T.content_tokens(T.tokens(text or "")) if len(w) >= 2]
     if not words:
         return frozenset()
