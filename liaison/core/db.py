@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached,
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy import bindparam, inspect, select
 
-from liaison.core import tenant  # noqa: F401  (installs the tenant scope on every session)
+from liaison.core import driver, tenant  # tenant: installs the tenant scope on every session
 
 
 class Base(DeclarativeBase):
@@ -147,21 +147,13 @@ def run(session: Session, statement, params: dict[str, Any]) -> list[tuple]:
         value = values.get(name)
         if value is not None:
             values[name] = process(value)
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        if connection._has_events or connection.engine._has_events:
-            connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
-        cursor.execute(sql, values)
-        rows = cursor.fetchall() if result_types else []
-        readers = _readers.get(sql) if result_types else None
-        if result_types and readers is None:  # the result's processors: known from the first result's types
-            found = [kind._cached_result_processor(dialect, column.type_code)
-                     for kind, column in zip(result_types, cursor.description)]
-            _readers[sql] = readers = tuple(found) if any(read is not None for read in found) else ()
-    except BaseException as error:  # as SQLAlchemy's own execution: wrapped, pool invalidated on a disconnect
-        connection._handle_dbapi_exception(error, sql, values, cursor, None)
-    finally:
-        cursor.close()
+    readers = _readers.get(sql) if result_types else None
+    rows, description = driver.execute(connection, sql, values, rows=bool(result_types),
+                                       describe=bool(result_types) and readers is None)
+    if description is not None:  # the result's processors: known from the first result's types
+        found = [kind._cached_result_processor(dialect, column.type_code)
+                 for kind, column in zip(result_types, description)]
+        _readers[sql] = readers = tuple(found) if any(read is not None for read in found) else ()
     if readers:
         rows = [tuple(value if read is None or value is None else read(value)
                       for value, read in zip(row, readers)) for row in rows]

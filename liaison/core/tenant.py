@@ -35,6 +35,8 @@ from sqlalchemy import FetchedValue, ForeignKey, Integer, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
+from liaison.core import driver
+
 DEFAULT_COUNTY_ID = 1
 IDS_SETTING = "liaison.county_ids"
 ALL_SETTING = "liaison.all_counties"
@@ -204,15 +206,18 @@ def city_rule(cls):
     return register
 
 
+SCOPE_SQL = ("SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(all_name)s, %(all)s, true),"
+             " set_config(%(write_name)s, %(write)s, true), set_config(%(city_name)s, %(city)s, true)")
+
+
 def _set_pg(connection, scope: Scope) -> None:
     write = "" if scope.write_county is None else str(scope.write_county)
     ids = "" if scope.county_ids is None else scope.ids_setting
-    connection.exec_driver_sql(
-        "SELECT set_config(%(ids_name)s, %(ids)s, true), set_config(%(all_name)s, %(all)s, true),"
-        " set_config(%(write_name)s, %(write)s, true), set_config(%(city_name)s, %(city)s, true)",
-        {"ids_name": IDS_SETTING, "ids": ids, "all_name": ALL_SETTING,
-         "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write,
-         "city_name": CITY_SETTING, "city": "" if scope.city_id is None else str(scope.city_id)})
+    # Straight to the driver: the first statement of every transaction, so of every delivery.
+    driver.execute(connection, SCOPE_SQL, {
+        "ids_name": IDS_SETTING, "ids": ids, "all_name": ALL_SETTING,
+        "all": "on" if scope.county_ids is None else "off", "write_name": WRITE_SETTING, "write": write,
+        "city_name": CITY_SETTING, "city": "" if scope.city_id is None else str(scope.city_id)})
 
 
 @event.listens_for(Session, "after_begin")
