@@ -15,10 +15,22 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Callable
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "liaison:webhook:nonce:"
+# KEYS[1] the pair's key, ARGV[1] the body's digest, ARGV[2] the TTL; optionally KEYS[2] a hash and
+# ARGV[3] a field of it. Returns {claimed (the pair is new, or was taken with this very body), has the
+# hash that field (0 when not asked)}.
+_CLAIM = """
+local claimed = 1
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local stored = redis.call('GET', KEYS[1])
+  if stored and stored ~= ARGV[1] then claimed = 0 end
+end
+local held = 0
+if KEYS[2] then held = redis.call('HEXISTS', KEYS[2], ARGV[3]) end
+return {claimed, held}
+"""
 MEMORY_LIMIT = 100_000  # pairs kept in memory before expired ones are purged
 
 
@@ -30,33 +42,31 @@ class NonceRegistry:
         self.ttl = ttl_seconds
         self._memory: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._script = None  # the claim's script, registered on first use
 
     def claim(self, timestamp: str, nonce: str, body: bytes) -> bool:
         """True when this pair is new, or was first used with this very body; False for a replay."""
         return self.claim_along(timestamp, nonce, body)[0]
 
     def claim_along(self, timestamp: str, nonce: str, body: bytes,
-                    also: Callable[[object], None] | None = None) -> tuple[bool, list | None]:
-        """`claim`, with the commands `also(pipeline)` queues sent in the same Redis round trip:
-        (claimed, their results), the results None when Redis could not be asked (or there is none).
+                    hash_field: tuple[str, str] | None = None) -> tuple[bool, bool | None]:
+        """`claim`, asking in the same Redis round trip whether the hash `hash_field` = (key, field)
+        has that field: (claimed, has it), the answer None when Redis could not be asked or nothing
+        was (the webhook asks whether the spool holds the resident's earlier deliveries).
 
-        `also`'s commands are sent whatever the claim's outcome (it cannot depend on it); they are
-        expected to be reads the caller needs next (the webhook asks whether the spool holds the
-        resident's earlier deliveries).
+        One script does both, and the check of a pair already taken: one command for the webhook to
+        pack and parse instead of a pipeline of two and a GET.
         """
         key = f"{KEY_PREFIX}{timestamp}:{nonce}"
         digest = hashlib.sha256(body).hexdigest()
         if self.redis is not None:
             try:
-                pipeline = self.redis.pipeline(transaction=False)
-                pipeline.set(key, digest, nx=True, ex=self.ttl)
-                if also is not None:
-                    also(pipeline)
-                first, *results = pipeline.execute()
-                if first:
-                    return True, results
-                stored = self.redis.get(key)
-                return stored is None or stored.decode() == digest, results
+                if self._script is None:
+                    self._script = self.redis.register_script(_CLAIM)
+                keys = [key] if hash_field is None else [key, hash_field[0]]
+                args = [digest, self.ttl] if hash_field is None else [digest, self.ttl, hash_field[1]]
+                claimed, held = self._script(keys=keys, args=args)
+                return bool(claimed), (None if hash_field is None else bool(held))
             except Exception as error:  # Redis down: a process-local record still stops most replays
                 log.warning("nonce registry falls back to memory: %s", type(error).__name__)
         return self._claim_in_memory(key, digest), None

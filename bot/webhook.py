@@ -294,10 +294,8 @@ def _claim(account: Account, timestamp: str, nonce: str, body: bytes,
     spool was not asked (no spool, or another Redis than the registry's)."""
     registry, spool = _nonces(), _spool()
     shared = spool is not None and spool.redis is registry.redis
-    claimed, results = registry.claim_along(
-        account.nonce_namespace + timestamp, nonce, body,
-        (lambda pipeline: spool.queue_holds(pipeline, incoming.openid)) if shared else None)
-    return claimed, (bool(results[0]) if shared and results is not None else None)
+    return registry.claim_along(account.nonce_namespace + timestamp, nonce, body,
+                                spool.holds_field(incoming.openid) if shared else None)
 
 
 def _process(incoming: inbox.Incoming, county_id: int = tenant.DEFAULT_COUNTY_ID,

@@ -114,9 +114,11 @@ class Spool:
             log.warning("spool unreachable (%s): storing the delivery directly", type(error).__name__)
             return False
 
-    def queue_holds(self, pipeline, openid: str) -> None:
-        """Queue `holds`'s question on a pipeline of the same Redis (its answer: truthy when held)."""
-        pipeline.hexists(WAITING, openid)
+    @staticmethod
+    def holds_field(openid: str) -> tuple[str, str]:
+        """`holds`'s question as (hash, field), for a caller asking it with its own command on the
+        same Redis: the resident's deliveries wait when the hash has the field."""
+        return WAITING, openid
 
     def put(self, incoming: inbox.Incoming, received_at: datetime,
             county_id: int = tenant.DEFAULT_COUNTY_ID) -> bool:
