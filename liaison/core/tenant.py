@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 from sqlalchemy import FetchedValue, ForeignKey, Integer, any_, bindparam, event, false, inspect
@@ -70,11 +71,11 @@ class Scope:
         return (self.county_ids is None or county_id in self.county_ids
                 or (self.city_id is not None and county_id in self.city_counties))
 
-    @property
+    @cached_property  # a frozen scope: computed once (asked several times per unit of work)
     def ids_setting(self) -> str:
         return "all" if self.county_ids is None else ",".join(str(i) for i in sorted(self.county_ids))
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A short string naming what the scope sees (cache keys per scope)."""
         return self.ids_setting if self.city_id is None else f"city:{self.city_id}"
