@@ -138,7 +138,8 @@ def run(session: Session, statement, params: dict[str, Any]) -> list[tuple]:
     dialect = connection.dialect
     plan = _plan(statement, dialect) if dialect.name == "postgresql" else None
     if plan is None:
-        return [tuple(row) for row in connection.execute(statement, params)]
+        result = connection.execute(statement, params)
+        return [tuple(row) for row in result] if result.returns_rows else []  # an INSERT without RETURNING: []
     sql, required, defaults, binders, result_types = plan
     if not required <= params.keys():
         raise ValueError(f"db.run: parameters not given: {sorted(required - params.keys())}")

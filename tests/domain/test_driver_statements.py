@@ -124,3 +124,23 @@ def test_fetch_names_the_scope_counties(demo_db):
         assert db.fetch(session, Resident, foreign) is None
     with tenant.use(tenant.county(other)), db.session_scope() as session:
         assert db.fetch(session, Resident, foreign).oa_openid == "o_drv_b"
+
+
+def test_off_postgresql_it_is_sqlalchemys_execution(tmp_path):
+    """The embedded default (SQLite): the same calls give the same rows, and a statement that
+    returns none gives []."""
+    from liaison.core.db import Base
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'run.db'}")
+    Base.metadata.create_all(engine, tables=[OutboxMessage.__table__])
+    plain = insert(OutboxMessage.__table__).values(
+        kind=bindparam("kind"), dedup_key=bindparam("key"), payload=bindparam("payload"), status=literal("pending"),
+        attempts=literal(0), next_attempt_at=bindparam("at"), created_at=bindparam("at2"), county_id=literal(1))
+    at = utcnow()
+    with Session(engine) as session:
+        assert db.run(session, plain, _row("drv:s1", at)) == []
+        table = OutboxMessage.__table__
+        returning = plain.returning(table.c.id, table.c.payload, table.c.created_at, table.c.status)
+        ((row_id, payload, created_at, status),) = db.run(session, returning, _row("drv:s2", at))
+        assert payload == {"text": "你好", "n": [1, 2]} and status == "pending" and created_at == at
+    engine.dispose()
