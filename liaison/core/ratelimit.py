@@ -144,10 +144,12 @@ PENDING_KEY = "ratelimit_pending_counts"
 _after_commit = False  # whether this process's after-commit hand-over sends the pending counts
 
 
-def send_counts_after_commit(enabled: bool = True) -> None:
-    """Called by the after-commit hand-over that sends `take_pending`'s commands (`jobs.queues`)."""
+def send_counts_after_commit(enabled: bool = True) -> bool:
+    """Called by the after-commit hand-over that sends `take_pending`'s commands (`jobs.queues`).
+    Returns the setting it replaces, for a caller that changes it for a while to put it back."""
     global _after_commit
-    _after_commit = enabled
+    previous, _after_commit = _after_commit, enabled
+    return previous
 
 
 def count_new(info: dict, rule: str, *identity: str) -> None:
