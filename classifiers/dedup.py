@@ -25,13 +25,14 @@ def _idf(word: str) -> float:
 
 def signature(text: str, size: int | None = None) -> frozenset[str]:
     """The ``size`` (default ``signature_size``) most informative content words of ``text``."""
+    global _last_signature
     size = size or get_routing_config().signature_size
     key = (text, size, get_classifier())
     last = _last_signature
     if last is not None and last[0] == key:
         return last[1]
     result = _signature(text, size)
-    _set_last_signature((key, result))
+    _last_signature = (key, result)
     return result
 
 
@@ -39,11 +40,6 @@ def signature(text: str, size: int | None = None) -> frozenset[str]:
 # same message's twice (the duplicate lookup, then the new case), and each costs a jieba segmentation.
 # One shared slot, replaced whole, so a thread never sees another message's signature as its own.
 _last_signature: tuple | None = None
-
-
-def _set_last_signature(entry: tuple) -> None:
-    global _last_signature
-    _last_signature = entry
 
 
 def _signature(text: str, size: int) -> frozenset[str]:

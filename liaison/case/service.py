@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import (ColumnClause, ColumnElement, String, any_, bindparam, inspect, insert, literal, literal_column,
                         select, text, update)
-from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 

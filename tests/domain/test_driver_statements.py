@@ -7,7 +7,7 @@ from datetime import timedelta, timezone
 from functools import lru_cache
 
 import pytest
-from sqlalchemy import bindparam, create_engine, event, insert, inspect, literal, select, text
+from sqlalchemy import bindparam, create_engine, event, insert, inspect, literal, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
